@@ -1,0 +1,80 @@
+//! The host services lent to each driver instance: log lines go to `tracing` with the
+//! integration id and type attached, counters go to the `metrics` registry (exported on the
+//! Prometheus endpoint) as `trib_driver_<name>` with the integration type as label.
+
+use std::ffi::c_void;
+
+use abi_stable::std_types::RStr;
+use trib_plugin_api::{
+    abi::{log_level, HostServices, HostVTableRef},
+    host::host_vtable,
+};
+
+/// Per-instance context behind [`HostServices::ctx`]. Boxed so that its address is stable for
+/// the life of the instance.
+#[derive(Debug)]
+pub struct HostContext {
+    integration_id: String,
+    integration_type: String,
+}
+
+impl HostContext {
+    /// Creates the context of one instance.
+    pub fn new(integration_id: &str, integration_type: &str) -> Box<Self> {
+        Box::new(HostContext { integration_id: integration_id.to_string(), integration_type: integration_type.to_string() })
+    }
+
+    /// The services to hand to `create`. Valid while `self` is alive (the handle keeps it).
+    pub fn services(self: &Box<Self>) -> HostServices {
+        HostServices { ctx: (&**self as *const HostContext).cast::<c_void>(), vtable: vtable() }
+    }
+}
+
+fn vtable() -> HostVTableRef {
+    static VTABLE: std::sync::OnceLock<HostVTableRef> = std::sync::OnceLock::new();
+    *VTABLE.get_or_init(|| host_vtable(log, log_enabled, counter_add))
+}
+
+/// # Safety
+/// `ctx` is the pointer produced by [`HostContext::services`], alive for the instance's life.
+unsafe fn context<'a>(ctx: *const c_void) -> &'a HostContext {
+    // SAFETY: see above.
+    unsafe { &*ctx.cast::<HostContext>() }
+}
+
+extern "C" fn log(ctx: *const c_void, level: u8, message: RStr<'_>) {
+    // SAFETY: drivers only call back with the context they were given.
+    let c = unsafe { context(ctx) };
+    let (id, ty, msg) = (c.integration_id.as_str(), c.integration_type.as_str(), message.as_str());
+    // A panic in a subscriber must not unwind into the driver.
+    let _ = std::panic::catch_unwind(|| match level {
+        log_level::ERROR => tracing::error!(integration_id = id, integration_type = ty, "{msg}"),
+        log_level::WARN => tracing::warn!(integration_id = id, integration_type = ty, "{msg}"),
+        log_level::INFO => tracing::info!(integration_id = id, integration_type = ty, "{msg}"),
+        log_level::DEBUG => tracing::debug!(integration_id = id, integration_type = ty, "{msg}"),
+        _ => tracing::trace!(integration_id = id, integration_type = ty, "{msg}"),
+    });
+}
+
+extern "C" fn log_enabled(_ctx: *const c_void, level: u8) -> bool {
+    match level {
+        log_level::ERROR => tracing::enabled!(tracing::Level::ERROR),
+        log_level::WARN => tracing::enabled!(tracing::Level::WARN),
+        log_level::INFO => tracing::enabled!(tracing::Level::INFO),
+        log_level::DEBUG => tracing::enabled!(tracing::Level::DEBUG),
+        _ => tracing::enabled!(tracing::Level::TRACE),
+    }
+}
+
+extern "C" fn counter_add(ctx: *const c_void, name: RStr<'_>, value: u64) {
+    // SAFETY: as in `log`.
+    let c = unsafe { context(ctx) };
+    let name = name.as_str();
+    // Names come from driver code; keep the metric namespace clean rather than trusting them.
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        metrics::counter!(format!("trib_driver_{name}"), "type" => c.integration_type.clone()).increment(value);
+    });
+}

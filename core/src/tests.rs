@@ -1,0 +1,4 @@
+//! Tests of the loader and registry against real plugin files.
+
+mod loader;
+mod support;

@@ -1,0 +1,75 @@
+//! Classifies the result of one request into an [`Outcome`].
+//!
+//! | result | outcome |
+//! |---|---|
+//! | 2xx | Delivered |
+//! | 408, 429, 5xx | Retry |
+//! | 3xx (redirects are not followed) | Rejected |
+//! | other 4xx, anything else | Rejected |
+//! | timeout, connection refused or reset, DNS, TLS, I/O, malformed response | Retry |
+//! | a request that cannot be built (bad URI or header) | Rejected |
+//!
+//! Reasons follow TBMQ's texts: `404 Not Found from POST http://host/path`.
+
+use trib_plugin_api::driver::Outcome;
+use ureq::http::StatusCode;
+
+/// What came back for one request.
+#[derive(Debug)]
+pub enum Exchange {
+    /// A response with this status; `location` is its Location header (for redirects).
+    Response {
+        /// The status code.
+        status: u16,
+        /// The Location header, if any.
+        location: Option<String>,
+        /// The start of the response body (for logs), read up to `maxInMemoryBufferSizeInKb`.
+        body_excerpt: String,
+    },
+    /// No response: the request failed.
+    Failed(ureq::Error),
+}
+
+/// The outcome of `exchange` for a request `method url`.
+pub fn classify(method: &str, url: &str, exchange: &Exchange) -> Outcome {
+    match exchange {
+        Exchange::Response { status, location, .. } => classify_status(method, url, *status, location.as_deref()),
+        Exchange::Failed(ureq::Error::StatusCode(status)) => classify_status(method, url, *status, None),
+        Exchange::Failed(error) => classify_error(method, url, error),
+    }
+}
+
+/// TBMQ's text for a status: `404 Not Found from POST http://host/path`.
+pub fn status_reason(method: &str, url: &str, status: u16) -> String {
+    let phrase = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
+    match phrase {
+        Some(phrase) => format!("{status} {phrase} from {method} {url}"),
+        None => format!("{status} from {method} {url}"),
+    }
+}
+
+fn classify_status(method: &str, url: &str, status: u16, location: Option<&str>) -> Outcome {
+    match status {
+        200..=299 => Outcome::Delivered,
+        408 | 429 | 500..=599 => Outcome::Retry(status_reason(method, url, status)),
+        300..=399 => {
+            let target = location.map(|l| format!(" to {l}")).unwrap_or_default();
+            Outcome::Rejected(format!("{} (redirect{target} not followed)", status_reason(method, url, status)))
+        }
+        _ => Outcome::Rejected(status_reason(method, url, status)),
+    }
+}
+
+fn classify_error(method: &str, url: &str, error: &ureq::Error) -> Outcome {
+    match error {
+        ureq::Error::Timeout(which) => Outcome::Retry(format!("timeout ({which}) on {method} {url}")),
+        ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
+            Outcome::Retry(format!("timeout ({e}) on {method} {url}"))
+        }
+        // The request itself is malformed: sending it again cannot help.
+        ureq::Error::Http(_) | ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_) => {
+            Outcome::Rejected(format!("invalid request {method} {url}: {error}"))
+        }
+        _ => Outcome::Retry(format!("{method} {url} failed: {error}")),
+    }
+}

@@ -1,0 +1,120 @@
+//! Unit tests of the HTTP driver, called through the `Driver` trait against the in-process
+//! server of [`crate::test_server`]. Each test asserts what the server actually received.
+//! Shared helpers live here; the tests are grouped by topic in `tests/`.
+
+mod body;
+mod deadline;
+mod status;
+mod tls;
+mod validation;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use trib_plugin_api::{
+    abi_stable::std_types::{ROption, RSlice, RStr},
+    driver::{Driver, Host, Message, Outcome, StartConfig},
+};
+
+use crate::{driver::HttpDriver, test_server::Recorded};
+
+/// The deadline of batches that are expected to finish well before it.
+const GENEROUS: Duration = Duration::from_secs(10);
+
+/// The envelope metadata every test instance gets.
+const METADATA: &str = r#"{"integrationName":"My HTTP","site":"A"}"#;
+
+/// A message on `sensors/1/temp` from `device-1`, as in the reference's envelope example.
+fn message(payload: &[u8]) -> Message<'_> {
+    Message {
+        topic: RStr::from_str("sensors/1/temp"),
+        payload: RSlice::from_slice(payload),
+        qos: 1,
+        retain: false,
+        client_id: RStr::from_str("device-1"),
+        broker_node: RStr::from_str("tbmq1"),
+        timestamp_ms: 1717000000000,
+        user_properties: RSlice::from_slice(&[]),
+        content_type: ROption::RNone,
+        correlation_data: ROption::RNone,
+        response_topic: ROption::RNone,
+        message_expiry_secs: ROption::RNone,
+        payload_is_utf8: ROption::RNone,
+        client_cert_cn: ROption::RNone,
+    }
+}
+
+/// `{"restEndpointUrl": url}` plus the fields of `extra` (an object).
+fn config(url: &str, extra: Value) -> Value {
+    let mut config = json!({ "restEndpointUrl": url });
+    if let (Some(target), Value::Object(fields)) = (config.as_object_mut(), extra) {
+        target.extend(fields);
+    }
+    config
+}
+
+fn start_config(client_configuration: &str) -> StartConfig<'_> {
+    StartConfig {
+        integration_id: RStr::from_str("3f1c2d4e-0000-4000-8000-000000000001"),
+        integration_name: RStr::from_str("My HTTP"),
+        service_id: RStr::from_str("tbmq-ie1"),
+        client_configuration: RStr::from_str(client_configuration),
+        metadata: RStr::from_str(METADATA),
+    }
+}
+
+/// A started driver for `config`.
+fn started(config: &Value) -> HttpDriver {
+    let mut driver = HttpDriver::create(Host::detached()).expect("create");
+    let text = config.to_string();
+    driver.start(&start_config(&text)).expect("start");
+    driver
+}
+
+/// Delivers one message per payload with a generous deadline and returns the outcomes.
+fn deliver(config: &Value, payloads: &[&[u8]]) -> Vec<Outcome> {
+    deliver_by(config, payloads, Instant::now() + GENEROUS)
+}
+
+fn deliver_by(config: &Value, payloads: &[&[u8]], deadline: Instant) -> Vec<Outcome> {
+    let mut driver = started(config);
+    let batch: Vec<Message<'_>> = payloads.iter().map(|p| message(p)).collect();
+    let outcomes = driver.process(&batch, deadline);
+    driver.stop();
+    outcomes
+}
+
+/// The only request a server received.
+fn single(requests: &[Recorded]) -> &Recorded {
+    assert_eq!(requests.len(), 1, "expected exactly one request, got {requests:?}");
+    &requests[0]
+}
+
+fn retry_reason(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Retry(reason) => reason,
+        other => panic!("expected Retry, got {other:?}"),
+    }
+}
+
+fn rejected_reason(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Rejected(reason) => reason,
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+}
+
+#[test]
+fn metadata_names_the_http_type_and_announces_check_connection() {
+    let meta = HttpDriver::metadata();
+    assert_eq!((meta.name, meta.integration_type), ("http", "HTTP"));
+    assert_eq!(meta.capabilities & trib_plugin_api::abi::capabilities::CHECK_CONNECTION, 1);
+}
+
+#[test]
+fn process_before_start_is_retry() {
+    let mut driver = HttpDriver::create(Host::detached()).expect("create");
+    let payload = b"x";
+    let outcomes = driver.process(&[message(payload)], Instant::now() + GENEROUS);
+    assert_eq!(outcomes, vec![Outcome::Retry("HTTP driver is not started".into())]);
+}

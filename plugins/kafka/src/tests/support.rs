@@ -1,0 +1,209 @@
+//! Test support: messages, start configurations, the Kafka peers (mock cluster and the optional
+//! real broker), topic creation and a consumer that reads back what arrived.
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll, Wake},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use abi_stable::std_types::{ROption, RSlice, RStr};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    message::{Headers, Message as _},
+    mocking::MockCluster,
+    producer::DefaultProducerContext,
+    ClientConfig, Offset, TopicPartitionList,
+};
+use trib_plugin_api::{
+    abi::{Message, StartConfig, UserProperty},
+    driver::{Driver, Host, Outcome},
+};
+
+use crate::driver::KafkaDriver;
+
+/// The env var naming a real broker for the second test tier.
+pub const REAL_BOOTSTRAP_ENV: &str = "TRIB_TEST_KAFKA_BOOTSTRAP";
+
+/// A Kafka cluster a test talks to.
+pub enum Peer {
+    /// rdkafka's in-process mock cluster (always).
+    Mock(MockCluster<'static, DefaultProducerContext>),
+    /// A real broker from [`REAL_BOOTSTRAP_ENV`].
+    Real(String),
+}
+
+impl Peer {
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Peer::Mock(mock) => mock.bootstrap_servers(),
+            Peer::Real(servers) => servers.clone(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Peer::Mock(_) => "mock",
+            Peer::Real(_) => "real",
+        }
+    }
+
+    /// Creates a fresh single-partition topic with a unique name and returns the name.
+    pub fn topic(&self, label: &str) -> String {
+        let name = unique_name(label);
+        match self {
+            Peer::Mock(mock) => mock.create_topic(&name, 1, 1).expect("mock create_topic"),
+            Peer::Real(servers) => {
+                let admin: AdminClient<DefaultClientContext> =
+                    ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
+                let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1));
+                let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+                let results = block_on(admin.create_topics([&topic], &options)).expect("create_topics");
+                for result in results {
+                    result.expect("topic created");
+                }
+            }
+        }
+        name
+    }
+}
+
+/// The mock cluster, plus the real broker when the env var names one.
+pub fn peers() -> Vec<Peer> {
+    let mut peers = vec![Peer::Mock(MockCluster::new(1).expect("mock cluster"))];
+    if let Ok(servers) = std::env::var(REAL_BOOTSTRAP_ENV) {
+        if !servers.trim().is_empty() {
+            peers.push(Peer::Real(servers.trim().to_string()));
+        }
+    }
+    peers
+}
+
+pub fn unique_name(label: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("trib-{label}-{nanos}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A record as the consumer saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads `count` records from partition 0 of `topic`, from the beginning. Panics if fewer arrive
+/// within 20 s (a safety bound against a hanging test, not a timing assertion).
+pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique_name("group"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
+    consumer.assign(&assignment).expect("assign");
+    let give_up = Instant::now() + Duration::from_secs(20);
+    let mut received = Vec::new();
+    while received.len() < count && Instant::now() < give_up {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => received.push(Received {
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
+                    .unwrap_or_default(),
+            }),
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    assert_eq!(received.len(), count, "records read back from {topic}");
+    received
+}
+
+pub const PROPS: [UserProperty<'static>; 1] =
+    [UserProperty { key: RStr::from_str("k1"), value: RStr::from_str("v1") }];
+
+/// A message like the plugin-api tests use: topic `sensors/1/temp`, client `device-1`.
+pub fn message(payload: &'static [u8]) -> Message<'static> {
+    message_from("sensors/1/temp", "device-1", payload)
+}
+
+pub fn message_from(topic: &'static str, client_id: &'static str, payload: &'static [u8]) -> Message<'static> {
+    Message {
+        topic: RStr::from_str(topic),
+        payload: RSlice::from_slice(payload),
+        qos: 1,
+        retain: false,
+        client_id: RStr::from_str(client_id),
+        broker_node: RStr::from_str("tbmq1"),
+        timestamp_ms: 1717000000000,
+        user_properties: RSlice::from_slice(&PROPS),
+        content_type: ROption::RNone,
+        correlation_data: ROption::RNone,
+        response_topic: ROption::RNone,
+        message_expiry_secs: ROption::RNone,
+        payload_is_utf8: ROption::RNone,
+        client_cert_cn: ROption::RNone,
+    }
+}
+
+pub fn start_config(client_configuration: &str) -> StartConfig<'_> {
+    StartConfig {
+        integration_id: RStr::from_str("6f2c3e1a-0000-4000-8000-000000000001"),
+        integration_name: RStr::from_str("Kafka int"),
+        service_id: RStr::from_str("tbmq-ie1"),
+        client_configuration: RStr::from_str(client_configuration),
+        metadata: RStr::from_str(r#"{"integrationName":"Kafka int"}"#),
+    }
+}
+
+/// A started driver for `config` (a JSON object text).
+pub fn started(config: &str) -> KafkaDriver {
+    let mut driver = KafkaDriver::create(Host::detached()).expect("create");
+    driver.start(&start_config(config)).expect("start");
+    driver
+}
+
+/// Starts a driver, delivers `batch` within 20 s, stops it, and returns the outcomes.
+pub fn deliver(config: &str, batch: &[Message<'_>]) -> Vec<Outcome> {
+    let mut driver = started(config);
+    let outcomes = driver.process(batch, Instant::now() + Duration::from_secs(20));
+    driver.stop();
+    outcomes
+}
+
+/// A minimal valid configuration for `bootstrap` and `topic` plus `extra` fields (`"k":v,...`).
+pub fn config(bootstrap: &str, topic: &str, extra: &str) -> String {
+    let extra = if extra.is_empty() { String::new() } else { format!(",{extra}") };
+    format!(r#"{{"bootstrapServers":"{bootstrap}","topic":"{topic}"{extra}}}"#)
+}
+
+/// Runs a future to completion on this thread (rdkafka's admin futures need no runtime).
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}

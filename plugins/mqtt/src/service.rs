@@ -1,0 +1,203 @@
+//! The IO: one connection to the target broker, driven by a dedicated thread that runs a
+//! current-thread tokio runtime and rumqttc's event loop, and reports to the [`Tracker`].
+//!
+//! The thread connects once synchronously for `start` (the caller waits for CONNACK), then
+//! reconnects after `reconnectPeriodSec` whenever the connection drops (or stays down when
+//! that is 0). Nothing async crosses into the caller: `deliver` blocks on the tracker.
+
+use std::{
+    sync::{mpsc, Arc},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Notify;
+use trib_plugin_api::driver::{Host, Outcome};
+
+use crate::{
+    config::Config,
+    error::Error,
+    link::{self, Link, LinkError, LinkEvent, Sender},
+    request::Publish,
+    tls,
+    tracker::Tracker,
+};
+
+/// Messages queued or awaiting acknowledgement at most, per connection.
+pub const WINDOW: u16 = 1024;
+
+/// How long `close` lets the DISCONNECT go out before dropping the socket.
+const GRACEFUL_CLOSE: Duration = Duration::from_secs(1);
+
+/// A connected client and its thread.
+pub struct Service {
+    sender: Sender,
+    tracker: Arc<Tracker>,
+    stop: Arc<Notify>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Service {
+    /// Connects to the broker of `config` and waits up to `timeout` for CONNACK. With
+    /// `reconnect`, the connection is re-established after drops per `reconnectPeriodSec`.
+    pub fn connect(config: &Config, host: Host, timeout: Duration, reconnect: bool) -> Result<Service, Error> {
+        let addr = config.address();
+        let tls = match config.tls {
+            true => Some(tls::client_config(&config.credentials).map_err(Error::Tls)?),
+            false => None,
+        };
+        let (sender, link) = link::open(config, tls, WINDOW, timeout);
+        let tracker = Arc::new(Tracker::new(addr.clone(), usize::from(WINDOW)));
+        let stop = Arc::new(Notify::new());
+        let (first_tx, first_rx) = mpsc::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let task = Task {
+            link,
+            tracker: tracker.clone(),
+            stop: stop.clone(),
+            host,
+            addr: addr.clone(),
+            reconnect_period: config.reconnect_period.filter(|_| reconnect),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("mqtt-{}", config.client_id.chars().take(8).collect::<String>()))
+            .spawn(move || runtime.block_on(task.run(first_tx)))?;
+        let mut service = Service { sender, tracker, stop, thread: Some(thread) };
+        let first = first_rx.recv_timeout(timeout + Duration::from_millis(500));
+        match first {
+            Ok(Ok(())) => Ok(service),
+            Ok(Err(e)) => {
+                service.close();
+                Err(match e {
+                    LinkError::Refused(code) => Error::Refused { addr, code },
+                    LinkError::Timeout => Error::Timeout { addr },
+                    LinkError::Failed(reason) => Error::Connect { addr, reason },
+                })
+            }
+            Err(_) => {
+                service.close();
+                Err(Error::Timeout { addr })
+            }
+        }
+    }
+
+    /// Sends a batch and returns one outcome per entry, by `deadline`.
+    pub fn deliver(&self, publishes: Vec<Result<Publish, Outcome>>, deadline: Instant) -> Vec<Outcome> {
+        self.tracker.deliver(&self.sender, publishes, deadline)
+    }
+
+    /// Whether the client is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.tracker.is_connected()
+    }
+
+    /// Disconnects cleanly (when connected) and ends the thread. Idempotent.
+    pub fn close(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.sender.try_disconnect();
+            self.stop.notify_one();
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// What the connection thread owns.
+struct Task {
+    link: Link,
+    tracker: Arc<Tracker>,
+    stop: Arc<Notify>,
+    host: Host,
+    addr: String,
+    reconnect_period: Option<Duration>,
+}
+
+impl Task {
+    async fn run(mut self, first: mpsc::Sender<Result<(), LinkError>>) {
+        let event = tokio::select! {
+            event = self.link.poll() => event,
+            _ = self.stop.notified() => return,
+        };
+        match event {
+            Ok(LinkEvent::Connected(limits)) => {
+                self.tracker.connected(limits);
+                let _ = first.send(Ok(()));
+            }
+            Ok(other) => {
+                let _ = first.send(Err(LinkError::Failed(format!("expected CONNACK, got {other:?}"))));
+                return;
+            }
+            Err(e) => {
+                let _ = first.send(Err(e));
+                return;
+            }
+        }
+        self.host.info(format!("Connected to MQTT broker {}.", self.addr));
+        loop {
+            let event = tokio::select! {
+                event = self.link.poll() => event,
+                _ = self.stop.notified() => break,
+            };
+            match event {
+                Ok(LinkEvent::Connected(limits)) => {
+                    self.tracker.connected(limits);
+                    self.host.info(format!("Reconnected to MQTT broker {}.", self.addr));
+                }
+                Ok(event) => self.tracker.apply(event),
+                Err(e) => {
+                    if !self.handle_error(e).await {
+                        return;
+                    }
+                }
+            }
+        }
+        if self.tracker.is_connected() {
+            self.close_gracefully().await;
+        }
+    }
+
+    /// Reports a broken connection, then waits until the next attempt; `false` = stop now.
+    async fn handle_error(&mut self, e: LinkError) -> bool {
+        let reason = match e {
+            LinkError::Refused(code) => format!("connection refused, result code {code}"),
+            LinkError::Timeout => "timeout".to_string(),
+            LinkError::Failed(reason) => reason,
+        };
+        if self.tracker.is_connected() {
+            self.host.warn(format!("Connection to MQTT broker {} lost: {reason}.", self.addr));
+        } else {
+            self.host.debug(format!("Reconnecting to MQTT broker {} failed: {reason}.", self.addr));
+        }
+        let link = &mut self.link;
+        self.tracker.lost(&reason, || link.reset());
+        match self.reconnect_period {
+            Some(period) => tokio::select! {
+                _ = tokio::time::sleep(period) => true,
+                _ = self.stop.notified() => false,
+            },
+            None => {
+                self.host.warn(format!("Not reconnecting to MQTT broker {}: reconnectPeriodSec is 0.", self.addr));
+                self.stop.notified().await;
+                false
+            }
+        }
+    }
+
+    /// Lets the queued DISCONNECT reach the broker, for at most [`GRACEFUL_CLOSE`].
+    async fn close_gracefully(&mut self) {
+        let drain = async {
+            while let Ok(event) = self.link.poll().await {
+                if event == LinkEvent::Disconnected {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(GRACEFUL_CLOSE, drain).await;
+        self.host.info(format!("Disconnected from MQTT broker {}.", self.addr));
+    }
+}

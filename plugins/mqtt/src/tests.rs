@@ -1,0 +1,11 @@
+//! Unit tests of the MQTT driver, called through the `Driver` trait against real brokers: the
+//! embedded rumqttd always, and the broker named by `TRIB_TEST_MQTT_BROKER` as well when set.
+
+mod config_cases;
+mod delivery;
+mod failures;
+mod proxy;
+mod recorder;
+mod request_cases;
+mod support;
+mod tls_cases;

@@ -1,0 +1,180 @@
+//! Failures: a dead target, refused credentials, a broker that goes away mid-stream and comes
+//! back, reconnecting switched off, connection checks, calls out of order.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use serde_json::json;
+use trib_plugin_api::driver::{Driver, ErrorKind, Host, Outcome};
+
+use super::{
+    proxy::Proxy,
+    recorder::Recorder,
+    support::{config_for, deadline, embedded, free_port, message, start_config, started, targets, unique, Extras, Target, PATIENCE},
+};
+use crate::driver::MqttDriver;
+
+fn dead_config(extra: serde_json::Value) -> (String, u16) {
+    let port = free_port();
+    let mut target = embedded().clone();
+    target.port_v4 = port;
+    (config_for(&target, 4, extra), port)
+}
+
+fn proxied(target: &Target, version: u8) -> Proxy {
+    let addr: SocketAddr = format!("{}:{}", target.host, target.port(version)).parse().expect("broker address");
+    Proxy::start(addr)
+}
+
+fn all_retry(outcomes: &[Outcome], needle: &str) {
+    for o in outcomes {
+        assert!(matches!(o, Outcome::Retry(r) if r.contains(needle)), "expected Retry containing {needle:?}, got {o:?}");
+    }
+}
+
+/// Processes `msgs` until every one is delivered; fails after [`PATIENCE`].
+fn deliver_eventually(driver: &mut MqttDriver, msgs: &[trib_plugin_api::abi::Message<'_>]) {
+    let start = Instant::now();
+    loop {
+        let outcomes = driver.process(msgs, Instant::now() + Duration::from_secs(2));
+        if outcomes.iter().all(|o| *o == Outcome::Delivered) {
+            return;
+        }
+        assert!(start.elapsed() < PATIENCE, "never delivered again: {outcomes:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dead_target_fails_start_with_tbmq_message() {
+    let (cfg, port) = dead_config(json!({"topicName": "t"}));
+    let mut driver = MqttDriver::create(Host::detached()).expect("create");
+    let err = driver.start(&start_config(&cfg)).expect_err("nothing listens");
+    assert_eq!(err.kind, ErrorKind::Connection);
+    let prefix = format!("Failed to connect to MQTT broker at 127.0.0.1:{port}");
+    assert!(err.message.starts_with(&prefix), "{}", err.message);
+    all_retry(&driver.process(&[message("a", b"x", 1, false, Extras::default())], deadline()), "not started");
+}
+
+#[test]
+fn check_connection_succeeds_and_fails() {
+    for target in targets() {
+        for version in [4, 5] {
+            let cfg = config_for(&target, version, json!({"topicName": "t"}));
+            let mut driver = MqttDriver::create(Host::detached()).expect("create");
+            assert_eq!(driver.check_connection(&start_config(&cfg)), Ok(()), "{} v{version}", target.name);
+        }
+    }
+    let (cfg, port) = dead_config(json!({"topicName": "t"}));
+    let err = MqttDriver::create(Host::detached()).expect("create").check_connection(&start_config(&cfg)).expect_err("dead");
+    assert_eq!(err.kind, ErrorKind::Connection);
+    assert!(err.message.starts_with(&format!("Failed to connect to MQTT broker at 127.0.0.1:{port}")), "{}", err.message);
+    let invalid = MqttDriver::create(Host::detached()).expect("create").check_connection(&start_config("{}")).expect_err("invalid");
+    assert_eq!(invalid.kind, ErrorKind::Config);
+}
+
+#[test]
+fn wrong_credentials_are_refused_with_the_code() {
+    let target = embedded();
+    let (auth_v4, auth_v5) = target.auth_ports.expect("embedded broker has auth listeners");
+    for (version, port, code) in [(4, auth_v4, "BadUserNamePassword"), (5, auth_v5, "BadUserNamePassword")] {
+        let creds = json!({"type": "basic", "username": "intruder", "password": "guess"});
+        let cfg = config_for(target, version, json!({"port": port, "topicName": "t", "credentials": creds}));
+        let mut driver = MqttDriver::create(Host::detached()).expect("create");
+        let err = driver.start(&start_config(&cfg)).expect_err("refused");
+        assert_eq!(err.kind, ErrorKind::Connection);
+        let expected = format!("Failed to connect to MQTT broker at 127.0.0.1:{port}. Result code is: {code}");
+        assert_eq!(err.message, expected, "v{version}");
+        let anonymous = config_for(target, version, json!({"port": port, "topicName": "t"}));
+        let err = MqttDriver::create(Host::detached()).expect("create").start(&start_config(&anonymous)).expect_err("no login");
+        assert!(err.message.contains("Result code is: "), "v{version}: {}", err.message);
+    }
+}
+
+#[test]
+fn broker_gone_mid_stream_gives_retry_then_reconnects() {
+    for target in targets() {
+        for version in [4, 5] {
+            let proxy = proxied(&target, version);
+            let base = unique("trib/gone");
+            let rec = Recorder::start(&target, version, &format!("{base}/#"));
+            let cfg = config_for(&target, version, json!({"port": proxy.port, "topicName": format!("{base}/out"), "qos": 1, "sendOnlyMsgPayload": true, "reconnectPeriodSec": 1}));
+            let mut driver = started(&cfg);
+            let payloads: Vec<Vec<u8>> = (0..10).map(|i| format!("p{i}").into_bytes()).collect();
+            let msgs: Vec<_> = payloads.iter().map(|p| message("in", p, 1, false, Extras::default())).collect();
+
+            // The broker gets every message but its PUBACKs never come back; then the line drops.
+            proxy.hold_answers();
+            let outcomes = std::thread::scope(|s| {
+                let running = s.spawn(|| driver.process(&msgs, deadline()));
+                assert_eq!(rec.expect(10).len(), 10, "{} v{version}", target.name);
+                proxy.cut();
+                running.join().expect("process")
+            });
+            assert_eq!(outcomes.len(), 10);
+            all_retry(&outcomes, "lost before the broker acknowledged");
+
+            // While the broker is unreachable, process answers Retry at once.
+            let early = Instant::now() + PATIENCE;
+            all_retry(&driver.process(&msgs[..2], early), "not connected to");
+
+            proxy.restore();
+            deliver_eventually(&mut driver, &msgs);
+            let again: Vec<Vec<u8>> = rec.expect(10).into_iter().map(|r| r.payload).collect();
+            assert_eq!(again, payloads, "{} v{version}: redelivered after reconnecting", target.name);
+            driver.stop();
+        }
+    }
+}
+
+#[test]
+fn process_never_hangs_past_the_deadline_when_acks_stop() {
+    let target = embedded();
+    let proxy = proxied(target, 4);
+    let cfg = config_for(target, 4, json!({"port": proxy.port, "topicName": unique("trib/hang"), "qos": 1}));
+    let mut driver = started(&cfg);
+    proxy.hold_answers();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    let outcomes = driver.process(&[message("in", b"x", 1, false, Extras::default())], deadline);
+    all_retry(&outcomes, "timeout waiting for");
+    assert!(Instant::now() < deadline + PATIENCE, "process returned long after its deadline");
+}
+
+#[test]
+fn reconnect_disabled_stays_disconnected() {
+    let target = embedded();
+    let proxy = proxied(target, 4);
+    let cfg = config_for(target, 4, json!({"port": proxy.port, "topicName": unique("trib/norec"), "reconnectPeriodSec": 0}));
+    let mut driver = started(&cfg);
+    let msgs = [message("in", b"x", 1, false, Extras::default())];
+    assert_eq!(driver.process(&msgs, deadline()), vec![Outcome::Delivered]);
+    proxy.cut();
+    proxy.restore();
+    // The first attempts may still find the dying connection; once it is noticed, it stays down.
+    let start = Instant::now();
+    while driver.process(&msgs, Instant::now() + Duration::from_secs(2)) != vec![Outcome::Retry(format!("not connected to 127.0.0.1:{}", proxy.port))] {
+        assert!(start.elapsed() < PATIENCE, "the lost connection was never noticed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    driver.stop();
+    driver.stop();
+}
+
+#[test]
+fn start_twice_is_a_state_error() {
+    let target = embedded();
+    let cfg = config_for(target, 4, json!({"topicName": "t"}));
+    let mut driver = started(&cfg);
+    let err = driver.start(&start_config(&cfg)).expect_err("second start");
+    assert_eq!(err.kind, ErrorKind::State);
+}
+
+#[test]
+fn invalid_config_fails_start() {
+    let mut driver = MqttDriver::create(Host::detached()).expect("create");
+    let err = driver.start(&start_config(r#"{"host":"h","clientId":"c","topicName":"a/#"}"#)).expect_err("invalid");
+    assert_eq!(err.kind, ErrorKind::Config);
+    assert_eq!(err.message, "topicName: Topic name cannot contain wildcard characters");
+}

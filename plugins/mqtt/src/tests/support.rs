@@ -1,0 +1,247 @@
+//! Test peers: the embedded rumqttd broker (started once per test binary), the optional real
+//! broker named by `TRIB_TEST_MQTT_BROKER`, a recording subscriber, a retained-message probe,
+//! and helpers to build messages and start the driver.
+
+use std::{
+    collections::HashMap,
+    net::{SocketAddr, TcpListener, TcpStream},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc, Arc, OnceLock,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use trib_plugin_api::abi_stable::std_types::{ROption, RSlice, RStr};
+use rumqttd::{Config as BrokerConfig, ConnectionSettings, RouterConfig, ServerSettings};
+use trib_plugin_api::{
+    abi::{Message, StartConfig, UserProperty},
+    driver::{Driver, Host},
+};
+
+use crate::driver::MqttDriver;
+
+/// The env var naming a real broker (`host:port`) that every delivery test also runs against.
+pub const BROKER_ENV: &str = "TRIB_TEST_MQTT_BROKER";
+/// How long a test waits for something that should happen at once; reaching it fails the test.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Username and password accepted by the embedded broker's authenticating listeners.
+pub const USER: &str = "trib-user";
+pub const PASSWORD: &str = "trib-secret";
+
+/// A broker the tests publish to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: &'static str,
+    pub host: String,
+    /// Port speaking MQTT 3.1.1 (and, for a real broker, 5 as well).
+    pub port_v4: u16,
+    /// Port speaking MQTT 5.
+    pub port_v5: u16,
+    /// Ports of listeners that demand [`USER`] / [`PASSWORD`] (v4, v5), when the broker has them.
+    pub auth_ports: Option<(u16, u16)>,
+}
+
+impl Target {
+    pub fn port(&self, version: u8) -> u16 {
+        if version == 5 {
+            self.port_v5
+        } else {
+            self.port_v4
+        }
+    }
+}
+
+/// The embedded broker, plus the real one when [`BROKER_ENV`] is set.
+pub fn targets() -> Vec<Target> {
+    let mut all = vec![embedded().clone()];
+    if let Ok(addr) = std::env::var(BROKER_ENV) {
+        let (host, port) = addr.rsplit_once(':').expect("TRIB_TEST_MQTT_BROKER is host:port");
+        let port: u16 = port.parse().expect("TRIB_TEST_MQTT_BROKER port is a number");
+        all.push(Target { name: "env", host: host.to_string(), port_v4: port, port_v5: port, auth_ports: None });
+    }
+    all
+}
+
+/// The embedded rumqttd broker; rumqttd cannot be stopped, so it lives as long as the binary.
+pub fn embedded() -> &'static Target {
+    static EMBEDDED: OnceLock<Target> = OnceLock::new();
+    EMBEDDED.get_or_init(|| {
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let server = |name: &str, port: u16, auth: bool| ServerSettings {
+            name: name.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections: ConnectionSettings {
+                connection_timeout_ms: 60000,
+                max_payload_size: 4 * 1024 * 1024,
+                max_inflight_count: 1000,
+                auth: auth.then(|| HashMap::from([(USER.to_string(), PASSWORD.to_string())])),
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        };
+        let config = BrokerConfig {
+            router: RouterConfig {
+                max_connections: 10000,
+                max_outgoing_packet_count: 1000,
+                max_segment_size: 100 * 1024 * 1024,
+                max_segment_count: 10,
+                ..Default::default()
+            },
+            v4: Some(HashMap::from([
+                ("plain".to_string(), server("v4", ports[0], false)),
+                ("auth".to_string(), server("v4-auth", ports[2], true)),
+            ])),
+            v5: Some(HashMap::from([
+                ("plain".to_string(), server("v5", ports[1], false)),
+                ("auth".to_string(), server("v5-auth", ports[3], true)),
+            ])),
+            ..Default::default()
+        };
+        std::thread::spawn(move || {
+            let _ = rumqttd::Broker::new(config).start();
+        });
+        for port in ports {
+            let start = Instant::now();
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(start.elapsed() < PATIENCE, "embedded broker did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Target {
+            name: "rumqttd",
+            host: "127.0.0.1".to_string(),
+            port_v4: ports[0],
+            port_v5: ports[1],
+            auth_ports: Some((ports[2], ports[3])),
+        }
+    })
+}
+
+/// A port nothing listens on right now (bound, read back, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}
+
+/// A name unique to this test run: topics and client ids never collide between parallel tests
+/// or with earlier runs against a shared broker.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// MQTT 5 extras of a test message.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    pub props: &'a [UserProperty<'a>],
+    pub content_type: Option<&'a str>,
+    pub correlation: Option<&'a [u8]>,
+    pub response_topic: Option<&'a str>,
+    pub expiry: Option<u32>,
+    pub utf8: Option<bool>,
+}
+
+/// A host message on `topic` from client `device-1`.
+pub fn message<'a>(topic: &'a str, payload: &'a [u8], qos: u8, retain: bool, extras: Extras<'a>) -> Message<'a> {
+    Message {
+        topic: RStr::from_str(topic),
+        payload: RSlice::from_slice(payload),
+        qos,
+        retain,
+        client_id: RStr::from_str("device-1"),
+        broker_node: RStr::from_str("tbmq1"),
+        timestamp_ms: 1717000000000,
+        user_properties: RSlice::from_slice(extras.props),
+        content_type: extras.content_type.map(RStr::from_str).into(),
+        correlation_data: extras.correlation.map(RSlice::from_slice).into(),
+        response_topic: extras.response_topic.map(RStr::from_str).into(),
+        message_expiry_secs: extras.expiry.into(),
+        payload_is_utf8: extras.utf8.into(),
+        client_cert_cn: ROption::RNone,
+    }
+}
+
+/// The service id and metadata every test starts with.
+pub const SERVICE_ID: &str = "tbmq-ie-test";
+pub const METADATA: &str = r#"{"integrationName":"MQTT test","site":"A"}"#;
+
+/// A start configuration around `client_configuration`.
+pub fn start_config(client_configuration: &str) -> StartConfig<'_> {
+    StartConfig {
+        integration_id: RStr::from_str("6f1c5c5e-0000-4000-8000-000000000001"),
+        integration_name: RStr::from_str("MQTT test"),
+        service_id: RStr::from_str(SERVICE_ID),
+        client_configuration: RStr::from_str(client_configuration),
+        metadata: RStr::from_str(METADATA),
+    }
+}
+
+/// A configuration for `target` speaking `version`; `extra` overrides or adds fields.
+pub fn config_for(target: &Target, version: u8, extra: serde_json::Value) -> String {
+    let mut base = serde_json::json!({
+        "host": target.host, "port": target.port(version), "clientId": unique("trib-drv"),
+        "mqttVersion": version, "connectTimeoutSec": 5, "reconnectPeriodSec": 1, "keepAliveSec": 30,
+        "credentials": {"type": "anonymous"}, "ssl": false,
+    });
+    merge(&mut base, extra);
+    base.to_string()
+}
+
+/// Shallow merge of two JSON objects; `null` in `extra` removes the field.
+pub fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(&k);
+            } else {
+                b.insert(k, v);
+            }
+        }
+    }
+}
+
+/// A started driver.
+pub fn started(client_configuration: &str) -> MqttDriver {
+    let mut driver = MqttDriver::create(Host::detached()).expect("create");
+    driver.start(&start_config(client_configuration)).expect("start");
+    driver
+}
+
+/// A deadline that no healthy test reaches.
+pub fn deadline() -> Instant {
+    Instant::now() + PATIENCE
+}
+
+/// A thread that runs until told to stop, then is joined.
+pub struct Worker {
+    pub stop: Arc<AtomicBool>,
+    pub handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Receives from `rx` until `n` items arrived; fails the test after [`PATIENCE`].
+pub fn collect<T>(rx: &mpsc::Receiver<T>, n: usize) -> Vec<T> {
+    let start = Instant::now();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let left = PATIENCE.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left) {
+            Ok(item) => out.push(item),
+            Err(_) => panic!("received {} of {n} expected messages", out.len()),
+        }
+    }
+    out
+}
