@@ -11,6 +11,7 @@
 
 pub mod host;
 pub mod loader;
+pub mod queue;
 pub mod registry;
 
 #[cfg(test)]

@@ -1,0 +1,450 @@
+//! The in-process queue backend of the all-in-one mode.
+//!
+//! Semantics kept from Kafka because the executor depends on them: partitioned topics with
+//! keyed records and increasing offsets; compacted topics keep the latest record per key (older
+//! ones leave offset gaps, as in Kafka); consumer groups spread partitions over their members and
+//! move them when members join or leave (each member sees `Revoked` then `Assigned`); committed
+//! offsets per group; manual assignment.
+//!
+//! Memory is bounded: a partition keeps at most `max_partition_bytes` of record data. Past that
+//! the oldest records are dropped, as Kafka's `retention.bytes` would, with an ERROR log and the
+//! `queue_embedded_dropped_records_total` counter (nothing else in the embedded mode drops data).
+//! Nothing is persisted: the embedded queue lives and dies with the process.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+
+use super::{
+    partition_for_key, Consumer, ConsumerEvent, Delivery, Partitioning, Producer, Queue, QueueError, QueueResult,
+    Record, TopicPartition, TopicSpec,
+};
+
+/// Default bound of one partition's record data: 256 MiB.
+pub const DEFAULT_MAX_PARTITION_BYTES: usize = 256 * 1024 * 1024;
+
+/// The embedded queue. Cloning shares the same queue.
+#[derive(Clone)]
+pub struct EmbeddedQueue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmbeddedQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedQueue")
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    changed: Condvar,
+    max_partition_bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<String, TopicState>,
+    groups: HashMap<String, GroupState>,
+    next_member: u64,
+}
+
+struct TopicState {
+    compacted: bool,
+    partitions: Vec<PartitionLog>,
+}
+
+#[derive(Default)]
+struct PartitionLog {
+    base: i64,
+    entries: VecDeque<Option<(Option<Bytes>, Bytes)>>,
+    bytes: usize,
+    latest_by_key: HashMap<Bytes, i64>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    committed: HashMap<TopicPartition, i64>,
+    members: BTreeMap<u64, Member>,
+}
+
+struct Member {
+    topics: Vec<String>,
+    assigned: Vec<TopicPartition>,
+    pending: VecDeque<ConsumerEvent>,
+}
+
+impl EmbeddedQueue {
+    /// A new, empty queue with the default partition bound.
+    pub fn new() -> Self {
+        Self::with_max_partition_bytes(DEFAULT_MAX_PARTITION_BYTES)
+    }
+
+    /// A new, empty queue whose partitions keep at most `max_partition_bytes` of record data.
+    pub fn with_max_partition_bytes(max_partition_bytes: usize) -> Self {
+        EmbeddedQueue {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+                max_partition_bytes: max_partition_bytes.max(1),
+            }),
+        }
+    }
+}
+
+impl Default for EmbeddedQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartitionLog {
+    fn next_offset(&self) -> i64 {
+        self.base + self.entries.len() as i64
+    }
+
+    fn append(&mut self, key: Option<Bytes>, value: Bytes, compacted: bool) -> i64 {
+        let offset = self.next_offset();
+        if compacted {
+            if let Some(k) = &key {
+                if let Some(old) = self.latest_by_key.insert(k.clone(), offset) {
+                    self.remove(old);
+                }
+            }
+        }
+        self.bytes += value.len() + key.as_ref().map_or(0, Bytes::len);
+        self.entries.push_back(Some((key, value)));
+        offset
+    }
+
+    fn remove(&mut self, offset: i64) {
+        if let Some(slot) = offset.checked_sub(self.base).and_then(|i| self.entries.get_mut(i as usize)) {
+            if let Some((k, v)) = slot.take() {
+                self.bytes -= v.len() + k.as_ref().map_or(0, Bytes::len);
+            }
+        }
+    }
+
+    /// Drops the oldest entries until the data fits in `max` bytes; returns how many records went.
+    fn enforce_bound(&mut self, max: usize) -> usize {
+        let mut dropped = 0;
+        while self.bytes > max {
+            match self.entries.pop_front() {
+                Some(Some((k, v))) => {
+                    self.bytes -= v.len() + k.as_ref().map_or(0, Bytes::len);
+                    if let Some(k) = k {
+                        if self.latest_by_key.get(&k) == Some(&self.base) {
+                            self.latest_by_key.remove(&k);
+                        }
+                    }
+                    dropped += 1;
+                }
+                Some(None) => {}
+                None => break,
+            }
+            self.base += 1;
+        }
+        dropped
+    }
+
+    fn read(&self, tp: &TopicPartition, from: i64, max: usize, out: &mut Vec<Record>) -> i64 {
+        let mut position = from.max(self.base);
+        while position < self.next_offset() && out.len() < max {
+            if let Some(Some((key, value))) = self.entries.get((position - self.base) as usize) {
+                out.push(Record { tp: tp.clone(), offset: position, key: key.clone(), value: value.clone() });
+            }
+            position += 1;
+        }
+        position
+    }
+}
+
+impl State {
+    fn partition_mut(&mut self, tp: &TopicPartition) -> QueueResult<(&mut PartitionLog, bool)> {
+        let topic = self.topics.get_mut(&tp.topic).ok_or_else(|| QueueError::UnknownTopic(tp.topic.clone()))?;
+        let compacted = topic.compacted;
+        let log = usize::try_from(tp.partition)
+            .ok()
+            .and_then(|p| topic.partitions.get_mut(p))
+            .ok_or_else(|| QueueError::UnknownPartition(tp.topic.clone(), tp.partition))?;
+        Ok((log, compacted))
+    }
+
+    fn partition(&self, tp: &TopicPartition) -> Option<&PartitionLog> {
+        self.topics.get(&tp.topic).and_then(|t| usize::try_from(tp.partition).ok().and_then(|p| t.partitions.get(p)))
+    }
+
+    /// Recomputes a group's assignment: partitions of each topic are dealt round-robin over the
+    /// members subscribed to it (ordered by join order); members get the difference as events.
+    fn rebalance(&mut self, group: &str) {
+        let Some(g) = self.groups.get_mut(group) else { return };
+        let mut wanted: BTreeMap<u64, Vec<TopicPartition>> = g.members.keys().map(|id| (*id, Vec::new())).collect();
+        let mut topics: Vec<&String> = g.members.values().flat_map(|m| m.topics.iter()).collect();
+        topics.sort();
+        topics.dedup();
+        for topic in topics {
+            let Some(t) = self.topics.get(topic) else { continue };
+            let subscribers: Vec<u64> =
+                g.members.iter().filter(|(_, m)| m.topics.contains(topic)).map(|(id, _)| *id).collect();
+            for p in 0..t.partitions.len() {
+                let member = subscribers[p % subscribers.len()];
+                wanted.entry(member).or_default().push(TopicPartition::new(topic.clone(), p as i32));
+            }
+        }
+        for (id, member) in g.members.iter_mut() {
+            let new = wanted.remove(id).unwrap_or_default();
+            let revoked: Vec<_> = member.assigned.iter().filter(|tp| !new.contains(tp)).cloned().collect();
+            let assigned: Vec<_> = new.iter().filter(|tp| !member.assigned.contains(tp)).cloned().collect();
+            if !revoked.is_empty() {
+                member.pending.push_back(ConsumerEvent::Revoked(revoked));
+            }
+            if !assigned.is_empty() {
+                member.pending.push_back(ConsumerEvent::Assigned(assigned));
+            }
+            member.assigned = new;
+        }
+    }
+
+    fn rebalance_groups_of(&mut self, topic: &str) {
+        let groups: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.members.values().any(|m| m.topics.iter().any(|t| t == topic)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for g in groups {
+            self.rebalance(&g);
+        }
+    }
+}
+
+impl Queue for EmbeddedQueue {
+    fn producer(&self) -> Arc<dyn Producer> {
+        Arc::new(EmbeddedProducer { inner: self.inner.clone() })
+    }
+
+    fn create_topic(&self, spec: &TopicSpec) -> QueueResult<()> {
+        let mut state = self.inner.state.lock();
+        if state.topics.contains_key(&spec.name) {
+            return Ok(());
+        }
+        let partitions = (0..spec.partitions.max(1)).map(|_| PartitionLog::default()).collect();
+        state.topics.insert(spec.name.clone(), TopicState { compacted: spec.is_compacted(), partitions });
+        state.rebalance_groups_of(&spec.name);
+        drop(state);
+        self.inner.changed.notify_all();
+        Ok(())
+    }
+
+    fn delete_topic(&self, name: &str) -> QueueResult<()> {
+        let mut state = self.inner.state.lock();
+        if state.topics.remove(name).is_some() {
+            state.rebalance_groups_of(name);
+            for g in state.groups.values_mut() {
+                g.committed.retain(|tp, _| tp.topic != name);
+            }
+        }
+        drop(state);
+        self.inner.changed.notify_all();
+        Ok(())
+    }
+
+    fn topic_exists(&self, name: &str) -> QueueResult<bool> {
+        Ok(self.inner.state.lock().topics.contains_key(name))
+    }
+
+    fn delete_group(&self, group: &str) -> QueueResult<()> {
+        let mut state = self.inner.state.lock();
+        if let Some(g) = state.groups.get_mut(group) {
+            g.committed.clear();
+            if g.members.is_empty() {
+                state.groups.remove(group);
+            }
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self, group: &str, _client_id: &str, topics: &[String]) -> QueueResult<Box<dyn Consumer>> {
+        let mut state = self.inner.state.lock();
+        state.next_member += 1;
+        let id = state.next_member;
+        let member = Member { topics: topics.to_vec(), assigned: Vec::new(), pending: VecDeque::new() };
+        state.groups.entry(group.to_string()).or_default().members.insert(id, member);
+        state.rebalance(group);
+        drop(state);
+        self.inner.changed.notify_all();
+        Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, Some(id), Vec::new())))
+    }
+
+    fn assign(&self, group: &str, _client_id: &str, tp: &TopicPartition) -> QueueResult<Box<dyn Consumer>> {
+        self.inner.state.lock().groups.entry(group.to_string()).or_default();
+        Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, None, vec![tp.clone()])))
+    }
+}
+
+struct EmbeddedProducer {
+    inner: Arc<Inner>,
+}
+
+impl Producer for EmbeddedProducer {
+    fn send(&self, topic: &str, partitioning: Partitioning, key: Option<&[u8]>, value: &[u8]) -> Delivery {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(self.append(topic, partitioning, key, value));
+        rx
+    }
+}
+
+impl EmbeddedProducer {
+    fn append(&self, topic: &str, partitioning: Partitioning, key: Option<&[u8]>, value: &[u8]) -> QueueResult<(i32, i64)> {
+        let mut state = self.inner.state.lock();
+        let partitions = state.topics.get(topic).ok_or_else(|| QueueError::UnknownTopic(topic.to_string()))?.partitions.len();
+        let partition = match (partitioning, key) {
+            (Partitioning::Fixed(p), _) => p,
+            (Partitioning::ByKey, Some(k)) => partition_for_key(k, partitions as i32),
+            (Partitioning::ByKey, None) => 0,
+        };
+        let tp = TopicPartition::new(topic, partition);
+        let (log, compacted) = state.partition_mut(&tp)?;
+        let offset = log.append(key.map(Bytes::copy_from_slice), Bytes::copy_from_slice(value), compacted);
+        let dropped = log.enforce_bound(self.inner.max_partition_bytes);
+        drop(state);
+        if dropped > 0 {
+            metrics::counter!("queue_embedded_dropped_records_total").increment(dropped as u64);
+            tracing::error!(topic, partition, dropped, "Embedded queue partition is full; oldest records were dropped.");
+        }
+        self.inner.changed.notify_all();
+        Ok((partition, offset))
+    }
+}
+
+struct EmbeddedConsumer {
+    inner: Arc<Inner>,
+    group: String,
+    member: Option<u64>,
+    assigned: Vec<TopicPartition>,
+    positions: HashMap<TopicPartition, i64>,
+    next_start: usize,
+}
+
+impl EmbeddedConsumer {
+    fn new(inner: Arc<Inner>, group: &str, member: Option<u64>, assigned: Vec<TopicPartition>) -> Self {
+        EmbeddedConsumer { inner, group: group.to_string(), member, assigned, positions: HashMap::new(), next_start: 0 }
+    }
+
+    fn start_position(state: &State, group: &str, tp: &TopicPartition) -> i64 {
+        let committed = state.groups.get(group).and_then(|g| g.committed.get(tp).copied());
+        committed.unwrap_or_else(|| state.partition(tp).map_or(0, |p| p.base))
+    }
+
+    /// Takes pending partition changes of a group member and applies them locally.
+    fn take_events(&mut self, state: &mut State) -> Vec<ConsumerEvent> {
+        let Some(id) = self.member else { return Vec::new() };
+        let Some(member) = state.groups.get_mut(&self.group).and_then(|g| g.members.get_mut(&id)) else {
+            return Vec::new();
+        };
+        let events: Vec<ConsumerEvent> = member.pending.drain(..).collect();
+        for event in &events {
+            match event {
+                ConsumerEvent::Revoked(tps) => {
+                    self.assigned.retain(|tp| !tps.contains(tp));
+                    for tp in tps {
+                        self.positions.remove(tp);
+                    }
+                }
+                ConsumerEvent::Assigned(tps) => self.assigned.extend(tps.iter().cloned()),
+                ConsumerEvent::Records(_) => {}
+            }
+        }
+        events
+    }
+
+    fn read(&mut self, state: &State, max: usize) -> Vec<Record> {
+        let mut out = Vec::new();
+        let n = self.assigned.len();
+        for i in 0..n {
+            let tp = &self.assigned[(self.next_start + i) % n];
+            let Some(log) = state.partition(tp) else { continue };
+            let from = match self.positions.get(tp) {
+                Some(p) => *p,
+                None => Self::start_position(state, &self.group, tp),
+            };
+            let next = log.read(tp, from, max, &mut out);
+            self.positions.insert(tp.clone(), next);
+            if out.len() >= max {
+                break;
+            }
+        }
+        self.next_start = self.next_start.wrapping_add(1);
+        out
+    }
+}
+
+impl Consumer for EmbeddedConsumer {
+    fn poll(&mut self, timeout: Duration, max_records: usize) -> QueueResult<Vec<ConsumerEvent>> {
+        let deadline = Instant::now() + timeout;
+        let inner = self.inner.clone();
+        let mut state = inner.state.lock();
+        loop {
+            let events = self.take_events(&mut state);
+            if !events.is_empty() {
+                return Ok(events);
+            }
+            let records = self.read(&state, max_records.max(1));
+            if !records.is_empty() {
+                return Ok(vec![ConsumerEvent::Records(records)]);
+            }
+            if inner.changed.wait_until(&mut state, deadline).timed_out() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    fn commit(&mut self, tp: &TopicPartition, next_offset: i64) -> QueueResult<()> {
+        if !self.assigned.contains(tp) {
+            return Err(QueueError::NotAssigned(tp.topic.clone(), tp.partition));
+        }
+        let mut state = self.inner.state.lock();
+        state.groups.entry(self.group.clone()).or_default().committed.insert(tp.clone(), next_offset);
+        Ok(())
+    }
+
+    fn committed(&mut self, tp: &TopicPartition) -> QueueResult<Option<i64>> {
+        Ok(self.inner.state.lock().groups.get(&self.group).and_then(|g| g.committed.get(tp).copied()))
+    }
+
+    fn seek(&mut self, tp: &TopicPartition, offset: i64) -> QueueResult<()> {
+        if !self.assigned.contains(tp) {
+            return Err(QueueError::NotAssigned(tp.topic.clone(), tp.partition));
+        }
+        self.positions.insert(tp.clone(), offset);
+        Ok(())
+    }
+
+    fn watermarks(&mut self, tp: &TopicPartition) -> QueueResult<(i64, i64)> {
+        let state = self.inner.state.lock();
+        let topic = state.topics.get(&tp.topic).ok_or_else(|| QueueError::UnknownTopic(tp.topic.clone()))?;
+        let log = usize::try_from(tp.partition)
+            .ok()
+            .and_then(|p| topic.partitions.get(p))
+            .ok_or_else(|| QueueError::UnknownPartition(tp.topic.clone(), tp.partition))?;
+        Ok((log.base, log.next_offset()))
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        if let Some(id) = self.member {
+            let mut state = self.inner.state.lock();
+            if let Some(g) = state.groups.get_mut(&self.group) {
+                g.members.remove(&id);
+            }
+            state.rebalance(&self.group);
+            drop(state);
+            self.inner.changed.notify_all();
+        }
+    }
+}
