@@ -13,6 +13,7 @@ pub mod host;
 pub mod loader;
 pub mod queue;
 pub mod registry;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
