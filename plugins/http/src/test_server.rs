@@ -30,7 +30,11 @@ pub struct Recorded {
 impl Recorded {
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The single value of header `name`; None when absent.
@@ -119,7 +123,11 @@ impl TestServer {
 
     /// `http(s)://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        let scheme = if self.state.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.state.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
@@ -149,10 +157,11 @@ fn connection(stream: TcpStream, state: &State) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
     match &state.tls {
         None => serve(stream, state),
-        Some(config) => match ServerConnection::new(Arc::clone(config)) {
-            Ok(conn) => serve(StreamOwned::new(conn, stream), state),
-            Err(_) => {}
-        },
+        Some(config) => {
+            if let Ok(conn) = ServerConnection::new(Arc::clone(config)) {
+                serve(StreamOwned::new(conn, stream), state);
+            }
+        }
     }
 }
 
@@ -160,7 +169,9 @@ fn connection(stream: TcpStream, state: &State) {
 fn serve(mut stream: impl Read + Write, state: &State) {
     let mut buf = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buf) else { return };
+        let Some(request) = read_request(&mut stream, &mut buf) else {
+            return;
+        };
         let index = {
             let mut requests = state.requests.lock().expect("lock");
             requests.push(request.clone());
@@ -185,7 +196,11 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         // Counted down before answering: the client cannot send its next request on this
         // connection before the answer, so the count never includes a finished request.
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if stream.write_all(&response(&request.method, status)).and_then(|_| stream.flush()).is_err() {
+        if stream
+            .write_all(&response(&request.method, status))
+            .and_then(|_| stream.flush())
+            .is_err()
+        {
             return;
         }
     }
@@ -202,7 +217,12 @@ fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Recorded> {
                 let headers: Vec<(String, String)> = parsed
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
                     .collect();
                 let length: usize = headers
                     .iter()
@@ -217,7 +237,12 @@ fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Recorded> {
                 }
                 let body = buf[head_len..head_len + length].to_vec();
                 buf.drain(..head_len + length);
-                return Some(Recorded { method, target, headers, body });
+                return Some(Recorded {
+                    method,
+                    target,
+                    headers,
+                    body,
+                });
             }
             Ok(httparse::Status::Partial) => {
                 let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
@@ -229,7 +254,10 @@ fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Recorded> {
 }
 
 fn response(method: &str, status: u16) -> Vec<u8> {
-    let reason = ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Other");
+    let reason = ureq::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Other");
     let body = format!("status {status}");
     let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
     if (300..400).contains(&status) {
