@@ -31,8 +31,17 @@ impl RecordBuilder {
     /// Prepares the builder from the checked configuration and the envelope context.
     pub fn new(config: &KafkaConfig, envelope: EnvelopeContext) -> Self {
         let charset = config.headers_charset;
-        let headers = config.headers.iter().map(|(k, v)| (k.clone(), charset.encode(v))).collect();
-        RecordBuilder { key: config.key.clone(), send_only_msg_payload: config.send_only_msg_payload, envelope, headers }
+        let headers = config
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), charset.encode(v)))
+            .collect();
+        RecordBuilder {
+            key: config.key.clone(),
+            send_only_msg_payload: config.send_only_msg_payload,
+            envelope,
+            headers,
+        }
     }
 
     /// The static headers with their values already encoded in `kafkaHeadersCharset`.
@@ -47,7 +56,14 @@ impl RecordBuilder {
         } else {
             self.envelope.to_vec_base64(msg)
         };
-        Record { key: self.key.as_ref().and_then(|k| k.render(msg)).map(String::into_bytes), value }
+        Record {
+            key: self
+                .key
+                .as_ref()
+                .and_then(|k| k.render(msg))
+                .map(String::into_bytes),
+            value,
+        }
     }
 }
 
@@ -95,7 +111,11 @@ impl KeyTemplate {
                 "topic" | "topicName" => KeyPart::Topic,
                 "clientId" => KeyPart::ClientId,
                 "" => return Err("empty placeholder '${}'".to_string()),
-                other => return Err(format!("unknown placeholder '${{{other}}}'. Allowed: {KEY_PLACEHOLDERS}")),
+                other => {
+                    return Err(format!(
+                        "unknown placeholder '${{{other}}}'. Allowed: {KEY_PLACEHOLDERS}"
+                    ))
+                }
             });
             rest = &rest[start + 2 + len + 1..];
         }

@@ -44,13 +44,16 @@ impl ClientContext for DeliveryContext {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
                 self.host.error(format_args!("librdkafka {fac}: {message}"))
             }
-            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => self.host.warn(format_args!("librdkafka {fac}: {message}")),
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => {
+                self.host.warn(format_args!("librdkafka {fac}: {message}"))
+            }
             _ => self.host.debug(format_args!("librdkafka {fac}: {message}")),
         }
     }
 
     fn error(&self, error: RdError, reason: &str) {
-        self.host.warn(format_args!("Kafka client error: {error}: {reason}"));
+        self.host
+            .warn(format_args!("Kafka client error: {error}: {reason}"));
     }
 }
 
@@ -58,7 +61,10 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        let result = result.as_ref().map(|_| ()).map_err(|(e, _)| retry::code_of(e));
+        let result = result
+            .as_ref()
+            .map(|_| ())
+            .map_err(|(e, _)| retry::code_of(e));
         // A closed channel means the producer is being dropped; the report has no reader then.
         let _ = self.reports.send((id, result));
     }
@@ -69,28 +75,51 @@ pub struct Producer {
     inner: ThreadedProducer<DeliveryContext>,
     reports: mpsc::Receiver<Report>,
     topic: String,
-    headers: OwnedHeaders,
+    headers: Option<OwnedHeaders>,
     next_id: usize,
     host: Host,
 }
 
 impl Producer {
     /// Creates the producer (librdkafka connects in the background).
-    pub fn create(props: &[Property], topic: &str, headers: &[(String, Vec<u8>)], host: Host) -> Result<Self, KafkaError> {
+    pub fn create(
+        props: &[Property],
+        topic: &str,
+        headers: &[(String, Vec<u8>)],
+        host: Host,
+    ) -> Result<Self, KafkaError> {
         let (tx, rx) = mpsc::channel();
         let context = DeliveryContext { host, reports: tx };
         let inner = crate::properties::client_config(props)
             .create_with_context(context)
             .map_err(|e| KafkaError::Create(crate::properties::describe(&e)))?;
-        let headers = headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (key, value)| {
-            h.insert(Header { key, value: Some(value.as_slice()) })
+        let headers = (!headers.is_empty()).then(|| {
+            headers.iter().fold(
+                OwnedHeaders::new_with_capacity(headers.len()),
+                |h, (key, value)| {
+                    h.insert(Header {
+                        key,
+                        value: Some(value.as_slice()),
+                    })
+                },
+            )
         });
-        Ok(Producer { inner, reports: rx, topic: topic.to_string(), headers, next_id: 0, host })
+        Ok(Producer {
+            inner,
+            reports: rx,
+            topic: topic.to_string(),
+            headers,
+            next_id: 0,
+            host,
+        })
     }
 
     /// Whether librdkafka hit a fatal error (idempotent producer); the producer must be replaced.
     pub fn fatal_error(&self) -> Option<String> {
-        self.inner.client().fatal_error().map(|(code, reason)| format!("{code}: {reason}"))
+        self.inner
+            .client()
+            .fatal_error()
+            .map(|(code, reason)| format!("{code}: {reason}"))
     }
 
     /// Sends every record, then waits for their delivery reports until `deadline`. Returns one
@@ -105,41 +134,59 @@ impl Producer {
         }
         let mut open = outcomes.iter().filter(|o| o.is_none()).count();
         while open > 0 {
-            let Some(wait) = deadline.checked_duration_since(Instant::now()) else { break };
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
             match self.reports.recv_timeout(wait) {
-                Ok((id, result)) => open -= usize::from(self.record_report(&mut outcomes, base, id, result)),
+                Ok((id, result)) => {
+                    open -= usize::from(self.record_report(&mut outcomes, base, id, result))
+                }
                 Err(_) => break,
             }
         }
         if open > 0 {
             self.inner.purge(PurgeConfig::default().queue());
-            self.host.debug(format_args!("{open} Kafka records unacknowledged at the deadline."));
+            self.host.debug(format_args!(
+                "{open} Kafka records unacknowledged at the deadline."
+            ));
         }
-        outcomes.into_iter().map(|o| o.unwrap_or_else(retry::timed_out)).collect()
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(retry::timed_out))
+            .collect()
     }
 
     /// Flushes for at most `timeout`, then drops the producer.
     pub fn close(self, timeout: Duration) {
         if let Err(e) = self.inner.flush(timeout) {
-            self.host.warn(format_args!("Kafka producer flush on stop failed: {e}."));
+            self.host
+                .warn(format_args!("Kafka producer flush on stop failed: {e}."));
         }
     }
 
-    /// Hands one record to librdkafka; waits (serving reports) while its queue is full.
+    /// Hands one record to librdkafka; while its queue is full, waits for the polling thread to
+    /// make room (until the deadline).
     /// Returns an outcome only when the record could not be enqueued.
     fn enqueue(&self, id: usize, record: &Record, deadline: Instant) -> Option<Outcome> {
         let mut base_record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.topic, id)
-            .payload(record.value.as_slice())
-            .headers(self.headers.clone());
+            .payload(record.value.as_slice());
+        if let Some(headers) = &self.headers {
+            base_record = base_record.headers(headers.clone());
+        }
         if let Some(key) = &record.key {
             base_record = base_record.key(key.as_slice());
         }
         loop {
             match self.inner.send(base_record) {
                 Ok(()) => return None,
-                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) if Instant::now() < deadline => {
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if Instant::now() < deadline =>
+                {
                     base_record = back;
-                    std::thread::sleep(Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())));
+                    std::thread::sleep(
+                        Duration::from_millis(10)
+                            .min(deadline.saturating_duration_since(Instant::now())),
+                    );
                 }
                 Err((e, _)) => return Some(retry::classify(Err(retry::code_of(&e)))),
             }
@@ -147,7 +194,13 @@ impl Producer {
     }
 
     /// Stores a report of this batch; returns whether it filled an open slot.
-    fn record_report(&self, outcomes: &mut [Option<Outcome>], base: usize, id: usize, result: Result<(), RDKafkaErrorCode>) -> bool {
+    fn record_report(
+        &self,
+        outcomes: &mut [Option<Outcome>],
+        base: usize,
+        id: usize,
+        result: Result<(), RDKafkaErrorCode>,
+    ) -> bool {
         let index = id.wrapping_sub(base);
         match outcomes.get_mut(index) {
             Some(slot @ None) => {
@@ -155,7 +208,9 @@ impl Producer {
                 true
             }
             _ => {
-                self.host.debug(format_args!("Ignoring a late Kafka delivery report of an earlier batch ({result:?})."));
+                self.host.debug(format_args!(
+                    "Ignoring a late Kafka delivery report of an earlier batch ({result:?})."
+                ));
                 false
             }
         }
@@ -165,8 +220,16 @@ impl Producer {
 /// TBMQ's connection check: list the cluster's topics within 10 s; Ok only when `topic` is among them.
 pub fn check_connection(props: &[Property], topic: &str, host: Host) -> Result<(), KafkaError> {
     let producer = Producer::create(props, topic, &[], host)?;
-    let metadata = producer.inner.client().fetch_metadata(None, CHECK_TIMEOUT).map_err(|e| KafkaError::Metadata(e.to_string()))?;
-    if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none()) {
+    let metadata = producer
+        .inner
+        .client()
+        .fetch_metadata(None, CHECK_TIMEOUT)
+        .map_err(|e| KafkaError::Metadata(e.to_string()))?;
+    if metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == topic && t.error().is_none())
+    {
         Ok(())
     } else {
         Err(KafkaError::TopicMissing)
