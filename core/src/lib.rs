@@ -9,11 +9,25 @@
 //!
 //! Libraries are never unloaded: upgrading a driver means restarting the executor.
 
+pub mod config;
+pub mod downlink;
+pub mod events;
+pub mod executor;
 pub mod host;
 pub mod loader;
+pub mod manager;
+pub mod processor;
 pub mod queue;
 pub mod registry;
+pub mod retry;
+pub mod stats;
+pub mod topics;
 pub mod wire;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
 
 #[cfg(test)]
 mod tests;

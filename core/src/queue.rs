@@ -13,6 +13,7 @@
 //! or waited on from a thread.
 
 pub mod embedded;
+pub mod kafka;
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 

@@ -1,4 +1,5 @@
 //! Tests of the loader and registry against real plugin files.
 
+mod executor;
 mod loader;
 mod support;

@@ -109,14 +109,22 @@ pub fn group_members_split_and_take_over(q: &dyn Queue, prefix: &str) {
     assert_eq!(first.len(), 4, "a single member owns every partition");
     let mut b = q.subscribe(&group, "b", &topics).unwrap();
     // a loses some partitions, b gets them; together they cover all four exactly once.
-    let mut b_parts = poll_assigned(b.as_mut());
+    // Both members are polled: on Kafka a rebalance waits for every member, and a member only
+    // takes part in it (gives up partitions, rejoins) while it is polled.
     let deadline = Instant::now() + WAIT;
-    let mut a_revoked = Vec::new();
-    while a_revoked.is_empty() {
-        assert!(Instant::now() < deadline, "a was never revoked");
-        for e in a.poll(Duration::from_millis(200), 10).unwrap() {
+    let (mut b_parts, mut a_revoked) = (Vec::new(), Vec::new());
+    while b_parts.is_empty() || a_revoked.is_empty() {
+        assert!(Instant::now() < deadline, "b got nothing or a was never revoked");
+        for e in a.poll(Duration::from_millis(100), 10).unwrap() {
             if let ConsumerEvent::Revoked(tps) = e {
                 a_revoked.extend(tps);
+            }
+        }
+        for e in b.poll(Duration::from_millis(100), 10).unwrap() {
+            if let ConsumerEvent::Assigned(tps) = e {
+                if b_parts.is_empty() {
+                    b_parts = tps;
+                }
             }
         }
     }

@@ -1,0 +1,212 @@
+//! Executor settings, with TBMQ's names, environment variables and defaults.
+//!
+//! [`ExecutorConfig::default`] is TBMQ's `tbmq-integration-executor.yml`; [`ExecutorConfig::from_env`]
+//! applies the TBMQ environment variables on top. (The YAML file layer lives in `dist/`.)
+
+use std::{path::PathBuf, time::Duration};
+
+use crate::topics::TopicNames;
+
+/// How a pack's failures are handled (`queue.integration-msg.ack-strategy.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckStrategy {
+    /// Commit after one attempt whatever happened (TBMQ's default). Failures are counted, not retried.
+    SkipAll,
+    /// Retry the failed and timed-out messages of a pack; `retries` 0 means forever.
+    RetryAll {
+        /// Attempts after the first; 0 = unlimited.
+        retries: u32,
+        /// Pause between attempts.
+        pause: Duration,
+    },
+}
+
+/// A bad setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value '{value}' for {name}: {reason}")]
+pub struct ConfigError {
+    /// Environment variable or key.
+    pub name: String,
+    /// The value.
+    pub value: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Executor settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutorConfig {
+    /// `service.id` (`TB_SERVICE_ID`); empty = host name.
+    pub service_id: String,
+    /// `service.integrations.supported` (`TB_SERVICE_INTEGRATIONS_SUPPORTED`).
+    pub integrations_supported: String,
+    /// `service.integrations.excluded` (`TB_SERVICE_INTEGRATIONS_EXCLUDED`).
+    pub integrations_excluded: String,
+    /// Where driver libraries are loaded from (`TB_PLUGINS_DIR`; ours).
+    pub plugins_dir: PathBuf,
+    /// Topic names and properties.
+    pub topics: TopicNames,
+    /// `queue.integration-downlink.poll-interval` (`TB_IE_DOWNLINK_POLL_INTERVAL`, ms).
+    pub downlink_poll_interval: Duration,
+    /// `queue.integration-msg.poll-interval` (`TB_IE_MSG_POLL_INTERVAL`, ms): the longest wait of an
+    /// idle integration consumer; records are handed over as soon as they arrive.
+    pub msg_poll_interval: Duration,
+    /// `max.poll.records` of the message consumers (from `TB_KAFKA_IE_MSG_ADDITIONAL_CONSUMER_CONFIG`).
+    pub msg_max_poll_records: usize,
+    /// `queue.integration-msg.pack-processing-timeout` (`TB_IE_MSG_PACK_PROCESSING_TIMEOUT`, ms).
+    pub pack_processing_timeout: Duration,
+    /// `queue.integration-msg.ack-strategy.*`.
+    pub ack_strategy: AckStrategy,
+    /// `integrations.statistics.enabled` (`INTEGRATIONS_STATISTICS_ENABLED`).
+    pub statistics_enabled: bool,
+    /// `integrations.statistics.persist-frequency` (`INTEGRATIONS_STATISTICS_PERSIST_FREQUENCY`, ms).
+    pub statistics_persist_frequency: Duration,
+    /// `integrations.reinit.enabled` (`INTEGRATIONS_REINIT_ENABLED`).
+    pub reinit_enabled: bool,
+    /// `integrations.reinit.frequency` (`INTEGRATIONS_REINIT_FREQUENCY_MS`).
+    pub reinit_frequency: Duration,
+    /// `stats.ie.enabled` (`STATS_IE_ENABLED`).
+    pub stats_enabled: bool,
+    /// `stats.ie.print-interval-ms` (`STATS_IE_PRINT_INTERVAL_MS`).
+    pub stats_print_interval: Duration,
+    /// `event.error.rate-limits.enabled` (`EVENT_ERROR_RATE_LIMITS_ENABLED`).
+    pub error_rate_limits_enabled: bool,
+    /// `event.error.rate-limits.integration` (`EVENT_ERROR_RATE_LIMITS_INTEGRATION`), `tokens:seconds,...`.
+    pub error_rate_limits: String,
+    /// How often the executor announces itself and its types on the uplink topic
+    /// (`TB_IE_SERVICE_INFO_INTERVAL_MS`; ours, TBMQ uses 5 min for a bare service info).
+    pub service_info_interval: Duration,
+    /// `integrations.destroy.forced-shutdown-timeout-ms` (`INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS`).
+    pub forced_shutdown_timeout: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            service_id: String::new(),
+            integrations_supported: "ALL".into(),
+            integrations_excluded: "NONE".into(),
+            plugins_dir: PathBuf::from("plugins"),
+            topics: TopicNames::default(),
+            downlink_poll_interval: Duration::from_millis(1000),
+            msg_poll_interval: Duration::from_millis(1000),
+            msg_max_poll_records: 50,
+            pack_processing_timeout: Duration::from_millis(30_000),
+            ack_strategy: AckStrategy::SkipAll,
+            statistics_enabled: true,
+            statistics_persist_frequency: Duration::from_millis(3_600_000),
+            reinit_enabled: true,
+            reinit_frequency: Duration::from_millis(300_000),
+            stats_enabled: true,
+            stats_print_interval: Duration::from_millis(60_000),
+            error_rate_limits_enabled: true,
+            error_rate_limits: "5000:3600,100:60".into(),
+            service_info_interval: Duration::from_millis(10_000),
+            forced_shutdown_timeout: Duration::from_millis(15_000),
+        }
+    }
+}
+
+/// Reads an environment variable through a lookup function (so tests need not touch the process env).
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn parse<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, target: &mut T) -> Result<(), ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    if let Some(v) = lookup(name) {
+        *target = v.trim().parse().map_err(|e: T::Err| ConfigError {
+            name: name.into(),
+            value: v.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn millis(lookup: Lookup<'_>, name: &str, target: &mut Duration) -> Result<(), ConfigError> {
+    let mut ms = target.as_millis() as u64;
+    parse(lookup, name, &mut ms)?;
+    *target = Duration::from_millis(ms);
+    Ok(())
+}
+
+impl ExecutorConfig {
+    /// Defaults overridden by the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Defaults overridden by `lookup` (an environment).
+    pub fn from_lookup(lookup: Lookup<'_>) -> Result<Self, ConfigError> {
+        let mut c = ExecutorConfig::default();
+        parse(lookup, "TB_SERVICE_ID", &mut c.service_id)?;
+        parse(lookup, "TB_SERVICE_INTEGRATIONS_SUPPORTED", &mut c.integrations_supported)?;
+        parse(lookup, "TB_SERVICE_INTEGRATIONS_EXCLUDED", &mut c.integrations_excluded)?;
+        if let Some(dir) = lookup("TB_PLUGINS_DIR") {
+            c.plugins_dir = PathBuf::from(dir);
+        }
+        let t = &mut c.topics;
+        parse(lookup, "TB_KAFKA_PREFIX", &mut t.prefix)?;
+        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PREFIX", &mut t.downlink_prefix)?;
+        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PROPERTIES", &mut t.downlink_properties)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC", &mut t.uplink_topic)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC_PROPERTIES", &mut t.uplink_properties)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PREFIX", &mut t.notifications_prefix)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PROPERTIES", &mut t.notifications_properties)?;
+        parse(lookup, "TB_KAFKA_IE_MSG_TOPIC_PROPERTIES", &mut t.msg_properties)?;
+        millis(lookup, "TB_IE_DOWNLINK_POLL_INTERVAL", &mut c.downlink_poll_interval)?;
+        millis(lookup, "TB_IE_MSG_POLL_INTERVAL", &mut c.msg_poll_interval)?;
+        if let Some(v) = lookup("TB_KAFKA_IE_MSG_ADDITIONAL_CONSUMER_CONFIG") {
+            if let Some(n) = v.split(';').find_map(|kv| kv.trim().strip_prefix("max.poll.records:")) {
+                c.msg_max_poll_records = n.trim().parse().map_err(|_| ConfigError {
+                    name: "TB_KAFKA_IE_MSG_ADDITIONAL_CONSUMER_CONFIG".into(),
+                    value: v.clone(),
+                    reason: "max.poll.records is not a number".into(),
+                })?;
+            }
+        }
+        millis(lookup, "TB_IE_MSG_PACK_PROCESSING_TIMEOUT", &mut c.pack_processing_timeout)?;
+        c.ack_strategy = ack_strategy(lookup)?;
+        parse(lookup, "INTEGRATIONS_STATISTICS_ENABLED", &mut c.statistics_enabled)?;
+        millis(lookup, "INTEGRATIONS_STATISTICS_PERSIST_FREQUENCY", &mut c.statistics_persist_frequency)?;
+        parse(lookup, "INTEGRATIONS_REINIT_ENABLED", &mut c.reinit_enabled)?;
+        millis(lookup, "INTEGRATIONS_REINIT_FREQUENCY_MS", &mut c.reinit_frequency)?;
+        parse(lookup, "STATS_IE_ENABLED", &mut c.stats_enabled)?;
+        millis(lookup, "STATS_IE_PRINT_INTERVAL_MS", &mut c.stats_print_interval)?;
+        parse(lookup, "EVENT_ERROR_RATE_LIMITS_ENABLED", &mut c.error_rate_limits_enabled)?;
+        parse(lookup, "EVENT_ERROR_RATE_LIMITS_INTEGRATION", &mut c.error_rate_limits)?;
+        millis(lookup, "TB_IE_SERVICE_INFO_INTERVAL_MS", &mut c.service_info_interval)?;
+        millis(lookup, "INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS", &mut c.forced_shutdown_timeout)?;
+        Ok(c)
+    }
+
+    /// The service id, or the host name when none is configured.
+    pub fn effective_service_id(&self) -> String {
+        if !self.service_id.is_empty() {
+            return self.service_id.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("tbmq-ie-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]))
+    }
+}
+
+fn ack_strategy(lookup: Lookup<'_>) -> Result<AckStrategy, ConfigError> {
+    let kind = lookup("TB_IE_MSG_ACK_STRATEGY_TYPE").unwrap_or_else(|| "SKIP_ALL".into());
+    let mut retries: u32 = 5;
+    let mut pause_secs: u64 = 1;
+    parse(lookup, "TB_IE_MSG_ACK_STRATEGY_RETRIES", &mut retries)?;
+    parse(lookup, "TB_IE_MSG_ACK_STRATEGY_PAUSE_BETWEEN_RETRIES", &mut pause_secs)?;
+    match kind.trim().to_ascii_uppercase().as_str() {
+        "SKIP_ALL" => Ok(AckStrategy::SkipAll),
+        "RETRY_ALL" => Ok(AckStrategy::RetryAll { retries, pause: Duration::from_secs(pause_secs) }),
+        _ => Err(ConfigError {
+            name: "TB_IE_MSG_ACK_STRATEGY_TYPE".into(),
+            value: kind,
+            reason: "use SKIP_ALL or RETRY_ALL".into(),
+        }),
+    }
+}

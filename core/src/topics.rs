@@ -1,0 +1,127 @@
+//! Queue topic and consumer-group names, TBMQ's (`<p>` is `queue.kafka.kafka-prefix`):
+//!
+//! | what | name |
+//! |---|---|
+//! | lifecycle + validation requests per type (compacted, 6 partitions) | `<p>tbmq.ie.downlink.<type in lower case>` |
+//! | events and service info from executors | `<p>tbmq.ie.uplink` |
+//! | answers to one broker node | `<p>tbmq.ie.uplink.notifications.<brokerServiceId>` |
+//! | messages of one integration (1 partition) | `<p>tbmq.msg.ie.<id without hyphens>` |
+//!
+//! Shared by the broker and the executor so that both always agree.
+
+use uuid::Uuid;
+
+use crate::queue::{QueueResult, TopicSpec};
+
+/// TBMQ's default properties of the downlink and uplink topics.
+pub const DEFAULT_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;partitions:6;replication.factor:1";
+/// TBMQ's default properties of the notifications topics.
+pub const DEFAULT_NOTIFICATIONS_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;partitions:1;replication.factor:1";
+/// TBMQ's default properties of the integration message topics.
+pub const DEFAULT_MSG_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;replication.factor:1";
+
+/// Topic names and settings, from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    /// `queue.kafka.kafka-prefix` (`TB_KAFKA_PREFIX`), prefixes topics, groups and client ids.
+    pub prefix: String,
+    /// `TB_KAFKA_IE_DOWNLINK_TOPIC_PREFIX`.
+    pub downlink_prefix: String,
+    /// Downlink topic properties (compaction is forced).
+    pub downlink_properties: String,
+    /// `TB_KAFKA_IE_UPLINK_TOPIC`.
+    pub uplink_topic: String,
+    /// `TB_KAFKA_IE_UPLINK_TOPIC_PROPERTIES`.
+    pub uplink_properties: String,
+    /// `TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PREFIX`.
+    pub notifications_prefix: String,
+    /// `TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PROPERTIES`.
+    pub notifications_properties: String,
+    /// `TB_KAFKA_IE_MSG_TOPIC_PROPERTIES` (the partition count is forced to 1).
+    pub msg_properties: String,
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        TopicNames {
+            prefix: String::new(),
+            downlink_prefix: "tbmq.ie.downlink".into(),
+            downlink_properties: DEFAULT_TOPIC_PROPERTIES.into(),
+            uplink_topic: "tbmq.ie.uplink".into(),
+            uplink_properties: DEFAULT_TOPIC_PROPERTIES.into(),
+            notifications_prefix: "tbmq.ie.uplink.notifications".into(),
+            notifications_properties: DEFAULT_NOTIFICATIONS_TOPIC_PROPERTIES.into(),
+            msg_properties: DEFAULT_MSG_TOPIC_PROPERTIES.into(),
+        }
+    }
+}
+
+/// An integration id without hyphens, as in TBMQ's message topic names.
+pub fn id32(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+impl TopicNames {
+    /// `<p>tbmq.ie.downlink.<type>`.
+    pub fn downlink(&self, integration_type: &str) -> String {
+        format!("{}{}.{}", self.prefix, self.downlink_prefix, integration_type.to_ascii_lowercase())
+    }
+
+    /// Spec of a downlink topic (compacted).
+    pub fn downlink_spec(&self, integration_type: &str) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.downlink(integration_type), &self.downlink_properties)?.compacted())
+    }
+
+    /// `<p><type>-ie-downlink-consumer-group`.
+    pub fn downlink_group(&self, integration_type: &str) -> String {
+        format!("{}{}-ie-downlink-consumer-group", self.prefix, integration_type.to_ascii_lowercase())
+    }
+
+    /// `<p>tbmq.ie.uplink`.
+    pub fn uplink(&self) -> String {
+        format!("{}{}", self.prefix, self.uplink_topic)
+    }
+
+    /// Spec of the uplink topic.
+    pub fn uplink_spec(&self) -> QueueResult<TopicSpec> {
+        TopicSpec::from_properties(&self.uplink(), &self.uplink_properties)
+    }
+
+    /// `<p>ie-uplink-consumer-group`.
+    pub fn uplink_group(&self) -> String {
+        format!("{}ie-uplink-consumer-group", self.prefix)
+    }
+
+    /// `<p>tbmq.ie.uplink.notifications.<brokerServiceId>`.
+    pub fn notifications(&self, broker_service_id: &str) -> String {
+        format!("{}{}.{}", self.prefix, self.notifications_prefix, broker_service_id)
+    }
+
+    /// Spec of a notifications topic.
+    pub fn notifications_spec(&self, broker_service_id: &str) -> QueueResult<TopicSpec> {
+        TopicSpec::from_properties(&self.notifications(broker_service_id), &self.notifications_properties)
+    }
+
+    /// `<p>ie-uplink-notifications-consumer-group-<brokerServiceId>`.
+    pub fn notifications_group(&self, broker_service_id: &str) -> String {
+        format!("{}ie-uplink-notifications-consumer-group-{broker_service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.msg.ie.<id32>`.
+    pub fn msg(&self, integration_id: Uuid) -> String {
+        format!("{}tbmq.msg.ie.{}", self.prefix, id32(integration_id))
+    }
+
+    /// Spec of an integration's message topic (one partition).
+    pub fn msg_spec(&self, integration_id: Uuid) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.msg(integration_id), &self.msg_properties)?.with_partitions(1))
+    }
+
+    /// `<p>ie-msg-consumer-group-<id32>`.
+    pub fn msg_group(&self, integration_id: Uuid) -> String {
+        format!("{}ie-msg-consumer-group-{}", self.prefix, id32(integration_id))
+    }
+}
