@@ -36,7 +36,11 @@ struct PartitionState {
 }
 
 /// Starts the downlink consumer thread of `integration_type`.
-pub fn spawn(manager: Arc<Manager>, integration_type: String, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn(
+    manager: Arc<Manager>,
+    integration_type: String,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("ie-downlink-{}", integration_type.to_ascii_lowercase()))
         .spawn(move || run(&manager, &integration_type, &stop))
@@ -46,7 +50,8 @@ fn run(manager: &Manager, integration_type: &str, stop: &AtomicBool) {
     let ctx = manager.context().clone();
     let topics = &ctx.config.topics;
     let topic = topics.downlink(integration_type);
-    let client_id = format!("{}{}-ie-downlink-consumer-{}", topics.prefix, integration_type.to_ascii_lowercase(), ctx.service_id);
+    let client_id =
+        format!("{}{}-ie-downlink-consumer-{}", topics.prefix, integration_type.to_ascii_lowercase(), ctx.service_id);
     let mut consumer = loop {
         let subscribed = topics
             .downlink_spec(integration_type)
@@ -114,7 +119,9 @@ fn run(manager: &Manager, integration_type: &str, stop: &AtomicBool) {
 }
 
 fn handle_record(manager: &Manager, partitions: &mut HashMap<TopicPartition, PartitionState>, record: &Record) {
-    let Some(state) = partitions.get_mut(&record.tp) else { return };
+    let Some(state) = partitions.get_mut(&record.tp) else {
+        return;
+    };
     let msg = match DownlinkIntegrationMsgProto::decode(record.value.clone()) {
         Ok(m) => m,
         Err(e) => {

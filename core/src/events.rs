@@ -19,8 +19,8 @@ use crate::{
     queue::{wait_delivery, Delivery, Partitioning, Producer},
     stats::Stats,
     wire::{
-        uuid_to_bits, ComponentLifecycleEvent, ErrorEventProto, IntegrationEventProto, LifecycleEventProto, ServiceInfo,
-        StatisticsEventProto, UplinkIntegrationMsgProto, WIRE_VERSION,
+        uuid_to_bits, ComponentLifecycleEvent, ErrorEventProto, IntegrationEventProto, LifecycleEventProto,
+        ServiceInfo, StatisticsEventProto, UplinkIntegrationMsgProto, WIRE_VERSION,
     },
 };
 
@@ -46,7 +46,13 @@ impl std::fmt::Debug for Events {
 
 impl Events {
     /// Creates the sender; a background thread counts deliveries into `stats`.
-    pub fn new(producer: Arc<dyn Producer>, topic: String, service_id: String, error_limits: Option<&str>, stats: Arc<Stats>) -> Self {
+    pub fn new(
+        producer: Arc<dyn Producer>,
+        topic: String,
+        service_id: String,
+        error_limits: Option<&str>,
+        stats: Arc<Stats>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel::<Delivery>();
         std::thread::Builder::new()
             .name("ie-uplink-acks".into())
@@ -95,7 +101,11 @@ impl Events {
     }
 
     fn send_event(&self, id: Uuid, event: IntegrationEventProto) {
-        let msg = UplinkIntegrationMsgProto { event_proto: Some(event), service_info_proto: None, wire_version: WIRE_VERSION };
+        let msg = UplinkIntegrationMsgProto {
+            event_proto: Some(event),
+            service_info_proto: None,
+            wire_version: WIRE_VERSION,
+        };
         self.send(id.to_string().as_bytes(), msg);
     }
 
@@ -158,7 +168,8 @@ impl Events {
             plugin_errors,
             timestamp: crate::now_ms(),
         };
-        let msg = UplinkIntegrationMsgProto { event_proto: None, service_info_proto: Some(info), wire_version: WIRE_VERSION };
+        let msg =
+            UplinkIntegrationMsgProto { event_proto: None, service_info_proto: Some(info), wire_version: WIRE_VERSION };
         self.send(Uuid::new_v4().to_string().as_bytes(), msg);
     }
 }

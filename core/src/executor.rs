@@ -71,7 +71,8 @@ impl Executor {
         queue.create_topic(&config.topics.uplink_spec()?)?;
         let stats = Arc::new(Stats::default());
         let limits = config.error_rate_limits_enabled.then_some(config.error_rate_limits.as_str());
-        let events = Arc::new(Events::new(queue.producer(), config.topics.uplink(), service_id.clone(), limits, stats.clone()));
+        let events =
+            Arc::new(Events::new(queue.producer(), config.topics.uplink(), service_id.clone(), limits, stats.clone()));
         let status = ExecutorStatus {
             service_id: service_id.clone(),
             integration_types: registry
@@ -101,7 +102,9 @@ impl Executor {
         })?);
         if ctx.config.stats_enabled {
             let stats = ctx.stats.clone();
-            threads.push(spawn_periodic("ie-stats", stop.clone(), ctx.config.stats_print_interval, move || stats.print())?);
+            threads.push(spawn_periodic("ie-stats", stop.clone(), ctx.config.stats_print_interval, move || {
+                stats.print()
+            })?);
         }
         Ok(Executor { manager, stop, threads, status })
     }

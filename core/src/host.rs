@@ -21,7 +21,10 @@ pub struct HostContext {
 impl HostContext {
     /// Creates the context of one instance.
     pub fn new(integration_id: &str, integration_type: &str) -> Box<Self> {
-        Box::new(HostContext { integration_id: integration_id.to_string(), integration_type: integration_type.to_string() })
+        Box::new(HostContext {
+            integration_id: integration_id.to_string(),
+            integration_type: integration_type.to_string(),
+        })
     }
 
     /// The services to hand to `create`. Valid while `self` is alive (the handle keeps it).
@@ -71,7 +74,10 @@ extern "C" fn counter_add(ctx: *const c_void, name: RStr<'_>, value: u64) {
     let c = unsafe { context(ctx) };
     let name = name.as_str();
     // Names come from driver code; keep the metric namespace clean rather than trusting them.
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+    if name.is_empty()
+        || name.len() > 64
+        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
         return;
     }
     let _ = std::panic::catch_unwind(|| {

@@ -114,8 +114,10 @@ pub fn load_dir(dir: &Path) -> LoadReport {
     for path in paths {
         match load_file(&path) {
             Ok(driver) => {
-                let duplicate =
-                    report.drivers.iter().find(|d| d.integration_type().eq_ignore_ascii_case(driver.integration_type()));
+                let duplicate = report
+                    .drivers
+                    .iter()
+                    .find(|d| d.integration_type().eq_ignore_ascii_case(driver.integration_type()));
                 match duplicate {
                     Some(first) => report.failures.push(LoadFailure {
                         path,
@@ -141,7 +143,8 @@ pub fn load_file(path: &Path) -> Result<LoadedDriver, LoadError> {
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| classify_open_error(path, &e.to_string()))?;
     // SAFETY: the symbol, when present, is abi_stable's `LibHeader` static, whose first field is
     // the `AbiHeader` that `AbiHeaderRef` points to; we read it as a pointer-sized value.
-    let header: AbiHeaderRef = match unsafe { library.get::<AbiHeaderRef>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) } {
+    let header: AbiHeaderRef = match unsafe { library.get::<AbiHeaderRef>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }
+    {
         Ok(symbol) => *symbol,
         Err(_) => return Err(LoadError::NotADriver),
     };

@@ -130,9 +130,13 @@ impl Manager {
             Lc::Deleted => self.stop(id, true),
             Lc::Created | Lc::Updated | Lc::Reinit => match IntegrationDef::from_msg(msg) {
                 Some(def) => self.apply(def, tp),
-                None => tracing::warn!(integration_id = %id, "Lifecycle message without configuration was ignored."),
+                None => {
+                    tracing::warn!(integration_id = %id, "Lifecycle message without configuration was ignored.")
+                }
             },
-            other => tracing::debug!(integration_id = %id, event = other.name(), "Ignoring lifecycle event."),
+            other => {
+                tracing::debug!(integration_id = %id, event = other.name(), "Ignoring lifecycle event.")
+            }
         }
     }
 
@@ -158,11 +162,17 @@ impl Manager {
         let (tx, rx) = mpsc::channel();
         let id = def.id;
         let worker = Worker::new(self.ctx.clone(), def, rx);
-        match std::thread::Builder::new().name(format!("ie-{}", &id.simple().to_string()[..8])).stack_size(512 * 1024).spawn(move || worker.run()) {
+        match std::thread::Builder::new()
+            .name(format!("ie-{}", &id.simple().to_string()[..8]))
+            .stack_size(512 * 1024)
+            .spawn(move || worker.run())
+        {
             Ok(thread) => {
                 workers.insert(id, WorkerEntry { commands: tx, thread, partition: tp.cloned() });
             }
-            Err(e) => tracing::error!(integration_id = %id, error = %e, "Could not start the integration's thread."),
+            Err(e) => {
+                tracing::error!(integration_id = %id, error = %e, "Could not start the integration's thread.")
+            }
         }
     }
 
@@ -250,7 +260,8 @@ fn answer(ctx: &Context, request: IntegrationValidationRequestProto) {
     if let Ok(spec) = ctx.config.topics.notifications_spec(&request.service_id) {
         let _ = ctx.queue.create_topic(&spec);
     }
-    let delivery = ctx.queue.producer().send(&topic, Partitioning::Fixed(0), Some(key.as_bytes()), &response.encode_to_vec());
+    let delivery =
+        ctx.queue.producer().send(&topic, Partitioning::Fixed(0), Some(key.as_bytes()), &response.encode_to_vec());
     if let Err(e) = crate::queue::wait_delivery(delivery) {
         tracing::warn!(error = %e, topic, "Could not answer a validation request.");
     }

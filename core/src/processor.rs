@@ -10,12 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::{RSlice, RStr};
-use prost::Message as _;
-use trib_plugin_api::{
-    abi::{Message, StartConfig, UserProperty},
-    driver::{ErrorKind, Outcome},
-};
 use crate::{
     config::AckStrategy,
     manager::{Context, IntegrationDef},
@@ -24,6 +18,12 @@ use crate::{
     retry::{decide, AttemptResult, Decision},
     stats::{ProcessorStats, State},
     wire::{ComponentLifecycleEvent as Lc, PublishIntegrationMsgProto},
+};
+use abi_stable::std_types::{RSlice, RStr};
+use prost::Message as _;
+use trib_plugin_api::{
+    abi::{Message, StartConfig, UserProperty},
+    driver::{ErrorKind, Outcome},
 };
 
 /// Commands from the manager.
@@ -184,7 +184,8 @@ impl Worker {
     fn try_start(&mut self) -> Result<Running, String> {
         let ctx = &self.ctx;
         let client_configuration = self.def.client_configuration().ok_or("clientConfiguration field is missing!")?;
-        let mut driver = ctx.registry.create(&self.def.integration_type, &self.def.id.to_string()).map_err(|e| e.message)?;
+        let mut driver =
+            ctx.registry.create(&self.def.integration_type, &self.def.id.to_string()).map_err(|e| e.message)?;
         let errors = driver.validate(&client_configuration).map_err(|e| e.message)?;
         if !errors.is_empty() {
             let text: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
@@ -205,7 +206,8 @@ impl Worker {
         ctx.queue.create_topic(&spec).map_err(|e| e.to_string())?;
         let tp = TopicPartition::new(spec.name.clone(), 0);
         let client_id = format!("{}ie-msg-consumer-{}-{}", topics.prefix, ctx.service_id, self.def.id);
-        let mut consumer = ctx.queue.assign(&topics.msg_group(self.def.id), &client_id, &tp).map_err(|e| e.to_string())?;
+        let mut consumer =
+            ctx.queue.assign(&topics.msg_group(self.def.id), &client_id, &tp).map_err(|e| e.to_string())?;
         // Like TBMQ: on the very first start the group has no offset, and what was queued before
         // is skipped; later starts resume from the committed offset and deliver the backlog.
         if consumer.committed(&tp).map_err(|e| e.to_string())?.is_none() {
@@ -328,7 +330,9 @@ impl Worker {
             attempt += 1;
             let batch: Vec<Message<'_>> = pending.iter().map(|&i| messages[i]).collect();
             let timeout = self.ctx.config.pack_processing_timeout;
-            let Some(running) = self.running.as_mut() else { return PackEnd::Committed };
+            let Some(running) = self.running.as_mut() else {
+                return PackEnd::Committed;
+            };
             let (outcomes, broken) = match running.driver.process(&batch, timeout) {
                 Ok(o) => (o, None),
                 Err(e) => {
@@ -362,12 +366,16 @@ impl Worker {
                     self.stats.add(id, 3, result.failed.len() as u64);
                     self.stats.add(id, 5, result.rejected.len() as u64);
                     self.stats.add(id, 7, 1);
-                    let mut retry: Vec<usize> = result.timed_out.iter().chain(&result.failed).map(|&i| pending[i]).collect();
+                    let mut retry: Vec<usize> =
+                        result.timed_out.iter().chain(&result.failed).map(|&i| pending[i]).collect();
                     retry.sort_unstable();
                     pending = retry;
                     if let AckStrategy::RetryAll { pause, .. } = self.ctx.config.ack_strategy {
                         if let Ok(c) = self.commands.recv_timeout(pause) {
-                            tracing::info!(undelivered = pending.len(), "Pack abandoned without commit; it will be redelivered.");
+                            tracing::info!(
+                                undelivered = pending.len(),
+                                "Pack abandoned without commit; it will be redelivered."
+                            );
                             return PackEnd::Abandoned(c);
                         }
                     }
@@ -398,7 +406,9 @@ impl Worker {
             match r.consumer.commit(&r.tp, next_offset) {
                 Ok(()) => {}
                 Err(QueueError::Closed) => {}
-                Err(e) => tracing::warn!(error = %e, "Commit failed; the pack may be delivered again."),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Commit failed; the pack may be delivered again.")
+                }
             }
         }
     }
@@ -406,7 +416,10 @@ impl Worker {
 
 fn user_properties(m: &PublishIntegrationMsgProto) -> Vec<UserProperty<'_>> {
     m.publish_msg_proto.as_ref().map_or_else(Vec::new, |p| {
-        p.user_properties.iter().map(|u| UserProperty { key: RStr::from_str(&u.key), value: RStr::from_str(&u.value) }).collect()
+        p.user_properties
+            .iter()
+            .map(|u| UserProperty { key: RStr::from_str(&u.key), value: RStr::from_str(&u.value) })
+            .collect()
     })
 }
 

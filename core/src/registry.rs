@@ -64,7 +64,11 @@ fn parse_list(value: &str, name: &'static str) -> Result<Option<Vec<String>>, Se
         .map(|item| {
             let t = item.trim();
             let valid = !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if valid { Ok(t.to_ascii_uppercase()) } else { Err(SelectionError(t.to_string(), name)) }
+            if valid {
+                Ok(t.to_ascii_uppercase())
+            } else {
+                Err(SelectionError(t.to_string(), name))
+            }
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -157,7 +161,8 @@ impl DriverHandle {
     /// is returned as `Err`; the caller then treats every message as not delivered.
     pub fn process(&mut self, batch: &[Message<'_>], timeout: Duration) -> Result<Vec<Outcome>, Error> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let outcomes = result((self.instance.vtable.process())(self.instance.state, RSlice::from_slice(batch), timeout_ms))?;
+        let outcomes =
+            result((self.instance.vtable.process())(self.instance.state, RSlice::from_slice(batch), timeout_ms))?;
         Ok(outcomes.iter().map(Outcome::from_abi).collect())
     }
 

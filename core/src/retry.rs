@@ -26,7 +26,9 @@ impl AttemptResult {
         for (i, o) in outcomes.iter().enumerate() {
             match o {
                 Outcome::Delivered => r.delivered.push(i),
-                Outcome::Retry(reason) if reason.to_ascii_lowercase().contains("timeout") || reason.contains("timed out") => {
+                Outcome::Retry(reason)
+                    if reason.to_ascii_lowercase().contains("timeout") || reason.contains("timed out") =>
+                {
                     r.timed_out.push(i)
                 }
                 Outcome::Retry(_) => r.failed.push(i),

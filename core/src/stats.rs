@@ -157,8 +157,17 @@ impl Stats {
         let summary = self.state_summary();
         let text = summary.iter().map(|((t, s), v)| format!("{t}/{s}={v}")).collect::<Vec<_>>().join(", ");
         tracing::info!(summary = %text, "Integration State Summary.");
-        let (t, s, f) = (self.uplink_total.swap(0, Relaxed), self.uplink_successful.swap(0, Relaxed), self.uplink_failed.swap(0, Relaxed));
-        tracing::info!(totalMsgs = t, successfulMsgs = s, failedMsgs = f, "[ie.uplink.published] Integration Uplink Queue Stats.");
+        let (t, s, f) = (
+            self.uplink_total.swap(0, Relaxed),
+            self.uplink_successful.swap(0, Relaxed),
+            self.uplink_failed.swap(0, Relaxed),
+        );
+        tracing::info!(
+            totalMsgs = t,
+            successfulMsgs = s,
+            failedMsgs = f,
+            "[ie.uplink.published] Integration Uplink Queue Stats."
+        );
         let processors: Vec<_> = self.processors.lock().iter().map(|(id, p)| (*id, p.clone())).collect();
         for (id, p) in processors {
             let values = p.take();

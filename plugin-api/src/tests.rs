@@ -165,7 +165,13 @@ struct Scripted;
 
 impl Driver for Scripted {
     fn metadata() -> Metadata {
-        Metadata { name: "scripted", integration_type: "SCRIPTED", version: "9.9.9", description: "test", capabilities: 0 }
+        Metadata {
+            name: "scripted",
+            integration_type: "SCRIPTED",
+            version: "9.9.9",
+            description: "test",
+            capabilities: 0,
+        }
     }
     fn create(_host: Host) -> Result<Self, Error> {
         Ok(Scripted)
@@ -236,7 +242,12 @@ fn outcomes_cross_the_boundary_in_order() {
         let got = process(i, &[b"ok", b"retry", b"reject", b"ok"]).unwrap();
         assert_eq!(
             got,
-            vec![Outcome::Delivered, Outcome::Retry("later".into()), Outcome::Rejected("never".into()), Outcome::Delivered]
+            vec![
+                Outcome::Delivered,
+                Outcome::Retry("later".into()),
+                Outcome::Rejected("never".into()),
+                Outcome::Delivered
+            ]
         );
     });
 }

@@ -181,13 +181,17 @@ impl State {
     /// Recomputes a group's assignment: partitions of each topic are dealt round-robin over the
     /// members subscribed to it (ordered by join order); members get the difference as events.
     fn rebalance(&mut self, group: &str) {
-        let Some(g) = self.groups.get_mut(group) else { return };
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
         let mut wanted: BTreeMap<u64, Vec<TopicPartition>> = g.members.keys().map(|id| (*id, Vec::new())).collect();
         let mut topics: Vec<&String> = g.members.values().flat_map(|m| m.topics.iter()).collect();
         topics.sort();
         topics.dedup();
         for topic in topics {
-            let Some(t) = self.topics.get(topic) else { continue };
+            let Some(t) = self.topics.get(topic) else {
+                continue;
+            };
             let subscribers: Vec<u64> =
                 g.members.iter().filter(|(_, m)| m.topics.contains(topic)).map(|(id, _)| *id).collect();
             for p in 0..t.partitions.len() {
@@ -299,9 +303,16 @@ impl Producer for EmbeddedProducer {
 }
 
 impl EmbeddedProducer {
-    fn append(&self, topic: &str, partitioning: Partitioning, key: Option<&[u8]>, value: &[u8]) -> QueueResult<(i32, i64)> {
+    fn append(
+        &self,
+        topic: &str,
+        partitioning: Partitioning,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> QueueResult<(i32, i64)> {
         let mut state = self.inner.state.lock();
-        let partitions = state.topics.get(topic).ok_or_else(|| QueueError::UnknownTopic(topic.to_string()))?.partitions.len();
+        let partitions =
+            state.topics.get(topic).ok_or_else(|| QueueError::UnknownTopic(topic.to_string()))?.partitions.len();
         let partition = match (partitioning, key) {
             (Partitioning::Fixed(p), _) => p,
             (Partitioning::ByKey, Some(k)) => partition_for_key(k, partitions as i32),
@@ -314,7 +325,12 @@ impl EmbeddedProducer {
         drop(state);
         if dropped > 0 {
             metrics::counter!("queue_embedded_dropped_records_total").increment(dropped as u64);
-            tracing::error!(topic, partition, dropped, "Embedded queue partition is full; oldest records were dropped.");
+            tracing::error!(
+                topic,
+                partition,
+                dropped,
+                "Embedded queue partition is full; oldest records were dropped."
+            );
         }
         self.inner.changed.notify_all();
         Ok((partition, offset))
@@ -342,7 +358,9 @@ impl EmbeddedConsumer {
 
     /// Takes pending partition changes of a group member and applies them locally.
     fn take_events(&mut self, state: &mut State) -> Vec<ConsumerEvent> {
-        let Some(id) = self.member else { return Vec::new() };
+        let Some(id) = self.member else {
+            return Vec::new();
+        };
         let Some(member) = state.groups.get_mut(&self.group).and_then(|g| g.members.get_mut(&id)) else {
             return Vec::new();
         };
@@ -367,7 +385,9 @@ impl EmbeddedConsumer {
         let n = self.assigned.len();
         for i in 0..n {
             let tp = &self.assigned[(self.next_start + i) % n];
-            let Some(log) = state.partition(tp) else { continue };
+            let Some(log) = state.partition(tp) else {
+                continue;
+            };
             let from = match self.positions.get(tp) {
                 Some(p) => *p,
                 None => Self::start_position(state, &self.group, tp),

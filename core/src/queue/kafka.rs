@@ -1,7 +1,7 @@
 //! The Kafka queue backend (rdkafka, bundled librdkafka): production, several processes.
 //!
-//! One [`KafkaQueue`] owns one shared producer ([`producer`]) and one admin client; every
-//! [`Queue::subscribe`] or [`Queue::assign`] makes a new consumer ([`consumer`]). Names are used
+//! One [`KafkaQueue`] owns one shared producer (`producer`) and one admin client; every
+//! [`Queue::subscribe`] or [`Queue::assign`] makes a new consumer (`consumer`). Names are used
 //! as given: the deployment prefix (`TB_KAFKA_PREFIX`) is applied by the callers.
 //!
 //! Defaults follow TBMQ's `queue.kafka.default.*` settings, translated to librdkafka (see
@@ -11,10 +11,11 @@
 //! Blocking: admin calls block the calling thread (up to [`KafkaConfig::admin_timeout`]) on
 //! rdkafka's runtime-agnostic futures; consumers block in `poll`; producing never blocks.
 
+mod config;
 mod consumer;
 mod producer;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use futures::executor::block_on;
 use rdkafka::{
@@ -27,98 +28,7 @@ use rdkafka::{
 
 use super::{Consumer, Producer, Queue, QueueError, QueueResult, TopicPartition, TopicSpec};
 
-/// Settings of the Kafka backend. Properties are librdkafka names; later entries win, and the
-/// lists are applied in field order: `common_properties`, then the client's defaults, then its
-/// extras, then what the backend forces (bootstrap servers, client id, group id, commit mode).
-#[derive(Debug, Clone)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers` (TBMQ `TB_KAFKA_SERVERS`, default `localhost:9092`).
-    pub bootstrap_servers: String,
-    /// `client.id` of the shared producer and of the admin client.
-    pub client_id: String,
-    /// Properties for every client (TBMQ `TB_KAFKA_DEFAULT_PRODUCER_CONSUMER_CONFIG`).
-    pub common_properties: Vec<(String, String)>,
-    /// Producer defaults (TBMQ `TB_KAFKA_DEFAULT_PRODUCER_*`), see [`default_producer_properties`].
-    pub producer_properties: Vec<(String, String)>,
-    /// Extra producer properties (TBMQ `TB_KAFKA_DEFAULT_PRODUCER_CONFIG` and the per-topic
-    /// `ADDITIONAL_PRODUCER_CONFIG`; there is one shared producer, so they are merged here).
-    pub extra_producer_properties: Vec<(String, String)>,
-    /// Consumer defaults (TBMQ `TB_KAFKA_DEFAULT_CONSUMER_*`), see [`default_consumer_properties`].
-    pub consumer_properties: Vec<(String, String)>,
-    /// Extra consumer properties (TBMQ `TB_KAFKA_DEFAULT_CONSUMER_CONFIG`).
-    pub extra_consumer_properties: Vec<(String, String)>,
-    /// Admin client properties (TBMQ `TB_KAFKA_ADMIN_CONFIG`; its `retries:1` default is a Java
-    /// admin setting without a librdkafka equivalent, so the default here is empty).
-    pub admin_properties: Vec<(String, String)>,
-    /// Bound of one admin command, and of the blocking consumer calls (commit, committed offsets,
-    /// seek, watermarks). TBMQ `TB_KAFKA_ADMIN_COMMAND_TIMEOUT_SEC`, 30 s.
-    pub admin_timeout: Duration,
-}
-
-/// Default admin command timeout (TBMQ `TB_KAFKA_ADMIN_COMMAND_TIMEOUT_SEC`).
-pub const DEFAULT_ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl KafkaConfig {
-    /// TBMQ's defaults for a cluster at `bootstrap_servers`.
-    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
-        KafkaConfig {
-            bootstrap_servers: bootstrap_servers.into(),
-            client_id: "tributary".to_string(),
-            common_properties: Vec::new(),
-            producer_properties: default_producer_properties(),
-            extra_producer_properties: Vec::new(),
-            consumer_properties: default_consumer_properties(),
-            extra_consumer_properties: Vec::new(),
-            admin_properties: Vec::new(),
-            admin_timeout: DEFAULT_ADMIN_TIMEOUT,
-        }
-    }
-}
-
-/// TBMQ's producer defaults in librdkafka terms: `acks=1`, `retries=1`, `batch.size=16384`,
-/// `linger.ms=5`, `compression.type=none`; `buffer.memory=33554432` becomes
-/// `queue.buffering.max.kbytes=32768` (past it `send` fails with [`QueueError::Full`]); Java's
-/// `delivery.timeout.ms` default (120 s) becomes `message.timeout.ms`; `murmur2_random` is the
-/// Java client's partitioner, so keyed records land where TBMQ's would.
-pub fn default_producer_properties() -> Vec<(String, String)> {
-    pairs(&[
-        ("acks", "1"),
-        ("retries", "1"),
-        ("batch.size", "16384"),
-        ("linger.ms", "5"),
-        ("compression.type", "none"),
-        ("queue.buffering.max.kbytes", "32768"),
-        ("message.timeout.ms", "120000"),
-        ("partitioner", "murmur2_random"),
-    ])
-}
-
-/// TBMQ's consumer defaults in librdkafka terms: `session.timeout.ms=10000`,
-/// `max.poll.interval.ms=300000`, `heartbeat.interval.ms=3000`, `max.partition.fetch.bytes=16777216`,
-/// `fetch.max.bytes=134217728` (with `receive.message.max.bytes` raised to fit, as librdkafka
-/// requires). `max.poll.records` has no librdkafka equivalent: it is `poll`'s `max_records`.
-///
-/// Java's `StickyAssignor` (eager) has no librdkafka counterpart; `cooperative-sticky` computes
-/// the same sticky assignment and moves only the partitions that change owner, so members see
-/// `Revoked`/`Assigned` for the difference only, like the embedded backend. It cannot share a
-/// group with Java members using `StickyAssignor` (no common protocol), which TBMQ's groups
-/// here never have.
-///
-/// `topic.metadata.refresh.interval.ms=5000` (librdkafka: 300000): a consumer subscribed to a
-/// topic that did not exist yet, or was created moments ago and is not in its first metadata
-/// answer, gets its partitions within seconds instead of minutes.
-pub fn default_consumer_properties() -> Vec<(String, String)> {
-    pairs(&[
-        ("session.timeout.ms", "10000"),
-        ("max.poll.interval.ms", "300000"),
-        ("heartbeat.interval.ms", "3000"),
-        ("partition.assignment.strategy", "cooperative-sticky"),
-        ("max.partition.fetch.bytes", "16777216"),
-        ("fetch.max.bytes", "134217728"),
-        ("receive.message.max.bytes", "134218240"),
-        ("topic.metadata.refresh.interval.ms", "5000"),
-    ])
-}
+pub use config::{default_consumer_properties, default_producer_properties, KafkaConfig, DEFAULT_ADMIN_TIMEOUT};
 
 /// The Kafka queue. Cloning shares the producer and the admin client.
 #[derive(Clone)]
@@ -158,7 +68,8 @@ impl Queue for KafkaQueue {
     }
 
     fn create_topic(&self, spec: &TopicSpec) -> QueueResult<()> {
-        let mut topic = NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication_factor.into()));
+        let mut topic =
+            NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(spec.replication_factor.into()));
         for (k, v) in &spec.configs {
             topic = topic.set(k, v);
         }
@@ -221,10 +132,6 @@ fn base_config(config: &KafkaConfig, properties: &[(String, String)]) -> ClientC
     client
 }
 
-fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-    items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
 fn backend(e: KafkaError) -> QueueError {
     QueueError::Backend(e.to_string())
 }
@@ -248,9 +155,15 @@ fn log_to_tracing(level: RDKafkaLogLevel, fac: &str, message: &str) {
         RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
             tracing::error!(facility = fac, message, "Kafka client error.");
         }
-        RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, message, "Kafka client warning."),
-        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(facility = fac, message, "Kafka client notice."),
-        RDKafkaLogLevel::Debug => tracing::debug!(facility = fac, message, "Kafka client debug message."),
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(facility = fac, message, "Kafka client warning.")
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(facility = fac, message, "Kafka client notice.")
+        }
+        RDKafkaLogLevel::Debug => {
+            tracing::debug!(facility = fac, message, "Kafka client debug message.")
+        }
     }
 }
 

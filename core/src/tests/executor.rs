@@ -19,9 +19,9 @@ use crate::{
     queue::{embedded::EmbeddedQueue, wait_delivery, Consumer, ConsumerEvent, Partitioning, Queue, TopicPartition},
     topics::TopicNames,
     wire::{
-        uuid_to_bits, ComponentLifecycleEvent as Lc, DownlinkIntegrationMsgProto, IntegrationMsgProto, IntegrationProto,
-        IntegrationValidationRequestProto, PublishIntegrationMsgProto, PublishMsgProto, UplinkIntegrationMsgProto,
-        UplinkIntegrationNotificationMsgProto, WIRE_VERSION,
+        uuid_to_bits, ComponentLifecycleEvent as Lc, DownlinkIntegrationMsgProto, IntegrationMsgProto,
+        IntegrationProto, IntegrationValidationRequestProto, PublishIntegrationMsgProto, PublishMsgProto,
+        UplinkIntegrationMsgProto, UplinkIntegrationNotificationMsgProto, WIRE_VERSION,
     },
 };
 
@@ -77,7 +77,8 @@ impl Harness {
         self.queue.create_topic(&self.topics.downlink_spec("SCRIPTED").unwrap()).unwrap();
         self.queue.create_topic(&self.topics.msg_spec(id).unwrap()).unwrap();
         let (msb, lsb) = uuid_to_bits(id);
-        let configuration = serde_json::json!({"clientConfiguration": client_configuration, "topicFilters": ["#"], "metadata": {}});
+        let configuration =
+            serde_json::json!({"clientConfiguration": client_configuration, "topicFilters": ["#"], "metadata": {}});
         let msg = DownlinkIntegrationMsgProto {
             integration_msg: Some(IntegrationMsgProto {
                 integration_id_msb: msb,
@@ -111,7 +112,8 @@ impl Harness {
 
     fn downlink(&self, key: &[u8], msg: &DownlinkIntegrationMsgProto) {
         let topic = self.topics.downlink("SCRIPTED");
-        wait_delivery(self.queue.producer().send(&topic, Partitioning::ByKey, Some(key), &msg.encode_to_vec())).unwrap();
+        wait_delivery(self.queue.producer().send(&topic, Partitioning::ByKey, Some(key), &msg.encode_to_vec()))
+            .unwrap();
     }
 
     /// Publishes messages for an integration as the broker does.
@@ -129,7 +131,12 @@ impl Harness {
                 timestamp: crate::now_ms(),
                 wire_version: WIRE_VERSION,
             };
-            let d = self.queue.producer().send(&self.topics.msg(id), Partitioning::Fixed(0), Some(b"t/1"), &msg.encode_to_vec());
+            let d = self.queue.producer().send(
+                &self.topics.msg(id),
+                Partitioning::Fixed(0),
+                Some(b"t/1"),
+                &msg.encode_to_vec(),
+            );
             wait_delivery(d).unwrap();
         }
     }
@@ -225,7 +232,11 @@ fn wait_counters(executor: &Executor, id: Uuid, expected: &[(&'static str, u64)]
     }
 }
 
-fn wait_counters_where(executor: &Executor, id: Uuid, pred: impl Fn(&std::collections::BTreeMap<&'static str, u64>) -> bool) {
+fn wait_counters_where(
+    executor: &Executor,
+    id: Uuid,
+    pred: impl Fn(&std::collections::BTreeMap<&'static str, u64>) -> bool,
+) {
     let deadline = Instant::now() + WAIT;
     loop {
         let c = executor.stats().processor(id).snapshot();
@@ -485,7 +496,10 @@ fn validation_requests_are_answered_with_field_errors() {
     assert_eq!(bad.error.as_deref(), Some("invalid: is set"));
     assert_eq!(bad.field_errors[0].field, "invalid");
     let missing = validation_request(&h, "VALIDATE", serde_json::Value::Null);
-    assert_eq!(missing.integration_validation_response_msg.unwrap().error.as_deref(), Some("clientConfiguration field is missing!"));
+    assert_eq!(
+        missing.integration_validation_response_msg.unwrap().error.as_deref(),
+        Some("clientConfiguration field is missing!")
+    );
     let check = validation_request(&h, "CHECK_CONNECTION", serde_json::json!({}));
     assert_eq!(check.integration_validation_response_msg.unwrap().error, None);
     ex.shutdown();

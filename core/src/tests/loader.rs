@@ -40,7 +40,9 @@ fn a_text_file_is_not_a_shared_library() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("libbogus.so"), "this is not ELF").unwrap();
     let report = scan(dir.path());
-    assert!(matches!(only_failure(&report), LoadError::NotSharedLibrary(m) if m.contains("ELF") || m.contains("too short")));
+    assert!(
+        matches!(only_failure(&report), LoadError::NotSharedLibrary(m) if m.contains("ELF") || m.contains("too short"))
+    );
 }
 
 #[test]
@@ -49,7 +51,9 @@ fn a_shared_library_without_a_driver_module_is_not_a_driver() {
     compile_c_library(dir.path(), "plain", "int plain(void) { return 42; }\n", &[]);
     let report = scan(dir.path());
     assert_eq!(only_failure(&report), &LoadError::NotADriver);
-    assert!(report.failures[0].to_string().ends_with("a shared library, but not a Tributary driver (it exports no driver root module)"));
+    assert!(report.failures[0]
+        .to_string()
+        .ends_with("a shared library, but not a Tributary driver (it exports no driver root module)"));
 }
 
 #[test]
@@ -70,7 +74,12 @@ fn a_missing_system_library_is_named() {
     let build = tempfile::tempdir().unwrap();
     compile_c_library(build.path(), "tribgone", "int gone(void) { return 1; }\n", &[]);
     let lib_dir = format!("-L{}", build.path().display());
-    compile_c_library(dir.path(), "needsgone", "int gone(void);\nint f(void) { return gone(); }\n", &[&lib_dir, "-ltribgone"]);
+    compile_c_library(
+        dir.path(),
+        "needsgone",
+        "int gone(void);\nint f(void) { return gone(); }\n",
+        &[&lib_dir, "-ltribgone"],
+    );
     drop(build); // the dependency disappears, as an uninstalled system library would
     let report = scan(dir.path());
     match only_failure(&report) {
@@ -199,7 +208,10 @@ fn a_driver_panic_is_an_error_and_the_executor_keeps_going() {
     handle.start(&start_config("{}")).unwrap();
     let timeout = std::time::Duration::from_secs(5);
     let outcomes = handle.process(&[msg(b"a"), msg(b"retry"), msg(b"reject")], timeout).unwrap();
-    assert_eq!(outcomes, vec![Outcome::Delivered, Outcome::Retry("scripted retry".into()), Outcome::Rejected("scripted reject".into())]);
+    assert_eq!(
+        outcomes,
+        vec![Outcome::Delivered, Outcome::Retry("scripted retry".into()), Outcome::Rejected("scripted reject".into())]
+    );
     let err = handle.process(&[msg(b"b"), msg(b"panic")], timeout).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Panic);
     assert_eq!(err.message, "driver panicked: scripted panic");

@@ -107,22 +107,12 @@ pub struct HttpConfig {
 impl HttpConfig {
     /// Parses and checks a `clientConfiguration` JSON text.
     pub fn parse(text: &str) -> Result<HttpConfig, Vec<FieldError>> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            vec![FieldError::new(
-                "",
-                format!("clientConfiguration is not valid JSON: {e}"),
-            )]
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| vec![FieldError::new("", format!("clientConfiguration is not valid JSON: {e}"))])?;
         let Value::Object(obj) = value else {
-            return Err(vec![FieldError::new(
-                "",
-                "clientConfiguration must be a JSON object",
-            )]);
+            return Err(vec![FieldError::new("", "clientConfiguration must be a JSON object")]);
         };
-        let mut f = Fields {
-            obj: &obj,
-            errors: Vec::new(),
-        };
+        let mut f = Fields { obj: &obj, errors: Vec::new() };
         let config = f.config();
         if f.errors.is_empty() {
             config.ok_or_else(|| vec![FieldError::new("", "invalid configuration")])

@@ -14,8 +14,8 @@ use std::{
 use trib_plugin_api::{
     abi::capabilities,
     driver::{
-        config_errors_to_result, Driver, Error as PluginError, FieldError, Host, Message, Metadata,
-        Outcome, StartConfig,
+        config_errors_to_result, Driver, Error as PluginError, FieldError, Host, Message, Metadata, Outcome,
+        StartConfig,
     },
     support::envelope::EnvelopeContext,
 };
@@ -60,10 +60,7 @@ impl Driver for HttpDriver {
     }
 
     fn create(host: Host) -> Result<Self, PluginError> {
-        Ok(HttpDriver {
-            host,
-            running: None,
-        })
+        Ok(HttpDriver { host, running: None })
     }
 
     fn validate(&self, client_configuration: &str) -> Vec<FieldError> {
@@ -73,19 +70,14 @@ impl Driver for HttpDriver {
     fn check_connection(&mut self, start: &StartConfig<'_>) -> Result<(), PluginError> {
         let config = parse(start)?;
         let service = Service::new(&config);
-        let budget = if config.read_timeout_ms > 0 {
-            Duration::from_millis(config.read_timeout_ms)
-        } else {
-            CHECK_TIMEOUT
-        };
+        let budget =
+            if config.read_timeout_ms > 0 { Duration::from_millis(config.read_timeout_ms) } else { CHECK_TIMEOUT };
         let exchange = service.head(Instant::now() + budget);
         match retry::classify("HEAD", service.url(), &exchange) {
             Outcome::Delivered => Ok(()),
             Outcome::Retry(reason) | Outcome::Rejected(reason) => {
                 if let Exchange::Response { body_excerpt, .. } = &exchange {
-                    self.host.debug(format!(
-                        "HTTP connection check failed: {reason}; body: {body_excerpt}"
-                    ));
+                    self.host.debug(format!("HTTP connection check failed: {reason}; body: {body_excerpt}"));
                 }
                 Err(Error::Check(reason).into())
             }
@@ -98,10 +90,7 @@ impl Driver for HttpDriver {
         let service = Arc::new(Service::new(&config));
         let workers = config.workers();
         let pool = Pool::new(Arc::clone(&service), workers).map_err(|e| {
-            PluginError::new(
-                trib_plugin_api::driver::ErrorKind::Internal,
-                format!("cannot start workers: {e}"),
-            )
+            PluginError::new(trib_plugin_api::driver::ErrorKind::Internal, format!("cannot start workers: {e}"))
         })?;
         self.host.info(format!(
             "HTTP integration '{}' started: {} {} with {workers} parallel requests.",
@@ -113,12 +102,7 @@ impl Driver for HttpDriver {
             self.host.warn("HTTP integration: server certificates are not verified (skipCertificateVerification).");
         }
         let envelope = EnvelopeContext::new(start.service_id.as_str(), start.metadata.as_str());
-        self.running = Some(Running {
-            config,
-            service,
-            pool,
-            envelope,
-        });
+        self.running = Some(Running { config, service, pool, envelope });
         Ok(())
     }
 
@@ -158,10 +142,7 @@ impl Running {
                     sent_slots.push(i);
                 }
                 Err(e) => {
-                    host.debug(format!(
-                        "HTTP message on topic {} rejected: {e}.",
-                        msg.topic()
-                    ));
+                    host.debug(format!("HTTP message on topic {} rejected: {e}.", msg.topic()));
                     first_failure.get_or_insert_with(|| e.to_string());
                     outcomes[i] = Some(Outcome::Rejected(e.to_string()));
                 }
@@ -177,9 +158,7 @@ impl Running {
                     if outcome != Outcome::Delivered {
                         errors += 1;
                         if let Some(body) = detail.filter(|d| !d.is_empty()) {
-                            host.debug(format!(
-                                "HTTP request failed: {outcome:?}; error_body: {body}"
-                            ));
+                            host.debug(format!("HTTP request failed: {outcome:?}; error_body: {body}"));
                         }
                     }
                     outcome
@@ -195,9 +174,7 @@ impl Running {
                 }
                 Completion::NotSent => {
                     not_sent += 1;
-                    Outcome::Retry(
-                        "timeout before send: no free connection before the deadline".to_string(),
-                    )
+                    Outcome::Retry("timeout before send: no free connection before the deadline".to_string())
                 }
             };
             if let Outcome::Retry(reason) | Outcome::Rejected(reason) = &outcome {
@@ -211,10 +188,7 @@ impl Running {
         count(host, "http_messages_rejected_total", rejected as u64);
         if let Some(first) = first_failure {
             let failed = errors + not_sent + rejected as u64;
-            host.warn(format!(
-                "HTTP batch: {failed} of {} messages not delivered; first: {first}.",
-                batch.len()
-            ));
+            host.warn(format!("HTTP batch: {failed} of {} messages not delivered; first: {first}.", batch.len()));
         }
         outcomes
             .into_iter()
@@ -230,10 +204,8 @@ fn count(host: &Host, name: &str, value: u64) {
 }
 
 fn parse(start: &StartConfig<'_>) -> Result<HttpConfig, PluginError> {
-    HttpConfig::parse(start.client_configuration.as_str()).map_err(|errors| {
-        match config_errors_to_result(errors) {
-            Err(e) => e,
-            Ok(()) => PluginError::config("invalid configuration"),
-        }
+    HttpConfig::parse(start.client_configuration.as_str()).map_err(|errors| match config_errors_to_result(errors) {
+        Err(e) => e,
+        Ok(()) => PluginError::config("invalid configuration"),
     })
 }

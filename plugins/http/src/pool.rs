@@ -54,16 +54,12 @@ impl Pool {
     /// Starts `workers` threads sending through `service`.
     pub fn new(service: Arc<Service>, workers: usize) -> std::io::Result<Pool> {
         let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        let mut pool = Pool {
-            jobs: Some(jobs),
-            workers: Vec::with_capacity(workers),
-        };
+        let mut pool = Pool { jobs: Some(jobs), workers: Vec::with_capacity(workers) };
         for i in 0..workers.max(1) {
             let queue = queue.clone();
             let service = Arc::clone(&service);
-            let handle = std::thread::Builder::new()
-                .name(format!("trib-http-{i}"))
-                .spawn(move || work(&service, &queue))?;
+            let handle =
+                std::thread::Builder::new().name(format!("trib-http-{i}")).spawn(move || work(&service, &queue))?;
             pool.workers.push(handle);
         }
         Ok(pool)
@@ -73,19 +69,11 @@ impl Pool {
     /// body, in order, by `deadline`.
     pub fn run(&self, bodies: Vec<Option<Body>>, deadline: Instant) -> Vec<Completion> {
         let count = bodies.len();
-        let batch = Arc::new(Batch {
-            states: (0..count).map(|_| AtomicU8::new(PENDING)).collect(),
-        });
+        let batch = Arc::new(Batch { states: (0..count).map(|_| AtomicU8::new(PENDING)).collect() });
         let (results, replies) = crossbeam_channel::unbounded();
         if let Some(jobs) = &self.jobs {
             for (slot, body) in bodies.into_iter().enumerate() {
-                let job = Job {
-                    slot,
-                    body,
-                    deadline,
-                    batch: Arc::clone(&batch),
-                    results: results.clone(),
-                };
+                let job = Job { slot, body, deadline, batch: Arc::clone(&batch), results: results.clone() };
                 if jobs.send(job).is_err() {
                     break;
                 }
@@ -109,13 +97,7 @@ impl Pool {
         done.into_iter()
             .enumerate()
             .map(|(slot, completion)| {
-                completion.unwrap_or_else(|| {
-                    if batch.cancel(slot) {
-                        Completion::NotSent
-                    } else {
-                        Completion::NoReply
-                    }
-                })
+                completion.unwrap_or_else(|| if batch.cancel(slot) { Completion::NotSent } else { Completion::NoReply })
             })
             .collect()
     }
@@ -149,10 +131,9 @@ struct Batch {
 impl Batch {
     /// Moves `slot` from pending to `to`; false when another party moved it first.
     fn claim(&self, slot: usize, to: u8) -> bool {
-        self.states.get(slot).is_some_and(|s| {
-            s.compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        })
+        self.states
+            .get(slot)
+            .is_some_and(|s| s.compare_exchange(PENDING, to, Ordering::AcqRel, Ordering::Acquire).is_ok())
     }
 
     fn start(&self, slot: usize) -> bool {
@@ -185,21 +166,13 @@ fn work(service: &Service, queue: &Receiver<Job>) {
         if !job.batch.start(job.slot) {
             continue;
         }
-        let Job {
-            slot,
-            body,
-            deadline,
-            results,
-            ..
-        } = job;
+        let Job { slot, body, deadline, results, .. } = job;
         // A panic inside the HTTP stack must not kill the worker (the pool would shrink).
         let completion = catch_unwind(AssertUnwindSafe(|| {
             let exchange = service.send(body, deadline);
             let outcome = retry::classify(service.method().as_str(), service.url(), &exchange);
             let detail = match exchange {
-                Exchange::Response { body_excerpt, .. } if outcome != Outcome::Delivered => {
-                    Some(body_excerpt)
-                }
+                Exchange::Response { body_excerpt, .. } if outcome != Outcome::Delivered => Some(body_excerpt),
                 _ => None,
             };
             Completion::Done { outcome, detail }

@@ -37,11 +37,7 @@ pub struct Body {
 /// (lossy), BINARY raw. Otherwise it is the JSON envelope whose `payload` is the parsed JSON
 /// value, the text, or base64. A JSON payload that does not parse falls back to the raw bytes (or
 /// base64 in the envelope) with `sendBinaryOnParseFailure`, and is an error without it.
-pub fn body(
-    options: &BodyOptions,
-    envelope: &EnvelopeContext,
-    msg: &Message<'_>,
-) -> Result<Body, Error> {
+pub fn body(options: &BodyOptions, envelope: &EnvelopeContext, msg: &Message<'_>) -> Result<Body, Error> {
     let payload = msg.payload();
     let json = match options.payload_content_type {
         PayloadContentType::Json => match serde_json::from_slice::<serde_json::Value>(payload) {
@@ -53,18 +49,14 @@ pub fn body(
     };
     if options.send_only_msg_payload {
         return Ok(match (options.payload_content_type, json) {
-            (PayloadContentType::Json, Some(value)) => Body {
-                bytes: json_bytes(&value),
-                content_type: CONTENT_TYPE_JSON,
-            },
+            (PayloadContentType::Json, Some(value)) => {
+                Body { bytes: json_bytes(&value), content_type: CONTENT_TYPE_JSON }
+            }
             (PayloadContentType::Text, _) => Body {
                 bytes: String::from_utf8_lossy(payload).into_owned().into_bytes(),
                 content_type: CONTENT_TYPE_TEXT,
             },
-            _ => Body {
-                bytes: payload.to_vec(),
-                content_type: CONTENT_TYPE_BINARY,
-            },
+            _ => Body { bytes: payload.to_vec(), content_type: CONTENT_TYPE_BINARY },
         });
     }
     let text;
@@ -78,18 +70,12 @@ pub fn body(
     };
     let mut bytes = Vec::with_capacity(256 + payload.len() * 4 / 3);
     envelope.write(msg, field, &mut bytes);
-    Ok(Body {
-        bytes,
-        content_type: CONTENT_TYPE_JSON,
-    })
+    Ok(Body { bytes, content_type: CONTENT_TYPE_JSON })
 }
 
 /// The headers of every request: the configured ones in order, then `Authorization: Basic ..`
 /// for basic credentials (after them, as in TBMQ, so a configured `Authorization` is not replaced).
-pub fn headers(
-    configured: &[(String, String)],
-    credentials: &Credentials,
-) -> Vec<(String, String)> {
+pub fn headers(configured: &[(String, String)], credentials: &Credentials) -> Vec<(String, String)> {
     let mut headers = configured.to_vec();
     if let Credentials::Basic { username, password } = credentials {
         let token = STANDARD.encode(format!("{username}:{password}"));
@@ -100,9 +86,7 @@ pub fn headers(
 
 /// Whether `headers` already carry a Content-Type (names compare case-insensitively).
 pub fn has_content_type(headers: &[(String, String)]) -> bool {
-    headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+    headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
 }
 
 fn json_bytes(value: &serde_json::Value) -> Vec<u8> {

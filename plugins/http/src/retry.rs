@@ -33,21 +33,15 @@ pub enum Exchange {
 /// The outcome of `exchange` for a request `method url`.
 pub fn classify(method: &str, url: &str, exchange: &Exchange) -> Outcome {
     match exchange {
-        Exchange::Response {
-            status, location, ..
-        } => classify_status(method, url, *status, location.as_deref()),
-        Exchange::Failed(ureq::Error::StatusCode(status)) => {
-            classify_status(method, url, *status, None)
-        }
+        Exchange::Response { status, location, .. } => classify_status(method, url, *status, location.as_deref()),
+        Exchange::Failed(ureq::Error::StatusCode(status)) => classify_status(method, url, *status, None),
         Exchange::Failed(error) => classify_error(method, url, error),
     }
 }
 
 /// TBMQ's text for a status: `404 Not Found from POST http://host/path`.
 pub fn status_reason(method: &str, url: &str, status: u16) -> String {
-    let phrase = StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason());
+    let phrase = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason());
     match phrase {
         Some(phrase) => format!("{status} {phrase} from {method} {url}"),
         None => format!("{status} from {method} {url}"),
@@ -60,10 +54,7 @@ fn classify_status(method: &str, url: &str, status: u16, location: Option<&str>)
         408 | 429 | 500..=599 => Outcome::Retry(status_reason(method, url, status)),
         300..=399 => {
             let target = location.map(|l| format!(" to {l}")).unwrap_or_default();
-            Outcome::Rejected(format!(
-                "{} (redirect{target} not followed)",
-                status_reason(method, url, status)
-            ))
+            Outcome::Rejected(format!("{} (redirect{target} not followed)", status_reason(method, url, status)))
         }
         _ => Outcome::Rejected(status_reason(method, url, status)),
     }
@@ -71,15 +62,8 @@ fn classify_status(method: &str, url: &str, status: u16, location: Option<&str>)
 
 fn classify_error(method: &str, url: &str, error: &ureq::Error) -> Outcome {
     match error {
-        ureq::Error::Timeout(which) => {
-            Outcome::Retry(format!("timeout ({which}) on {method} {url}"))
-        }
-        ureq::Error::Io(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) =>
-        {
+        ureq::Error::Timeout(which) => Outcome::Retry(format!("timeout ({which}) on {method} {url}")),
+        ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
             Outcome::Retry(format!("timeout ({e}) on {method} {url}"))
         }
         // The request itself is malformed: sending it again cannot help.

@@ -41,8 +41,7 @@ impl Service {
     /// Builds the client for `config`. No connection is made yet.
     pub fn new(config: &HttpConfig) -> Service {
         let workers = config.workers();
-        let connect = (config.connect_timeout_ms > 0)
-            .then(|| Duration::from_millis(config.connect_timeout_ms));
+        let connect = (config.connect_timeout_ms > 0).then(|| Duration::from_millis(config.connect_timeout_ms));
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -61,8 +60,7 @@ impl Service {
             method: config.method,
             content_type_configured: request::has_content_type(&headers),
             headers,
-            read_timeout: (config.read_timeout_ms > 0)
-                .then(|| Duration::from_millis(config.read_timeout_ms)),
+            read_timeout: (config.read_timeout_ms > 0).then(|| Duration::from_millis(config.read_timeout_ms)),
             body_limit: config.max_in_memory_buffer_kb.saturating_mul(1024),
         }
     }
@@ -99,16 +97,8 @@ impl Service {
         self.read_timeout.map_or(left, |read| read.min(left))
     }
 
-    fn with_body(
-        &self,
-        builder: RequestBuilder<WithBody>,
-        body: Option<Body>,
-        timeout: Duration,
-    ) -> Exchange {
-        let body = body.unwrap_or(Body {
-            bytes: Vec::new(),
-            content_type: request::CONTENT_TYPE_BINARY,
-        });
+    fn with_body(&self, builder: RequestBuilder<WithBody>, body: Option<Body>, timeout: Duration) -> Exchange {
+        let body = body.unwrap_or(Body { bytes: Vec::new(), content_type: request::CONTENT_TYPE_BINARY });
         let mut builder = self.prepare(builder, timeout);
         if !self.content_type_configured {
             builder = builder.header("Content-Type", body.content_type);
@@ -135,29 +125,13 @@ impl Service {
             Err(e) => return Exchange::Failed(e),
         };
         let status = response.status().as_u16();
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
         // Reading the body to its end is what lets the connection go back to the pool; the limit
         // bounds memory. A 2xx is delivered whatever happens to its body.
-        let body_excerpt = match response
-            .body_mut()
-            .with_config()
-            .limit(self.body_limit)
-            .read_to_vec()
-        {
-            Ok(bytes) => String::from_utf8_lossy(&bytes)
-                .chars()
-                .take(EXCERPT_CHARS)
-                .collect(),
+        let body_excerpt = match response.body_mut().with_config().limit(self.body_limit).read_to_vec() {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).chars().take(EXCERPT_CHARS).collect(),
             Err(e) => format!("<response body not read: {e}>"),
         };
-        Exchange::Response {
-            status,
-            location,
-            body_excerpt,
-        }
+        Exchange::Response { status, location, body_excerpt }
     }
 }

@@ -30,11 +30,7 @@ pub struct Recorded {
 impl Recorded {
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The single value of header `name`; None when absent.
@@ -123,11 +119,7 @@ impl TestServer {
 
     /// `http(s)://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        let scheme = if self.state.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let scheme = if self.state.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
@@ -196,11 +188,7 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         // Counted down before answering: the client cannot send its next request on this
         // connection before the answer, so the count never includes a finished request.
         state.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if stream
-            .write_all(&response(&request.method, status))
-            .and_then(|_| stream.flush())
-            .is_err()
-        {
+        if stream.write_all(&response(&request.method, status)).and_then(|_| stream.flush()).is_err() {
             return;
         }
     }
@@ -217,12 +205,7 @@ fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Recorded> {
                 let headers: Vec<(String, String)> = parsed
                     .headers
                     .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
                     .collect();
                 let length: usize = headers
                     .iter()
@@ -237,12 +220,7 @@ fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Recorded> {
                 }
                 let body = buf[head_len..head_len + length].to_vec();
                 buf.drain(..head_len + length);
-                return Some(Recorded {
-                    method,
-                    target,
-                    headers,
-                    body,
-                });
+                return Some(Recorded { method, target, headers, body });
             }
             Ok(httparse::Status::Partial) => {
                 let n = stream.read(&mut chunk).ok().filter(|&n| n > 0)?;
@@ -254,10 +232,7 @@ fn read_request(stream: &mut impl Read, buf: &mut Vec<u8>) -> Option<Recorded> {
 }
 
 fn response(method: &str, status: u16) -> Vec<u8> {
-    let reason = ureq::http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Other");
+    let reason = ureq::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Other");
     let body = format!("status {status}");
     let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
     if (300..400).contains(&status) {

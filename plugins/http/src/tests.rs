@@ -87,11 +87,7 @@ fn deliver_by(config: &Value, payloads: &[&[u8]], deadline: Instant) -> Vec<Outc
 
 /// The only request a server received.
 fn single(requests: &[Recorded]) -> &Recorded {
-    assert_eq!(
-        requests.len(),
-        1,
-        "expected exactly one request, got {requests:?}"
-    );
+    assert_eq!(requests.len(), 1, "expected exactly one request, got {requests:?}");
     &requests[0]
 }
 
@@ -113,10 +109,7 @@ fn rejected_reason(outcome: &Outcome) -> &str {
 fn metadata_names_the_http_type_and_announces_check_connection() {
     let meta = HttpDriver::metadata();
     assert_eq!((meta.name, meta.integration_type), ("http", "HTTP"));
-    assert_eq!(
-        meta.capabilities & trib_plugin_api::abi::capabilities::CHECK_CONNECTION,
-        1
-    );
+    assert_eq!(meta.capabilities & trib_plugin_api::abi::capabilities::CHECK_CONNECTION, 1);
 }
 
 #[test]
@@ -124,10 +117,7 @@ fn process_before_start_is_retry() {
     let mut driver = HttpDriver::create(Host::detached()).expect("create");
     let payload = b"x";
     let outcomes = driver.process(&[message(payload)], Instant::now() + GENEROUS);
-    assert_eq!(
-        outcomes,
-        vec![Outcome::Retry("HTTP driver is not started".into())]
-    );
+    assert_eq!(outcomes, vec![Outcome::Retry("HTTP driver is not started".into())]);
 }
 
 /// Host counters as `(name, total)` pairs, collected by a host whose context is a leaked Mutex.
@@ -160,10 +150,8 @@ mod counting_host {
 
     pub fn host() -> (Host, &'static Counters) {
         let counters: &'static Counters = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let services = HostServices {
-            ctx: (counters as *const Counters).cast(),
-            vtable: host_vtable(log, enabled, add),
-        };
+        let services =
+            HostServices { ctx: (counters as *const Counters).cast(), vtable: host_vtable(log, enabled, add) };
         (Host::from_abi(services), counters)
     }
 }
@@ -171,11 +159,7 @@ mod counting_host {
 #[test]
 fn counters_count_sent_failed_and_rejected_messages() {
     let server = crate::test_server::TestServer::start(|_, r| {
-        crate::test_server::Reply::Status(if r.body_text() == r#""bad""# {
-            500
-        } else {
-            200
-        })
+        crate::test_server::Reply::Status(if r.body_text() == r#""bad""# { 500 } else { 200 })
     });
     let (host, counters) = counting_host::host();
     let mut driver = HttpDriver::create(host).expect("create");
@@ -187,15 +171,9 @@ fn counters_count_sent_failed_and_rejected_messages() {
     let outcomes = driver.process(&batch, Instant::now() + GENEROUS);
     driver.stop();
     assert_eq!(outcomes[0], Outcome::Delivered);
-    assert!(
-        matches!(outcomes[1], Outcome::Retry(_)) && matches!(outcomes[2], Outcome::Rejected(_))
-    );
+    assert!(matches!(outcomes[1], Outcome::Retry(_)) && matches!(outcomes[2], Outcome::Rejected(_)));
     let mut counted = counters.lock().expect("lock").clone();
     counted.sort();
-    let expected = [
-        ("http_messages_rejected_total", 1),
-        ("http_request_errors_total", 1),
-        ("http_requests_total", 3),
-    ];
+    let expected = [("http_messages_rejected_total", 1), ("http_request_errors_total", 1), ("http_requests_total", 3)];
     assert_eq!(counted, expected.map(|(n, v)| (n.to_string(), v)).to_vec());
 }

@@ -30,9 +30,7 @@ impl Charset {
         let charset = match name.trim().to_ascii_uppercase().as_str() {
             "UTF-8" | "UTF8" => Charset::Utf8,
             "US-ASCII" | "ASCII" | "US_ASCII" | "ISO646-US" => Charset::UsAscii,
-            "ISO-8859-1" | "ISO8859-1" | "ISO8859_1" | "ISO_8859_1" | "LATIN1" | "L1" => {
-                Charset::Iso8859_1
-            }
+            "ISO-8859-1" | "ISO8859-1" | "ISO8859_1" | "ISO_8859_1" | "LATIN1" | "L1" => Charset::Iso8859_1,
             "UTF-16" | "UTF16" | "UTF_16" => Charset::Utf16,
             "UTF-16BE" | "UTF_16BE" | "X-UTF-16BE" => Charset::Utf16Be,
             "UTF-16LE" | "UTF_16LE" | "X-UTF-16LE" => Charset::Utf16Le,
@@ -45,14 +43,8 @@ impl Charset {
     pub fn encode(self, text: &str) -> Vec<u8> {
         match self {
             Charset::Utf8 => text.as_bytes().to_vec(),
-            Charset::UsAscii => text
-                .chars()
-                .map(|c| if c.is_ascii() { c as u8 } else { b'?' })
-                .collect(),
-            Charset::Iso8859_1 => text
-                .chars()
-                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-                .collect(),
+            Charset::UsAscii => text.chars().map(|c| if c.is_ascii() { c as u8 } else { b'?' }).collect(),
+            Charset::Iso8859_1 => text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect(),
             Charset::Utf16 if text.is_empty() => Vec::new(),
             Charset::Utf16 => {
                 let mut out = vec![0xFE, 0xFF];

@@ -67,8 +67,7 @@ pub fn default_compression() -> &'static str {
 
 const ACKS: [&str; 4] = ["0", "1", "-1", "all"];
 const COMPRESSIONS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
-const SSL_MISSING_PROTOCOL: &str =
-    "Detected SSL-related configurations, but 'security.protocol' is missing. \
+const SSL_MISSING_PROTOCOL: &str = "Detected SSL-related configurations, but 'security.protocol' is missing. \
 The default protocol is 'PLAINTEXT'. Please ensure 'security.protocol' is set correctly";
 
 impl KafkaConfig {
@@ -76,18 +75,10 @@ impl KafkaConfig {
     pub fn parse(json: &str) -> Result<KafkaConfig, Vec<FieldError>> {
         let root: Map<String, Value> = match serde_json::from_str(json) {
             Ok(Value::Object(map)) => map,
-            Ok(_) => {
-                return Err(vec![FieldError::new(
-                    "",
-                    "clientConfiguration must be a JSON object",
-                )])
-            }
+            Ok(_) => return Err(vec![FieldError::new("", "clientConfiguration must be a JSON object")]),
             Err(e) => return Err(vec![FieldError::new("", format!("invalid JSON: {e}"))]),
         };
-        let mut f = Fields {
-            root: &root,
-            errors: Vec::new(),
-        };
+        let mut f = Fields { root: &root, errors: Vec::new() };
         let bootstrap_servers = f.string("bootstrapServers").unwrap_or_default();
         if !f.failed("bootstrapServers") {
             check_bootstrap_servers(&bootstrap_servers, &mut f.errors);
@@ -97,47 +88,29 @@ impl KafkaConfig {
             f.error("topic", "Topic is required");
         }
         let key = f.string("key").filter(|k| !k.is_empty());
-        let key = key.and_then(|k| {
-            KeyTemplate::parse(&k)
-                .map_err(|e| f.error("key", format!("Key: {e}")))
-                .ok()
-        });
+        let key = key.and_then(|k| KeyTemplate::parse(&k).map_err(|e| f.error("key", format!("Key: {e}"))).ok());
         let client_id_prefix = f.string("clientIdPrefix").filter(|p| !p.is_empty());
         let retries = f.non_negative("retries", "Retries", 0);
         let batch_size = f.non_negative("batchSize", "Batch size", 0);
         let linger_ms = f.non_negative("linger", "Linger ms", 0);
         let buffer_memory = f.non_negative("bufferMemory", "Buffer memory", 0);
-        let acks = f
-            .string("acks")
-            .unwrap_or_else(|| default_acks().to_string());
+        let acks = f.string("acks").unwrap_or_else(|| default_acks().to_string());
         if !ACKS.contains(&acks.as_str()) {
             f.error("acks", "Invalid acks value");
         }
-        let compression = f
-            .string("compression")
-            .unwrap_or_else(|| default_compression().to_string());
+        let compression = f.string("compression").unwrap_or_else(|| default_compression().to_string());
         if !COMPRESSIONS.contains(&compression.as_str()) {
             f.error("compression", "Invalid compression type");
         }
         let other_properties = f.string_map("otherProperties");
         let ssl_present = other_properties.iter().any(|(k, _)| k.contains("ssl."));
-        if ssl_present
-            && !other_properties
-                .iter()
-                .any(|(k, _)| k == "security.protocol")
-        {
+        if ssl_present && !other_properties.iter().any(|(k, _)| k == "security.protocol") {
             f.error("otherProperties", SSL_MISSING_PROTOCOL);
         }
         let headers = f.string_map("kafkaHeaders");
-        let charset_name = f
-            .string("kafkaHeadersCharset")
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| "UTF-8".into());
+        let charset_name = f.string("kafkaHeadersCharset").filter(|c| !c.is_empty()).unwrap_or_else(|| "UTF-8".into());
         let headers_charset = Charset::from_name(&charset_name).unwrap_or_else(|| {
-            let message = format!(
-                "Unsupported charset: {charset_name}. Supported: {}",
-                crate::charset::SUPPORTED
-            );
+            let message = format!("Unsupported charset: {charset_name}. Supported: {}", crate::charset::SUPPORTED);
             f.error("kafkaHeadersCharset", message);
             Charset::Utf8
         });
@@ -152,20 +125,11 @@ impl KafkaConfig {
             bootstrap_servers,
             topic,
             key,
-            client_id_prefix: client_id_prefix
-                .unwrap_or_else(|| default_client_id_prefix().to_string()),
+            client_id_prefix: client_id_prefix.unwrap_or_else(|| default_client_id_prefix().to_string()),
             retries,
-            batch_size: if batch_size == 0 {
-                default_batch_size()
-            } else {
-                batch_size
-            },
+            batch_size: if batch_size == 0 { default_batch_size() } else { batch_size },
             linger_ms,
-            buffer_memory: if buffer_memory == 0 {
-                default_buffer_memory()
-            } else {
-                buffer_memory
-            },
+            buffer_memory: if buffer_memory == 0 { default_buffer_memory() } else { buffer_memory },
             acks,
             compression,
             other_properties,
@@ -185,19 +149,13 @@ impl KafkaConfig {
 /// in 1..=65535. Beyond TBMQ, a bracketed IPv6 host (`[::1]:9092`) is accepted.
 fn check_bootstrap_servers(servers: &str, errors: &mut Vec<FieldError>) {
     if servers.is_empty() {
-        errors.push(FieldError::new(
-            "bootstrapServers",
-            "Bootstrap servers cannot be empty",
-        ));
+        errors.push(FieldError::new("bootstrapServers", "Bootstrap servers cannot be empty"));
         return;
     }
     // Java's String.split drops trailing empty entries, so "a:1," passes in TBMQ too.
     let entries: Vec<&str> = servers.trim_end_matches(',').split(',').collect();
     if let Some(bad) = entries.iter().find(|s| !is_host_port(s.trim())) {
-        errors.push(FieldError::new(
-            "bootstrapServers",
-            format!("Invalid bootstrap server format: {bad}"),
-        ));
+        errors.push(FieldError::new("bootstrapServers", format!("Invalid bootstrap server format: {bad}")));
     }
 }
 
@@ -254,9 +212,7 @@ impl Fields<'_> {
         };
         match value {
             Some(v) if v < 0 => self.error(field, format!("{label} must not be less than 0")),
-            Some(v) if v > i64::from(i32::MAX) => {
-                self.error(field, format!("{label} must not exceed {}", i32::MAX))
-            }
+            Some(v) if v > i64::from(i32::MAX) => self.error(field, format!("{label} must not exceed {}", i32::MAX)),
             Some(v) => return v,
             None => self.error(field, "must be an integer"),
         }

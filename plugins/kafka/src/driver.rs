@@ -45,10 +45,7 @@ impl Driver for KafkaDriver {
     }
 
     fn create(host: Host) -> Result<Self, Error> {
-        Ok(KafkaDriver {
-            host,
-            running: None,
-        })
+        Ok(KafkaDriver { host, running: None })
     }
 
     fn validate(&self, client_configuration: &str) -> Vec<FieldError> {
@@ -72,45 +69,20 @@ impl Driver for KafkaDriver {
         let envelope = EnvelopeContext::new(config.service_id.as_str(), config.metadata.as_str());
         let records = RecordBuilder::new(&kafka, envelope);
         let producer = Producer::create(&props, &kafka.topic, records.headers(), self.host)?;
-        self.host.info(format_args!(
-            "Kafka producer started for topic '{}'.",
-            kafka.topic
-        ));
-        self.running = Some(Running {
-            producer,
-            records,
-            props,
-            topic: kafka.topic,
-        });
+        self.host.info(format_args!("Kafka producer started for topic '{}'.", kafka.topic));
+        self.running = Some(Running { producer, records, props, topic: kafka.topic });
         Ok(())
     }
 
     fn process(&mut self, batch: &[Message<'_>], deadline: Instant) -> Vec<Outcome> {
         let Some(running) = self.running.as_mut() else {
-            return batch
-                .iter()
-                .map(|_| Outcome::Retry("the kafka driver is not started".into()))
-                .collect();
+            return batch.iter().map(|_| Outcome::Retry("the kafka driver is not started".into())).collect();
         };
         if let Some(reason) = running.producer.fatal_error() {
-            self.host.warn(format_args!(
-                "Kafka producer hit a fatal error ({reason}); creating a new one."
-            ));
-            match Producer::create(
-                &running.props,
-                &running.topic,
-                running.records.headers(),
-                self.host,
-            ) {
-                Ok(fresh) => {
-                    std::mem::replace(&mut running.producer, fresh).close(std::time::Duration::ZERO)
-                }
-                Err(e) => {
-                    return batch
-                        .iter()
-                        .map(|_| Outcome::Retry(e.to_string()))
-                        .collect()
-                }
+            self.host.warn(format_args!("Kafka producer hit a fatal error ({reason}); creating a new one."));
+            match Producer::create(&running.props, &running.topic, running.records.headers(), self.host) {
+                Ok(fresh) => std::mem::replace(&mut running.producer, fresh).close(std::time::Duration::ZERO),
+                Err(e) => return batch.iter().map(|_| Outcome::Retry(e.to_string())).collect(),
             }
         }
         if Instant::now() >= deadline {
@@ -143,10 +115,6 @@ fn checked(config: &StartConfig<'_>) -> Result<(KafkaConfig, Vec<Property>), Err
 }
 
 fn config_error(errors: Vec<FieldError>) -> Error {
-    let text = errors
-        .iter()
-        .map(|e| format!("{}: {}", e.field, e.message))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let text = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
     KafkaError::Config(text).into()
 }

@@ -54,52 +54,27 @@ const RENAMED: [(&str, &str); 3] = [
 const PEM_VALUES: [&str; 3] = ["ssl.ca.pem", "ssl.certificate.pem", "ssl.key.pem"];
 
 /// The producer's properties, in the order they are applied; keys are unique.
-pub fn producer_properties(
-    config: &KafkaConfig,
-    client_id: &str,
-) -> Result<Vec<Property>, Vec<FieldError>> {
+pub fn producer_properties(config: &KafkaConfig, client_id: &str) -> Result<Vec<Property>, Vec<FieldError>> {
     let kbytes = (config.buffer_memory + 1023) / 1024;
     let mut props: Vec<Property> = [
-        (
-            "bootstrap.servers",
-            config.bootstrap_servers.clone(),
-            "bootstrapServers",
-        ),
+        ("bootstrap.servers", config.bootstrap_servers.clone(), "bootstrapServers"),
         ("client.id", client_id.to_string(), "clientIdPrefix"),
         ("retries", config.retries.to_string(), "retries"),
         ("batch.size", config.batch_size.to_string(), "batchSize"),
         ("linger.ms", config.linger_ms.to_string(), "linger"),
-        (
-            "queue.buffering.max.kbytes",
-            kbytes.max(1).to_string(),
-            "bufferMemory",
-        ),
+        ("queue.buffering.max.kbytes", kbytes.max(1).to_string(), "bufferMemory"),
         ("acks", config.acks.clone(), "acks"),
-        (
-            "compression.type",
-            config.compression.clone(),
-            "compression",
-        ),
-        (
-            "message.timeout.ms",
-            default_message_timeout_ms().to_string(),
-            "otherProperties",
-        ),
+        ("compression.type", config.compression.clone(), "compression"),
+        ("message.timeout.ms", default_message_timeout_ms().to_string(), "otherProperties"),
     ]
     .into_iter()
-    .map(|(key, value, field)| Property {
-        key: key.into(),
-        value,
-        field: field.into(),
-    })
+    .map(|(key, value, field)| Property { key: key.into(), value, field: field.into() })
     .collect();
     let mut errors = Vec::new();
     for (name, value) in &config.other_properties {
         let field = format!("otherProperties.{name}");
         match translate(name, value, &config.other_properties) {
-            Ok(translated) => translated
-                .into_iter()
-                .for_each(|(k, v)| set(&mut props, k, v, &field)),
+            Ok(translated) => translated.into_iter().for_each(|(k, v)| set(&mut props, k, v, &field)),
             Err(message) => errors.push(FieldError::new(field, message)),
         }
     }
@@ -124,27 +99,18 @@ pub fn check(config: &KafkaConfig) -> Vec<FieldError> {
         .filter_map(|p| {
             let mut single = ClientConfig::new();
             single.set(&p.key, &p.value);
-            single
-                .create_native_config()
-                .err()
-                .map(|e| FieldError::new(p.field.as_str(), describe(&e)))
+            single.create_native_config().err().map(|e| FieldError::new(p.field.as_str(), describe(&e)))
         })
         .collect();
     if !errors.is_empty() {
         return errors;
     }
     let mut client = client_config(&props);
-    client
-        .remove("bootstrap.servers")
-        .remove("metadata.broker.list");
+    client.remove("bootstrap.servers").remove("metadata.broker.list");
     match client.create::<BaseProducer<DefaultProducerContext>>() {
         Ok(_) => Vec::new(),
         Err(e) => {
-            let field = if config.other_properties.is_empty() {
-                ""
-            } else {
-                "otherProperties"
-            };
+            let field = if config.other_properties.is_empty() { "" } else { "otherProperties" };
             vec![FieldError::new(field, describe(&e))]
         }
     }
@@ -162,9 +128,7 @@ pub fn client_config(props: &[Property]) -> ClientConfig {
 /// librdkafka's own words for a configuration or creation error.
 pub fn describe(error: &KafkaError) -> String {
     match error {
-        KafkaError::ClientConfig(_, description, _, _)
-            if description.starts_with("No such configuration property") =>
-        {
+        KafkaError::ClientConfig(_, description, _, _) if description.starts_with("No such configuration property") => {
             format!("{description} (otherProperties take librdkafka property names; see the driver README)")
         }
         KafkaError::ClientConfig(_, description, _, _) => description.clone(),
@@ -175,40 +139,23 @@ pub fn describe(error: &KafkaError) -> String {
 
 /// Sets `key`, replacing an earlier value of the same key or of one of its aliases.
 fn set(props: &mut Vec<Property>, key: String, value: String, field: &str) {
-    let group: &[&str] = ALIASES
-        .iter()
-        .copied()
-        .find(|g| g.contains(&key.as_str()))
-        .unwrap_or(&[]);
+    let group: &[&str] = ALIASES.iter().copied().find(|g| g.contains(&key.as_str())).unwrap_or(&[]);
     props.retain(|p| p.key != key && !group.contains(&p.key.as_str()));
-    props.push(Property {
-        key,
-        value,
-        field: field.to_string(),
-    });
+    props.push(Property { key, value, field: field.to_string() });
 }
 
 /// One `otherProperties` entry as zero or more librdkafka properties.
-fn translate(
-    name: &str,
-    value: &str,
-    all: &[(String, String)],
-) -> Result<Vec<(String, String)>, String> {
-    let key = RENAMED
-        .iter()
-        .find(|(java, _)| *java == name)
-        .map_or(name, |(_, native)| native);
-    let value = if PEM_VALUES.contains(&key) {
-        value.replace("\\n", "\n")
-    } else {
-        value.to_string()
-    };
+fn translate(name: &str, value: &str, all: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    let key = RENAMED.iter().find(|(java, _)| *java == name).map_or(name, |(_, native)| native);
+    let value = if PEM_VALUES.contains(&key) { value.replace("\\n", "\n") } else { value.to_string() };
     match key {
         // librdkafka tells PEM from PKCS#12 by the property used, so the Java store types are
         // only checked, never passed on.
         "ssl.keystore.type" | "ssl.truststore.type" => match value.to_ascii_uppercase().as_str() {
             "PEM" | "PKCS12" => Ok(Vec::new()),
-            _ => Err(format!("store type '{value}' is not supported by librdkafka; use PEM (or PKCS12 for the keystore)")),
+            _ => Err(format!(
+                "store type '{value}' is not supported by librdkafka; use PEM (or PKCS12 for the keystore)"
+            )),
         },
         // The Java client disables host name checks with an empty value.
         "ssl.endpoint.identification.algorithm" if value.is_empty() => Ok(vec![(key.into(), "none".into())]),
@@ -221,11 +168,9 @@ fn translate(
 /// and `sasl.password` (explicit `sasl.username` / `sasl.password` entries win).
 fn jaas_credentials(jaas: &str, all: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
     if !(jaas.contains("PlainLoginModule") || jaas.contains("ScramLoginModule")) {
-        return Err(
-            "only PlainLoginModule and ScramLoginModule JAAS lines are supported; \
+        return Err("only PlainLoginModule and ScramLoginModule JAAS lines are supported; \
                     set sasl.username and sasl.password instead"
-                .to_string(),
-        );
+            .to_string());
     }
     let explicit = |k: &str| all.iter().any(|(name, _)| name == k);
     let mut out = Vec::new();
@@ -261,34 +206,15 @@ fn jaas_option(jaas: &str, option: &str) -> Option<String> {
 /// otherwise. Without retries order is kept anyway. Explicit user settings are left alone.
 fn add_ordering(props: &mut Vec<Property>) {
     let get = |props: &[Property], keys: &[&str]| {
-        props
-            .iter()
-            .find(|p| keys.contains(&p.key.as_str()))
-            .map(|p| p.value.clone())
+        props.iter().find(|p| keys.contains(&p.key.as_str())).map(|p| p.value.clone())
     };
-    let user_set = get(
-        props,
-        &[
-            "enable.idempotence",
-            "max.in.flight.requests.per.connection",
-            "max.in.flight",
-        ],
-    );
-    let retries = get(props, ALIASES[1])
-        .and_then(|r| r.parse::<i64>().ok())
-        .unwrap_or(0);
+    let user_set = get(props, &["enable.idempotence", "max.in.flight.requests.per.connection", "max.in.flight"]);
+    let retries = get(props, ALIASES[1]).and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
     if user_set.is_some() || retries == 0 {
         return;
     }
     let acks_all = matches!(get(props, ALIASES[2]).as_deref(), Some("-1" | "all"));
-    let (key, value) = if acks_all {
-        ("enable.idempotence", "true")
-    } else {
-        ("max.in.flight.requests.per.connection", "1")
-    };
-    props.push(Property {
-        key: key.into(),
-        value: value.into(),
-        field: "retries".into(),
-    });
+    let (key, value) =
+        if acks_all { ("enable.idempotence", "true") } else { ("max.in.flight.requests.per.connection", "1") };
+    props.push(Property { key: key.into(), value: value.into(), field: "retries".into() });
 }

@@ -31,11 +31,7 @@ impl RecordBuilder {
     /// Prepares the builder from the checked configuration and the envelope context.
     pub fn new(config: &KafkaConfig, envelope: EnvelopeContext) -> Self {
         let charset = config.headers_charset;
-        let headers = config
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), charset.encode(v)))
-            .collect();
+        let headers = config.headers.iter().map(|(k, v)| (k.clone(), charset.encode(v))).collect();
         RecordBuilder {
             key: config.key.clone(),
             send_only_msg_payload: config.send_only_msg_payload,
@@ -56,14 +52,7 @@ impl RecordBuilder {
         } else {
             self.envelope.to_vec_base64(msg)
         };
-        Record {
-            key: self
-                .key
-                .as_ref()
-                .and_then(|k| k.render(msg))
-                .map(String::into_bytes),
-            value,
-        }
+        Record { key: self.key.as_ref().and_then(|k| k.render(msg)).map(String::into_bytes), value }
     }
 }
 
@@ -111,11 +100,7 @@ impl KeyTemplate {
                 "topic" | "topicName" => KeyPart::Topic,
                 "clientId" => KeyPart::ClientId,
                 "" => return Err("empty placeholder '${}'".to_string()),
-                other => {
-                    return Err(format!(
-                        "unknown placeholder '${{{other}}}'. Allowed: {KEY_PLACEHOLDERS}"
-                    ))
-                }
+                other => return Err(format!("unknown placeholder '${{{other}}}'. Allowed: {KEY_PLACEHOLDERS}")),
             });
             rest = &rest[start + 2 + len + 1..];
         }

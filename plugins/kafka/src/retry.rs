@@ -41,23 +41,16 @@ pub const REJECTED: [Code; 21] = [
 ];
 
 /// Codes that mean "no acknowledgement in time"; their reason starts with "timeout".
-const TIMEOUTS: [Code; 4] = [
-    Code::MessageTimedOut,
-    Code::PurgeQueue,
-    Code::PurgeInflight,
-    Code::RequestTimedOut,
-];
+const TIMEOUTS: [Code; 4] = [Code::MessageTimedOut, Code::PurgeQueue, Code::PurgeInflight, Code::RequestTimedOut];
 
 /// The outcome of a delivery report or of a failed enqueue.
 pub fn classify(result: Result<(), Code>) -> Outcome {
     match result {
         Ok(()) => Outcome::Delivered,
-        Err(code) if REJECTED.contains(&code) => {
-            Outcome::Rejected(format!("kafka rejected the record: {code}"))
+        Err(code) if REJECTED.contains(&code) => Outcome::Rejected(format!("kafka rejected the record: {code}")),
+        Err(code) if TIMEOUTS.contains(&code) => {
+            Outcome::Retry(format!("timeout: no acknowledgement from kafka in time ({code})"))
         }
-        Err(code) if TIMEOUTS.contains(&code) => Outcome::Retry(format!(
-            "timeout: no acknowledgement from kafka in time ({code})"
-        )),
         Err(code) => Outcome::Retry(format!("kafka delivery failed: {code}")),
     }
 }

@@ -52,8 +52,7 @@ impl ClientContext for DeliveryContext {
     }
 
     fn error(&self, error: RdError, reason: &str) {
-        self.host
-            .warn(format_args!("Kafka client error: {error}: {reason}"));
+        self.host.warn(format_args!("Kafka client error: {error}: {reason}"));
     }
 }
 
@@ -61,10 +60,7 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        let result = result
-            .as_ref()
-            .map(|_| ())
-            .map_err(|(e, _)| retry::code_of(e));
+        let result = result.as_ref().map(|_| ()).map_err(|(e, _)| retry::code_of(e));
         // A closed channel means the producer is being dropped; the report has no reader then.
         let _ = self.reports.send((id, result));
     }
@@ -94,32 +90,16 @@ impl Producer {
             .create_with_context(context)
             .map_err(|e| KafkaError::Create(crate::properties::describe(&e)))?;
         let headers = (!headers.is_empty()).then(|| {
-            headers.iter().fold(
-                OwnedHeaders::new_with_capacity(headers.len()),
-                |h, (key, value)| {
-                    h.insert(Header {
-                        key,
-                        value: Some(value.as_slice()),
-                    })
-                },
-            )
+            headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (key, value)| {
+                h.insert(Header { key, value: Some(value.as_slice()) })
+            })
         });
-        Ok(Producer {
-            inner,
-            reports: rx,
-            topic: topic.to_string(),
-            headers,
-            next_id: 0,
-            host,
-        })
+        Ok(Producer { inner, reports: rx, topic: topic.to_string(), headers, next_id: 0, host })
     }
 
     /// Whether librdkafka hit a fatal error (idempotent producer); the producer must be replaced.
     pub fn fatal_error(&self) -> Option<String> {
-        self.inner
-            .client()
-            .fatal_error()
-            .map(|(code, reason)| format!("{code}: {reason}"))
+        self.inner.client().fatal_error().map(|(code, reason)| format!("{code}: {reason}"))
     }
 
     /// Sends every record, then waits for their delivery reports until `deadline`. Returns one
@@ -138,29 +118,21 @@ impl Producer {
                 break;
             };
             match self.reports.recv_timeout(wait) {
-                Ok((id, result)) => {
-                    open -= usize::from(self.record_report(&mut outcomes, base, id, result))
-                }
+                Ok((id, result)) => open -= usize::from(self.record_report(&mut outcomes, base, id, result)),
                 Err(_) => break,
             }
         }
         if open > 0 {
             self.inner.purge(PurgeConfig::default().queue());
-            self.host.debug(format_args!(
-                "{open} Kafka records unacknowledged at the deadline."
-            ));
+            self.host.debug(format_args!("{open} Kafka records unacknowledged at the deadline."));
         }
-        outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(retry::timed_out))
-            .collect()
+        outcomes.into_iter().map(|o| o.unwrap_or_else(retry::timed_out)).collect()
     }
 
     /// Flushes for at most `timeout`, then drops the producer.
     pub fn close(self, timeout: Duration) {
         if let Err(e) = self.inner.flush(timeout) {
-            self.host
-                .warn(format_args!("Kafka producer flush on stop failed: {e}."));
+            self.host.warn(format_args!("Kafka producer flush on stop failed: {e}."));
         }
     }
 
@@ -168,8 +140,8 @@ impl Producer {
     /// make room (until the deadline).
     /// Returns an outcome only when the record could not be enqueued.
     fn enqueue(&self, id: usize, record: &Record, deadline: Instant) -> Option<Outcome> {
-        let mut base_record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.topic, id)
-            .payload(record.value.as_slice());
+        let mut base_record =
+            BaseRecord::<[u8], [u8], usize>::with_opaque_to(&self.topic, id).payload(record.value.as_slice());
         if let Some(headers) = &self.headers {
             base_record = base_record.headers(headers.clone());
         }
@@ -179,13 +151,10 @@ impl Producer {
         loop {
             match self.inner.send(base_record) {
                 Ok(()) => return None,
-                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if Instant::now() < deadline =>
-                {
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) if Instant::now() < deadline => {
                     base_record = back;
                     std::thread::sleep(
-                        Duration::from_millis(10)
-                            .min(deadline.saturating_duration_since(Instant::now())),
+                        Duration::from_millis(10).min(deadline.saturating_duration_since(Instant::now())),
                     );
                 }
                 Err((e, _)) => return Some(retry::classify(Err(retry::code_of(&e)))),
@@ -208,9 +177,8 @@ impl Producer {
                 true
             }
             _ => {
-                self.host.debug(format_args!(
-                    "Ignoring a late Kafka delivery report of an earlier batch ({result:?})."
-                ));
+                self.host
+                    .debug(format_args!("Ignoring a late Kafka delivery report of an earlier batch ({result:?})."));
                 false
             }
         }
@@ -220,16 +188,9 @@ impl Producer {
 /// TBMQ's connection check: list the cluster's topics within 10 s; Ok only when `topic` is among them.
 pub fn check_connection(props: &[Property], topic: &str, host: Host) -> Result<(), KafkaError> {
     let producer = Producer::create(props, topic, &[], host)?;
-    let metadata = producer
-        .inner
-        .client()
-        .fetch_metadata(None, CHECK_TIMEOUT)
-        .map_err(|e| KafkaError::Metadata(e.to_string()))?;
-    if metadata
-        .topics()
-        .iter()
-        .any(|t| t.name() == topic && t.error().is_none())
-    {
+    let metadata =
+        producer.inner.client().fetch_metadata(None, CHECK_TIMEOUT).map_err(|e| KafkaError::Metadata(e.to_string()))?;
+    if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none()) {
         Ok(())
     } else {
         Err(KafkaError::TopicMissing)

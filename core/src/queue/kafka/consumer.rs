@@ -40,7 +40,12 @@ pub(super) struct KafkaConsumer {
 
 impl KafkaConsumer {
     /// A member of `group` subscribed to `topics`.
-    pub(super) fn subscribe(config: &KafkaConfig, group: &str, client_id: &str, topics: &[String]) -> QueueResult<Self> {
+    pub(super) fn subscribe(
+        config: &KafkaConfig,
+        group: &str,
+        client_id: &str,
+        topics: &[String],
+    ) -> QueueResult<Self> {
         let this = Self::new(config, group, client_id)?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         this.consumer.subscribe(&topics).map_err(backend)?;
@@ -108,7 +113,9 @@ impl Consumer for KafkaConsumer {
                 Some(Err(KafkaError::MessageConsumptionFatal(code))) => {
                     return Err(QueueError::Backend(format!("fatal consumer error: {code}")));
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries."),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "Kafka consumer error; librdkafka retries.")
+                }
                 None => {}
             }
             events = self.take_events();
@@ -153,12 +160,16 @@ impl Consumer for KafkaConsumer {
     }
 
     fn watermarks(&mut self, tp: &TopicPartition) -> QueueResult<(i64, i64)> {
-        self.consumer.fetch_watermarks(&tp.topic, tp.partition, self.timeout).map_err(|e| match e.rdkafka_error_code() {
-            Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
-                QueueError::UnknownTopic(tp.topic.clone())
+        self.consumer.fetch_watermarks(&tp.topic, tp.partition, self.timeout).map_err(|e| {
+            match e.rdkafka_error_code() {
+                Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
+                    QueueError::UnknownTopic(tp.topic.clone())
+                }
+                Some(RDKafkaErrorCode::UnknownPartition) => {
+                    QueueError::UnknownPartition(tp.topic.clone(), tp.partition)
+                }
+                _ => backend(e),
             }
-            Some(RDKafkaErrorCode::UnknownPartition) => QueueError::UnknownPartition(tp.topic.clone(), tp.partition),
-            _ => backend(e),
         })
     }
 }

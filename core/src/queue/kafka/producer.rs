@@ -34,7 +34,8 @@ impl KafkaProducer {
 impl Producer for KafkaProducer {
     fn send(&self, topic: &str, partitioning: Partitioning, key: Option<&[u8]>, value: &[u8]) -> Delivery {
         let (tx, rx) = oneshot::channel();
-        let mut record: BaseRecord<'_, [u8], [u8], Box<Ack>> = BaseRecord::with_opaque_to(topic, Box::new(tx)).payload(value);
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Ack>> =
+            BaseRecord::with_opaque_to(topic, Box::new(tx)).payload(value);
         if let Some(key) = key {
             record = record.key(key);
         }

@@ -8,8 +8,8 @@ use trib_plugin_api::{driver::FieldError, support::credentials::Credentials};
 use ureq::http::{HeaderName, HeaderValue};
 
 use super::{
-    url, BodyOptions, HttpConfig, Method, PayloadContentType, TlsMaterial,
-    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_IN_MEMORY_BUFFER_KB, MAX_IN_MEMORY_BUFFER_LIMIT_KB,
+    url, BodyOptions, HttpConfig, Method, PayloadContentType, TlsMaterial, DEFAULT_CONNECT_TIMEOUT_MS,
+    DEFAULT_MAX_IN_MEMORY_BUFFER_KB, MAX_IN_MEMORY_BUFFER_LIMIT_KB,
 };
 
 /// The object being parsed and the errors found so far.
@@ -26,9 +26,7 @@ impl Fields<'_> {
         let errors_before = self.errors.len();
         let credentials = self.credentials();
         let credentials_ok = self.errors.len() == errors_before;
-        let skip_verify = self
-            .get::<bool>("skipCertificateVerification", "must be true or false")
-            .unwrap_or(false);
+        let skip_verify = self.get::<bool>("skipCertificateVerification", "must be true or false").unwrap_or(false);
         // PEM parsing only makes sense (and only adds news) when the credentials' shape is right.
         let tls = match credentials_ok.then(|| TlsMaterial::parse(&credentials, skip_verify)) {
             Some(Ok(tls)) => Some(tls),
@@ -38,23 +36,14 @@ impl Fields<'_> {
             }
             None => None,
         };
-        let read_timeout_ms = self.non_negative(
-            "readTimeoutMs",
-            "Read timeout (milliseconds) must not be less than 0",
-        );
-        let max_parallel_requests = self.non_negative(
-            "maxParallelRequestsCount",
-            "Max number of parallel requests must not be less than 0",
-        );
+        let read_timeout_ms = self.non_negative("readTimeoutMs", "Read timeout (milliseconds) must not be less than 0");
+        let max_parallel_requests =
+            self.non_negative("maxParallelRequestsCount", "Max number of parallel requests must not be less than 0");
         let max_in_memory_buffer_kb = self.buffer_size();
-        let connect_timeout_ms = self.non_negative(
-            "connectTimeoutMs",
-            "Connect timeout (milliseconds) must not be less than 0",
-        );
+        let connect_timeout_ms =
+            self.non_negative("connectTimeoutMs", "Connect timeout (milliseconds) must not be less than 0");
         let body = BodyOptions {
-            send_only_msg_payload: self
-                .get::<bool>("sendOnlyMsgPayload", "must be true or false")
-                .unwrap_or(false),
+            send_only_msg_payload: self.get::<bool>("sendOnlyMsgPayload", "must be true or false").unwrap_or(false),
             payload_content_type: self.payload_content_type(),
             send_binary_on_parse_failure: self
                 .get::<bool>("sendBinaryOnParseFailure", "must be true or false")
@@ -93,15 +82,9 @@ impl Fields<'_> {
     }
 
     fn url(&mut self) -> Option<String> {
-        let raw = self
-            .get::<String>("restEndpointUrl", "must be a string")
-            .unwrap_or_default();
+        let raw = self.get::<String>("restEndpointUrl", "must be a string").unwrap_or_default();
         if raw.trim().is_empty() {
-            if !self
-                .errors
-                .iter()
-                .any(|e| e.field.as_str() == "restEndpointUrl")
-            {
+            if !self.errors.iter().any(|e| e.field.as_str() == "restEndpointUrl") {
                 self.error("restEndpointUrl", "REST endpoint URL is required");
             }
             return None;
@@ -116,28 +99,21 @@ impl Fields<'_> {
     }
 
     fn method(&mut self) -> Method {
-        let text = self
-            .get::<String>("requestMethod", "must be a string")
-            .unwrap_or_default();
+        let text = self.get::<String>("requestMethod", "must be a string").unwrap_or_default();
         match text.as_str() {
             "" | "POST" => Method::Post,
             "PUT" => Method::Put,
             "GET" => Method::Get,
             "DELETE" => Method::Delete,
             _ => {
-                self.error(
-                    "requestMethod",
-                    "Invalid request method. Allowed values: POST, PUT, GET, DELETE",
-                );
+                self.error("requestMethod", "Invalid request method. Allowed values: POST, PUT, GET, DELETE");
                 Method::Post
             }
         }
     }
 
     fn headers(&mut self) -> Vec<(String, String)> {
-        let Some(map) = self
-            .get::<Map<String, Value>>("headers", "must be an object of header names to values")
-        else {
+        let Some(map) = self.get::<Map<String, Value>>("headers", "must be an object of header names to values") else {
             return Vec::new();
         };
         let mut headers = Vec::with_capacity(map.len());
@@ -156,10 +132,7 @@ impl Fields<'_> {
             if HeaderName::from_bytes(name.as_bytes()).is_err() {
                 self.error(field, "is not a valid HTTP header name");
             } else if HeaderValue::from_str(&value).is_err() {
-                self.error(
-                    field,
-                    "is not a valid HTTP header value (control characters are not allowed)",
-                );
+                self.error(field, "is not a valid HTTP header value (control characters are not allowed)");
             } else {
                 headers.push((name, value));
             }
@@ -215,18 +188,13 @@ impl Fields<'_> {
     }
 
     fn payload_content_type(&mut self) -> PayloadContentType {
-        let text = self
-            .get::<String>("payloadContentType", "must be a string")
-            .unwrap_or_default();
+        let text = self.get::<String>("payloadContentType", "must be a string").unwrap_or_default();
         match text.as_str() {
             "" | "BINARY" => PayloadContentType::Binary,
             "JSON" => PayloadContentType::Json,
             "TEXT" => PayloadContentType::Text,
             _ => {
-                self.error(
-                    "payloadContentType",
-                    "Invalid payload content type. Allowed values: JSON, TEXT, BINARY",
-                );
+                self.error("payloadContentType", "Invalid payload content type. Allowed values: JSON, TEXT, BINARY");
                 PayloadContentType::Binary
             }
         }

@@ -26,22 +26,9 @@ pub struct TlsMaterial {
 
 impl TlsMaterial {
     /// Parses the PEM texts of `credentials` (anonymous and basic have none).
-    pub fn parse(
-        credentials: &Credentials,
-        skip_verification: bool,
-    ) -> Result<TlsMaterial, Vec<FieldError>> {
-        let mut material = TlsMaterial {
-            roots: None,
-            client: None,
-            skip_verification,
-        };
-        let Credentials::CertPem {
-            ca_cert,
-            cert,
-            private_key,
-            ..
-        } = credentials
-        else {
+    pub fn parse(credentials: &Credentials, skip_verification: bool) -> Result<TlsMaterial, Vec<FieldError>> {
+        let mut material = TlsMaterial { roots: None, client: None, skip_verification };
+        let Credentials::CertPem { ca_cert, cert, private_key, .. } = credentials else {
             return Ok(material);
         };
         let mut errors = Vec::new();
@@ -99,16 +86,9 @@ fn client_cert(chain_pem: &str, key_pem: &str) -> Result<ClientCert, (&'static s
     // The same PEM read by rustls' reader, only to check that key and certificate belong together.
     let rustls_key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| ("privateKey", format!("is not a valid PEM private key: {e}")))?;
-    let rustls_chain = chain
-        .iter()
-        .map(|c| CertificateDer::from(c.der().to_vec()))
-        .collect();
-    CertifiedKey::from_der(
-        rustls_chain,
-        rustls_key,
-        &rustls::crypto::ring::default_provider(),
-    )
-    .map_err(|e| ("privateKey", format!("cannot be used with cert: {e}")))?;
+    let rustls_chain = chain.iter().map(|c| CertificateDer::from(c.der().to_vec())).collect();
+    CertifiedKey::from_der(rustls_chain, rustls_key, &rustls::crypto::ring::default_provider())
+        .map_err(|e| ("privateKey", format!("cannot be used with cert: {e}")))?;
     Ok(ClientCert::new_with_certs(&chain, key))
 }
 

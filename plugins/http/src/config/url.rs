@@ -18,9 +18,7 @@ pub const SCHEME_UNSUPPORTED: &str = "Only http and https URLs are supported";
 pub fn encode(raw: &str) -> Result<String, &'static str> {
     let raw = raw.trim();
     // Spring's pattern: the scheme is everything before the first ':' that comes before any '/', '?' or '#'.
-    let scheme_end = raw
-        .find([':', '/', '?', '#'])
-        .filter(|&i| i > 0 && raw[i..].starts_with(':'));
+    let scheme_end = raw.find([':', '/', '?', '#']).filter(|&i| i > 0 && raw[i..].starts_with(':'));
     let Some(scheme_end) = scheme_end else {
         return Err(SCHEME_MISSING);
     };
@@ -36,9 +34,7 @@ pub fn encode(raw: &str) -> Result<String, &'static str> {
     if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
         return Err(SCHEME_UNSUPPORTED);
     }
-    let rest = rest
-        .split_once('#')
-        .map_or(rest, |(before, _fragment)| before);
+    let rest = rest.split_once('#').map_or(rest, |(before, _fragment)| before);
     let (path, query) = match rest.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (rest, None),
@@ -63,9 +59,7 @@ pub fn encode(raw: &str) -> Result<String, &'static str> {
 fn host(authority: &str) -> &str {
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
     if host_port.starts_with('[') {
-        return host_port
-            .split_once(']')
-            .map_or("", |(h, _)| h.trim_start_matches('['));
+        return host_port.split_once(']').map_or("", |(h, _)| h.trim_start_matches('['));
     }
     host_port.split_once(':').map_or(host_port, |(h, _)| h)
 }

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use rustls::{
     crypto::ring,
@@ -45,10 +44,7 @@ impl Ca {
 
     /// A server certificate for 127.0.0.1 and localhost.
     pub fn server(&self) -> Leaf {
-        self.leaf(
-            vec!["127.0.0.1".into(), "localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )
+        self.leaf(vec!["127.0.0.1".into(), "localhost".into()], ExtendedKeyUsagePurpose::ServerAuth)
     }
 
     /// A client certificate.
@@ -58,27 +54,16 @@ impl Ca {
 
     fn leaf(&self, names: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Leaf {
         let mut params = CertificateParams::new(names).expect("params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "trib-test");
+        params.distinguished_name.push(DnType::CommonName, "trib-test");
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().expect("key");
-        let cert = params
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("signed leaf");
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            cert,
-            key,
-        }
+        let cert = params.signed_by(&key, &self.cert, &self.key).expect("signed leaf");
+        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert, key }
     }
 
     fn roots(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
-        roots
-            .add(self.cert.der().clone())
-            .expect("CA is a valid root");
+        roots.add(self.cert.der().clone()).expect("CA is a valid root");
         roots
     }
 }
@@ -89,12 +74,7 @@ impl Leaf {
         let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
         let key = KeyPair::generate().expect("key");
         let cert = params.self_signed(&key).expect("self-signed");
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            cert,
-            key,
-        }
+        Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert, key }
     }
 
     fn chain_and_key(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
@@ -113,10 +93,9 @@ pub fn server_config(server: &Leaf, client_ca: Option<&Ca>) -> Arc<ServerConfig>
     let builder = match client_ca {
         None => builder.with_no_client_auth(),
         Some(ca) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(ca.roots()), provider)
-                    .build()
-                    .expect("client verifier");
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(ca.roots()), provider)
+                .build()
+                .expect("client verifier");
             builder.with_client_cert_verifier(verifier)
         }
     };

@@ -82,72 +82,44 @@ fn status_503_is_retry() {
 #[test]
 fn status_302_is_rejected_and_not_followed() {
     // The test server's Location points at an unresolvable host: following it would fail differently.
-    check(
-        302,
-        rejected("302 Found from POST {url} (redirect to http://elsewhere.invalid/ not followed)"),
-    );
+    check(302, rejected("302 Found from POST {url} (redirect to http://elsewhere.invalid/ not followed)"));
 }
 
 /// Pure classification of failures that a server cannot easily produce.
 fn check_error(error: ureq::Error, expected: Outcome) {
-    assert_eq!(
-        classify("POST", "http://h/p", &Exchange::Failed(error)),
-        expected
-    );
+    assert_eq!(classify("POST", "http://h/p", &Exchange::Failed(error)), expected);
 }
 
 #[test]
 fn timeout_error_is_retry() {
-    check_error(
-        ureq::Error::Timeout(ureq::Timeout::Global),
-        retry("timeout (global) on POST http://h/p"),
-    );
+    check_error(ureq::Error::Timeout(ureq::Timeout::Global), retry("timeout (global) on POST http://h/p"));
 }
 
 #[test]
 fn connect_failure_is_retry() {
-    check_error(
-        ureq::Error::ConnectionFailed,
-        retry("POST http://h/p failed: connection failed"),
-    );
+    check_error(ureq::Error::ConnectionFailed, retry("POST http://h/p failed: connection failed"));
 }
 
 #[test]
 fn unknown_host_is_retry() {
-    check_error(
-        ureq::Error::HostNotFound,
-        retry("POST http://h/p failed: host not found"),
-    );
+    check_error(ureq::Error::HostNotFound, retry("POST http://h/p failed: host not found"));
 }
 
 #[test]
 fn malformed_request_is_rejected() {
-    check_error(
-        ureq::Error::BadUri("x".into()),
-        rejected("invalid request POST http://h/p: bad uri: x"),
-    );
+    check_error(ureq::Error::BadUri("x".into()), rejected("invalid request POST http://h/p: bad uri: x"));
 }
 
 #[test]
 fn unknown_status_keeps_its_number() {
-    let exchange = Exchange::Response {
-        status: 599,
-        location: None,
-        body_excerpt: String::new(),
-    };
-    assert_eq!(
-        classify("PUT", "http://h/p", &exchange),
-        retry("599 from PUT http://h/p")
-    );
+    let exchange = Exchange::Response { status: 599, location: None, body_excerpt: String::new() };
+    assert_eq!(classify("PUT", "http://h/p", &exchange), retry("599 from PUT http://h/p"));
 }
 
 #[test]
 fn keep_alive_reuses_one_connection() {
     let server = TestServer::status(200);
-    let mut driver = super::started(&config(
-        &server.url("/k"),
-        json!({"maxParallelRequestsCount": 1}),
-    ));
+    let mut driver = super::started(&config(&server.url("/k"), json!({"maxParallelRequestsCount": 1})));
     for _ in 0..3 {
         let payload = b"x";
         let batch = [super::message(payload), super::message(payload)];
@@ -168,17 +140,12 @@ fn check_connection(config: &serde_json::Value) -> Result<(), trib_plugin_api::d
 #[test]
 fn check_connection_sends_head_with_headers_and_auth() {
     let server = TestServer::status(200);
-    let extra = json!({"headers": {"X-Probe": "1"}, "credentials": {"type": "basic", "username": "u", "password": "p"}});
-    assert_eq!(
-        check_connection(&config(&server.url("/health"), extra)),
-        Ok(())
-    );
+    let extra =
+        json!({"headers": {"X-Probe": "1"}, "credentials": {"type": "basic", "username": "u", "password": "p"}});
+    assert_eq!(check_connection(&config(&server.url("/health"), extra)), Ok(()));
     let requests = server.requests();
     let request = single(&requests);
-    assert_eq!(
-        (request.method.as_str(), request.target.as_str()),
-        ("HEAD", "/health")
-    );
+    assert_eq!((request.method.as_str(), request.target.as_str()), ("HEAD", "/health"));
     assert_eq!(request.header("x-probe"), Some("1"));
     assert_eq!(request.header("authorization"), Some("Basic dTpw"));
 }
@@ -197,19 +164,12 @@ fn check_connection_to_a_closed_port_fails() {
     let url = format!("http://127.0.0.1:{}/x", super::deadline::closed_port());
     let error = check_connection(&config(&url, json!({}))).expect_err("nobody listens");
     assert_eq!(error.kind, ErrorKind::Connection);
-    assert!(
-        error.message.starts_with(&format!("HEAD {url} failed: ")),
-        "{}",
-        error.message
-    );
+    assert!(error.message.starts_with(&format!("HEAD {url} failed: ")), "{}", error.message);
 }
 
 #[test]
 fn check_connection_refuses_an_invalid_config() {
     let error = check_connection(&json!({"restEndpointUrl": ""})).expect_err("invalid");
     assert_eq!(error.kind, ErrorKind::Config);
-    assert_eq!(
-        error.message,
-        "restEndpointUrl: REST endpoint URL is required"
-    );
+    assert_eq!(error.message, "restEndpointUrl: REST endpoint URL is required");
 }

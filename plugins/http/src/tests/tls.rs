@@ -27,10 +27,7 @@ fn cert_pem(ca: &str, client: Option<&Leaf>) -> Value {
 fn https_with_a_private_ca_is_delivered() {
     let ca = Ca::new("test CA");
     let server = https_server(&ca.server(), None);
-    let outcomes = deliver(
-        &config(&server.url("/secure"), cert_pem(&ca.cert_pem(), None)),
-        &[b"x"],
-    );
+    let outcomes = deliver(&config(&server.url("/secure"), cert_pem(&ca.cert_pem(), None)), &[b"x"]);
     assert_eq!(outcomes, vec![Outcome::Delivered]);
     assert_eq!(single(&server.requests()).target, "/secure");
 }
@@ -41,10 +38,7 @@ fn https_signed_by_an_untrusted_ca_is_retry() {
     let server = https_server(&ca.server(), None);
     // No caCert: only the public roots are trusted, and they do not know this CA.
     let outcomes = deliver(&config(&server.url("/secure"), json!({})), &[b"x"]);
-    assert!(
-        retry_reason(&outcomes[0]).ends_with("invalid peer certificate: UnknownIssuer"),
-        "{outcomes:?}"
-    );
+    assert!(retry_reason(&outcomes[0]).ends_with("invalid peer certificate: UnknownIssuer"), "{outcomes:?}");
     assert!(server.requests().is_empty());
 }
 
@@ -52,14 +46,8 @@ fn https_signed_by_an_untrusted_ca_is_retry() {
 fn the_ca_cert_is_the_only_trust_anchor() {
     let (ca, other) = (Ca::new("server CA"), Ca::new("other CA"));
     let server = https_server(&ca.server(), None);
-    let outcomes = deliver(
-        &config(&server.url("/secure"), cert_pem(&other.cert_pem(), None)),
-        &[b"x"],
-    );
-    assert!(
-        retry_reason(&outcomes[0]).ends_with("invalid peer certificate: UnknownIssuer"),
-        "{outcomes:?}"
-    );
+    let outcomes = deliver(&config(&server.url("/secure"), cert_pem(&other.cert_pem(), None)), &[b"x"]);
+    assert!(retry_reason(&outcomes[0]).ends_with("invalid peer certificate: UnknownIssuer"), "{outcomes:?}");
     assert!(server.requests().is_empty());
 }
 
@@ -68,13 +56,7 @@ fn mtls_with_a_client_certificate_is_delivered() {
     let ca = Ca::new("test CA");
     let server = https_server(&ca.server(), Some(&ca));
     let client = ca.client();
-    let outcomes = deliver(
-        &config(
-            &server.url("/mtls"),
-            cert_pem(&ca.cert_pem(), Some(&client)),
-        ),
-        &[b"x"],
-    );
+    let outcomes = deliver(&config(&server.url("/mtls"), cert_pem(&ca.cert_pem(), Some(&client))), &[b"x"]);
     assert_eq!(outcomes, vec![Outcome::Delivered]);
     assert_eq!(single(&server.requests()).target, "/mtls");
 }
@@ -83,10 +65,7 @@ fn mtls_with_a_client_certificate_is_delivered() {
 fn mtls_without_a_client_certificate_is_refused() {
     let ca = Ca::new("test CA");
     let server = https_server(&ca.server(), Some(&ca));
-    let outcomes = deliver(
-        &config(&server.url("/mtls"), cert_pem(&ca.cert_pem(), None)),
-        &[b"x"],
-    );
+    let outcomes = deliver(&config(&server.url("/mtls"), cert_pem(&ca.cert_pem(), None)), &[b"x"]);
     assert!(matches!(outcomes[0], Outcome::Retry(_)), "{outcomes:?}");
     assert!(server.requests().is_empty());
 }
@@ -96,13 +75,7 @@ fn mtls_with_a_certificate_from_another_ca_is_refused() {
     let (ca, other) = (Ca::new("test CA"), Ca::new("other CA"));
     let server = https_server(&ca.server(), Some(&ca));
     let client = other.client();
-    let outcomes = deliver(
-        &config(
-            &server.url("/mtls"),
-            cert_pem(&ca.cert_pem(), Some(&client)),
-        ),
-        &[b"x"],
-    );
+    let outcomes = deliver(&config(&server.url("/mtls"), cert_pem(&ca.cert_pem(), Some(&client))), &[b"x"]);
     assert!(matches!(outcomes[0], Outcome::Retry(_)), "{outcomes:?}");
     assert!(server.requests().is_empty());
 }
@@ -110,13 +83,7 @@ fn mtls_with_a_certificate_from_another_ca_is_refused() {
 #[test]
 fn skip_verification_accepts_a_self_signed_server() {
     let server = https_server(&Leaf::self_signed_server(), None);
-    let outcomes = deliver(
-        &config(
-            &server.url("/any"),
-            json!({"skipCertificateVerification": true}),
-        ),
-        &[b"x"],
-    );
+    let outcomes = deliver(&config(&server.url("/any"), json!({"skipCertificateVerification": true})), &[b"x"]);
     assert_eq!(outcomes, vec![Outcome::Delivered]);
     assert_eq!(single(&server.requests()).target, "/any");
 }
@@ -125,9 +92,6 @@ fn skip_verification_accepts_a_self_signed_server() {
 fn a_self_signed_server_is_refused_by_default() {
     let server = https_server(&Leaf::self_signed_server(), None);
     let outcomes = deliver(&config(&server.url("/any"), json!({})), &[b"x"]);
-    assert!(
-        retry_reason(&outcomes[0]).ends_with("invalid peer certificate: UnknownIssuer"),
-        "{outcomes:?}"
-    );
+    assert!(retry_reason(&outcomes[0]).ends_with("invalid peer certificate: UnknownIssuer"), "{outcomes:?}");
     assert!(server.requests().is_empty());
 }

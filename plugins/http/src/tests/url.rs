@@ -4,11 +4,7 @@ use crate::config::url;
 
 /// One URL encoding case: `input` becomes `expected`.
 fn check_url(input: &str, expected: Result<&str, &str>) {
-    assert_eq!(
-        url::encode(input),
-        expected.map(str::to_string),
-        "input: {input}"
-    );
+    assert_eq!(url::encode(input), expected.map(str::to_string), "input: {input}");
 }
 
 #[test]
@@ -18,10 +14,7 @@ fn url_space_and_braces_are_encoded() {
 
 #[test]
 fn url_query_quotes_are_encoded_and_separators_kept() {
-    check_url(
-        "http://h/p?a=\"1\"&b=x y&c=d/e?f",
-        Ok("http://h/p?a=%221%22&b=x%20y&c=d/e?f"),
-    );
+    check_url("http://h/p?a=\"1\"&b=x y&c=d/e?f", Ok("http://h/p?a=%221%22&b=x%20y&c=d/e?f"));
 }
 
 #[test]

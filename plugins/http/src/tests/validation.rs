@@ -15,15 +15,9 @@ const URL: &str = "http://example.com/ingest";
 /// Validates `input` (a JSON text) through the driver and compares `(field, message)` pairs.
 fn check_text(input: &str, expected: &[(&str, &str)]) {
     let driver = HttpDriver::create(Host::detached()).expect("create");
-    let errors: Vec<(String, String)> = driver
-        .validate(input)
-        .into_iter()
-        .map(|e| (e.field.to_string(), e.message.to_string()))
-        .collect();
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(f, m)| (f.to_string(), m.to_string()))
-        .collect();
+    let errors: Vec<(String, String)> =
+        driver.validate(input).into_iter().map(|e| (e.field.to_string(), e.message.to_string())).collect();
+    let expected: Vec<(String, String)> = expected.iter().map(|(f, m)| (f.to_string(), m.to_string())).collect();
     assert_eq!(errors, expected, "input: {input}");
 }
 
@@ -63,74 +57,47 @@ fn non_object_is_refused() {
 
 #[test]
 fn missing_url_is_required() {
-    check_text(
-        "{}",
-        &[("restEndpointUrl", "REST endpoint URL is required")],
-    );
+    check_text("{}", &[("restEndpointUrl", "REST endpoint URL is required")]);
 }
 
 #[test]
 fn url_without_scheme_is_refused() {
-    check(
-        json!({"restEndpointUrl": "example.com/x"}),
-        &[("restEndpointUrl", url::SCHEME_MISSING)],
-    );
+    check(json!({"restEndpointUrl": "example.com/x"}), &[("restEndpointUrl", url::SCHEME_MISSING)]);
 }
 
 #[test]
 fn url_without_host_is_refused() {
-    check(
-        json!({"restEndpointUrl": "http://"}),
-        &[("restEndpointUrl", url::URL_INVALID)],
-    );
+    check(json!({"restEndpointUrl": "http://"}), &[("restEndpointUrl", url::URL_INVALID)]);
 }
 
 #[test]
 fn url_with_bad_port_is_refused() {
-    check(
-        json!({"restEndpointUrl": "http://host:port/x"}),
-        &[("restEndpointUrl", url::URL_INVALID)],
-    );
+    check(json!({"restEndpointUrl": "http://host:port/x"}), &[("restEndpointUrl", url::URL_INVALID)]);
 }
 
 #[test]
 fn url_with_other_scheme_is_refused() {
-    check(
-        json!({"restEndpointUrl": "ftp://host/x"}),
-        &[("restEndpointUrl", url::SCHEME_UNSUPPORTED)],
-    );
+    check(json!({"restEndpointUrl": "ftp://host/x"}), &[("restEndpointUrl", url::SCHEME_UNSUPPORTED)]);
 }
 
 #[test]
 fn patch_is_not_a_valid_method() {
     check(
         json!({"requestMethod": "PATCH"}),
-        &[(
-            "requestMethod",
-            "Invalid request method. Allowed values: POST, PUT, GET, DELETE",
-        )],
+        &[("requestMethod", "Invalid request method. Allowed values: POST, PUT, GET, DELETE")],
     );
 }
 
 #[test]
 fn negative_read_timeout_is_refused() {
-    check(
-        json!({"readTimeoutMs": -1}),
-        &[(
-            "readTimeoutMs",
-            "Read timeout (milliseconds) must not be less than 0",
-        )],
-    );
+    check(json!({"readTimeoutMs": -1}), &[("readTimeoutMs", "Read timeout (milliseconds) must not be less than 0")]);
 }
 
 #[test]
 fn negative_parallel_requests_are_refused() {
     check(
         json!({"maxParallelRequestsCount": -5}),
-        &[(
-            "maxParallelRequestsCount",
-            "Max number of parallel requests must not be less than 0",
-        )],
+        &[("maxParallelRequestsCount", "Max number of parallel requests must not be less than 0")],
     );
 }
 
@@ -138,10 +105,7 @@ fn negative_parallel_requests_are_refused() {
 fn zero_buffer_size_is_refused() {
     check(
         json!({"maxInMemoryBufferSizeInKb": 0}),
-        &[(
-            "maxInMemoryBufferSizeInKb",
-            "Max response size (KB) must be greater than 0",
-        )],
+        &[("maxInMemoryBufferSizeInKb", "Max response size (KB) must be greater than 0")],
     );
 }
 
@@ -179,10 +143,7 @@ fn wrong_types_are_named() {
 fn unknown_payload_content_type_is_refused() {
     check(
         json!({"payloadContentType": "XML"}),
-        &[(
-            "payloadContentType",
-            "Invalid payload content type. Allowed values: JSON, TEXT, BINARY",
-        )],
+        &[("payloadContentType", "Invalid payload content type. Allowed values: JSON, TEXT, BINARY")],
     );
 }
 
@@ -192,10 +153,7 @@ fn invalid_header_name_and_value_are_refused() {
         json!({"headers": {"Bad Name": "v", "X-Ok": "line\nbreak", "X-Obj": {}}}),
         &[
             ("headers.Bad Name", "is not a valid HTTP header name"),
-            (
-                "headers.X-Ok",
-                "is not a valid HTTP header value (control characters are not allowed)",
-            ),
+            ("headers.X-Ok", "is not a valid HTTP header value (control characters are not allowed)"),
             ("headers.X-Obj", "must be a string"),
         ],
     );
@@ -203,17 +161,13 @@ fn invalid_header_name_and_value_are_refused() {
 
 #[test]
 fn basic_credentials_need_a_username() {
-    check(
-        json!({"credentials": {"type": "basic", "password": "p"}}),
-        &[("credentials.username", "must not be empty")],
-    );
+    check(json!({"credentials": {"type": "basic", "password": "p"}}), &[("credentials.username", "must not be empty")]);
 }
 
 #[test]
 fn unknown_credentials_type_is_refused() {
     let driver = HttpDriver::create(Host::detached()).expect("create");
-    let errors =
-        driver.validate(&super::config(URL, json!({"credentials": {"type": "token"}})).to_string());
+    let errors = driver.validate(&super::config(URL, json!({"credentials": {"type": "token"}})).to_string());
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].field.as_str(), "credentials");
 }
@@ -231,10 +185,7 @@ fn cert_without_key_is_refused() {
     let client = Ca::new("c").client();
     check(
         json!({"credentials": {"type": "cert.PEM", "cert": client.cert_pem}}),
-        &[(
-            "credentials.privateKey",
-            "cert and privateKey must be given together",
-        )],
+        &[("credentials.privateKey", "cert and privateKey must be given together")],
     );
 }
 
@@ -243,22 +194,19 @@ fn key_of_another_certificate_is_refused() {
     let ca = Ca::new("c");
     let (a, b) = (ca.client(), ca.client());
     let driver = HttpDriver::create(Host::detached()).expect("create");
-    let extra =
-        json!({"credentials": {"type": "cert.PEM", "cert": a.cert_pem, "privateKey": b.key_pem}});
+    let extra = json!({"credentials": {"type": "cert.PEM", "cert": a.cert_pem, "privateKey": b.key_pem}});
     let errors = driver.validate(&super::config(URL, extra).to_string());
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].field.as_str(), "credentials.privateKey");
-    assert!(
-        errors[0].message.starts_with("cannot be used with cert"),
-        "{errors:?}"
-    );
+    assert!(errors[0].message.starts_with("cannot be used with cert"), "{errors:?}");
 }
 
 #[test]
 fn valid_pem_credentials_are_accepted() {
     let ca = Ca::new("c");
     let client = ca.client();
-    let credentials = json!({"type": "cert.PEM", "caCert": ca.cert_pem(), "cert": client.cert_pem, "privateKey": client.key_pem});
+    let credentials =
+        json!({"type": "cert.PEM", "caCert": ca.cert_pem(), "cert": client.cert_pem, "privateKey": client.key_pem});
     check(json!({ "credentials": credentials }), &[]);
 }
 
@@ -268,35 +216,21 @@ fn several_errors_are_reported_together() {
         r#"{"requestMethod":"HEAD","readTimeoutMs":-1}"#,
         &[
             ("restEndpointUrl", "REST endpoint URL is required"),
-            (
-                "requestMethod",
-                "Invalid request method. Allowed values: POST, PUT, GET, DELETE",
-            ),
-            (
-                "readTimeoutMs",
-                "Read timeout (milliseconds) must not be less than 0",
-            ),
+            ("requestMethod", "Invalid request method. Allowed values: POST, PUT, GET, DELETE"),
+            ("readTimeoutMs", "Read timeout (milliseconds) must not be less than 0"),
         ],
     );
 }
 
 #[test]
 fn defaults_follow_tbmq() {
-    let config = HttpConfig::parse(
-        &json!({"restEndpointUrl": URL, "requestMethod": "", "headers": null}).to_string(),
-    )
-    .expect("valid");
+    let config = HttpConfig::parse(&json!({"restEndpointUrl": URL, "requestMethod": "", "headers": null}).to_string())
+        .expect("valid");
     assert_eq!(config.method, Method::Post);
     assert_eq!(config.body.payload_content_type, PayloadContentType::Binary);
     assert!(!config.body.send_only_msg_payload && !config.body.send_binary_on_parse_failure);
     assert!(config.headers.is_empty() && !config.tls.skip_verification);
-    assert_eq!(
-        (config.read_timeout_ms, config.max_parallel_requests),
-        (0, 0)
-    );
-    assert_eq!(
-        (config.max_in_memory_buffer_kb, config.connect_timeout_ms),
-        (256, 10_000)
-    );
+    assert_eq!((config.read_timeout_ms, config.max_parallel_requests), (0, 0));
+    assert_eq!((config.max_in_memory_buffer_kb, config.connect_timeout_ms), (256, 10_000));
     assert_eq!(config.workers(), 16);
 }

@@ -14,10 +14,7 @@ fn injected(error: Resp) -> Outcome {
     let mock = MockCluster::new(1).expect("mock cluster");
     mock.create_topic("injected", 1, 1).expect("topic");
     mock.request_errors(RDKafkaApiKey::Produce, &[error; 5]);
-    let mut outcomes = deliver(
-        &config(&mock.bootstrap_servers(), "injected", ""),
-        &[message(b"x")],
-    );
+    let mut outcomes = deliver(&config(&mock.bootstrap_servers(), "injected", ""), &[message(b"x")]);
     outcomes.pop().expect("one outcome")
 }
 
@@ -53,10 +50,7 @@ fn not_enough_replicas_is_retried() {
 #[test]
 fn leader_change_is_handled_inside_librdkafka() {
     // librdkafka refreshes metadata and resends after NOT_LEADER without using up `retries`.
-    assert_eq!(
-        injected(Resp::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION),
-        Outcome::Delivered
-    );
+    assert_eq!(injected(Resp::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION), Outcome::Delivered);
 }
 
 #[test]
@@ -65,14 +59,8 @@ fn record_over_message_max_bytes_is_rejected_locally() {
     for peer in peers() {
         let topic = peer.topic("big");
         let extra = r#""sendOnlyMsgPayload":true,"otherProperties":{"message.max.bytes":"2000"}"#;
-        let outcomes = deliver(
-            &config(&peer.bootstrap(), &topic, extra),
-            &[message(&BIG), message(b"small")],
-        );
-        assert!(
-            matches!(&outcomes[0], Outcome::Rejected(r) if r.contains("too large")),
-            "{outcomes:?}"
-        );
+        let outcomes = deliver(&config(&peer.bootstrap(), &topic, extra), &[message(&BIG), message(b"small")]);
+        assert!(matches!(&outcomes[0], Outcome::Rejected(r) if r.contains("too large")), "{outcomes:?}");
         assert_eq!(outcomes[1], Outcome::Delivered);
     }
 }
@@ -81,18 +69,12 @@ fn record_over_message_max_bytes_is_rejected_locally() {
 fn process_before_start_and_after_stop_is_retry() {
     let mut driver = KafkaDriver::create(Host::detached()).expect("create");
     let deadline = Instant::now() + Duration::from_secs(1);
-    assert!(matches!(
-        &driver.process(&[message(b"1")], deadline)[..],
-        [Outcome::Retry(_)]
-    ));
+    assert!(matches!(&driver.process(&[message(b"1")], deadline)[..], [Outcome::Retry(_)]));
     let mock = MockCluster::new(1).expect("mock cluster");
     let mut driver = started(&config(&mock.bootstrap_servers(), "t", ""));
     driver.stop();
     driver.stop();
-    assert!(matches!(
-        &driver.process(&[message(b"1")], deadline)[..],
-        [Outcome::Retry(_)]
-    ));
+    assert!(matches!(&driver.process(&[message(b"1")], deadline)[..], [Outcome::Retry(_)]));
 }
 
 #[test]
@@ -100,10 +82,7 @@ fn second_start_is_a_state_error() {
     let mock = MockCluster::new(1).expect("mock cluster");
     let cfg = config(&mock.bootstrap_servers(), "t", "");
     let mut driver = started(&cfg);
-    assert_eq!(
-        driver.start(&start_config(&cfg)).map_err(|e| e.kind),
-        Err(ErrorKind::State)
-    );
+    assert_eq!(driver.start(&start_config(&cfg)).map_err(|e| e.kind), Err(ErrorKind::State));
 }
 
 #[test]
@@ -111,8 +90,5 @@ fn passed_deadline_sends_nothing() {
     let mock = MockCluster::new(1).expect("mock cluster");
     let mut driver = started(&config(&mock.bootstrap_servers(), "t", ""));
     let outcomes = driver.process(&[message(b"1")], Instant::now());
-    assert!(
-        matches!(&outcomes[..], [Outcome::Retry(r)] if r.contains("timeout")),
-        "{outcomes:?}"
-    );
+    assert!(matches!(&outcomes[..], [Outcome::Retry(r)] if r.contains("timeout")), "{outcomes:?}");
 }

@@ -34,11 +34,7 @@ fn charsets_encode_like_java() {
 
 fn check_key(template: &str, topic: &'static str, client: &'static str, expected: Option<&str>) {
     let key = KeyTemplate::parse(template).expect("valid template");
-    assert_eq!(
-        key.render(&message_from(topic, client, b"")).as_deref(),
-        expected,
-        "{template}"
-    );
+    assert_eq!(key.render(&message_from(topic, client, b"")).as_deref(), expected, "{template}");
 }
 
 #[test]
@@ -47,12 +43,7 @@ fn key_templates_render_per_message() {
     check_key("${topic}", "a/b", "dev", Some("a/b"));
     check_key("${topicName}", "a/b", "dev", Some("a/b"));
     check_key("${ clientId }", "a/b", "dev", Some("dev"));
-    check_key(
-        "k-${clientId}-${topic}-z",
-        "a/b",
-        "dev",
-        Some("k-dev-a/b-z"),
-    );
+    check_key("k-${clientId}-${topic}-z", "a/b", "dev", Some("k-dev-a/b-z"));
     check_key("dev-${clientId}", "a/b", "", None);
     check_key("$ {x} {y} $", "a/b", "dev", Some("$ {x} {y} $"));
 }
@@ -60,10 +51,7 @@ fn key_templates_render_per_message() {
 #[test]
 fn bad_key_templates_are_refused() {
     let check = |t: &str, e: &str| assert_eq!(KeyTemplate::parse(t).unwrap_err(), e, "{t}");
-    check(
-        "${clientID}",
-        "unknown placeholder '${clientID}'. Allowed: ${clientId}, ${topic}, ${topicName}",
-    );
+    check("${clientID}", "unknown placeholder '${clientID}'. Allowed: ${clientId}, ${topic}, ${topicName}");
     check("a-${topic", "unclosed placeholder in 'a-${topic'");
     check("${}", "empty placeholder '${}'");
 }
@@ -90,45 +78,19 @@ fn check_outcome(code: Code, expected: &str) {
 #[test]
 fn delivery_errors_are_classified() {
     assert_eq!(classify(Ok(())), Outcome::Delivered);
-    for code in [
-        Code::MessageSizeTooLarge,
-        Code::InvalidRecord,
-        Code::TopicAuthorizationFailed,
-        Code::InvalidTopic,
-    ] {
+    for code in [Code::MessageSizeTooLarge, Code::InvalidRecord, Code::TopicAuthorizationFailed, Code::InvalidTopic] {
         check_outcome(code, "rejected");
     }
-    for code in [
-        Code::UnsupportedCompressionType,
-        Code::BadMessage,
-        Code::InvalidRequiredAcks,
-        Code::PolicyViolation,
-    ] {
+    for code in [Code::UnsupportedCompressionType, Code::BadMessage, Code::InvalidRequiredAcks, Code::PolicyViolation] {
         check_outcome(code, "rejected");
     }
-    for code in [
-        Code::MessageTimedOut,
-        Code::PurgeQueue,
-        Code::PurgeInflight,
-        Code::RequestTimedOut,
-    ] {
+    for code in [Code::MessageTimedOut, Code::PurgeQueue, Code::PurgeInflight, Code::RequestTimedOut] {
         check_outcome(code, "timeout");
     }
-    for code in [
-        Code::QueueFull,
-        Code::AllBrokersDown,
-        Code::BrokerTransportFailure,
-        Code::NotLeaderForPartition,
-    ] {
+    for code in [Code::QueueFull, Code::AllBrokersDown, Code::BrokerTransportFailure, Code::NotLeaderForPartition] {
         check_outcome(code, "retry");
     }
-    for code in [
-        Code::NotEnoughReplicas,
-        Code::UnknownTopicOrPartition,
-        Code::Authentication,
-        Code::Fatal,
-        Code::SSL,
-    ] {
+    for code in [Code::NotEnoughReplicas, Code::UnknownTopicOrPartition, Code::Authentication, Code::Fatal, Code::SSL] {
         check_outcome(code, "retry");
     }
 }
@@ -138,11 +100,7 @@ fn props(extra: &str) -> Vec<String> {
     let json = format!(r#"{{"bootstrapServers":"h:9092","topic":"t"{extra}}}"#);
     let config = KafkaConfig::parse(&json).expect("valid");
     let props: Vec<Property> = producer_properties(&config, "cid").expect("props");
-    props
-        .into_iter()
-        .filter(|p| p.key != "client.id")
-        .map(|p| format!("{}={}", p.key, p.value))
-        .collect()
+    props.into_iter().filter(|p| p.key != "client.id").map(|p| format!("{}={}", p.key, p.value)).collect()
 }
 
 #[test]
@@ -163,30 +121,16 @@ fn defaults_map_to_librdkafka_names() {
 #[test]
 fn ordering_settings_follow_retries_and_acks() {
     assert!(props(r#","retries":2,"acks":"all""#).contains(&"enable.idempotence=true".to_string()));
-    assert!(props(r#","retries":2,"acks":"1""#)
-        .contains(&"max.in.flight.requests.per.connection=1".to_string()));
+    assert!(props(r#","retries":2,"acks":"1""#).contains(&"max.in.flight.requests.per.connection=1".to_string()));
     let explicit = props(r#","retries":2,"acks":"all","otherProperties":{"max.in.flight":"3"}"#);
-    assert!(
-        explicit
-            .iter()
-            .all(|p| !p.starts_with("enable.idempotence")),
-        "{explicit:?}"
-    );
+    assert!(explicit.iter().all(|p| !p.starts_with("enable.idempotence")), "{explicit:?}");
 }
 
 #[test]
 fn other_properties_win_over_fields_and_aliases() {
-    let p = props(
-        r#","linger":5,"otherProperties":{"queue.buffering.max.ms":"7","delivery.timeout.ms":"9000"}"#,
-    );
-    assert!(
-        p.contains(&"queue.buffering.max.ms=7".to_string())
-            && !p.iter().any(|l| l.starts_with("linger.ms"))
-    );
-    assert!(
-        p.contains(&"delivery.timeout.ms=9000".to_string())
-            && !p.iter().any(|l| l.starts_with("message.timeout"))
-    );
+    let p = props(r#","linger":5,"otherProperties":{"queue.buffering.max.ms":"7","delivery.timeout.ms":"9000"}"#);
+    assert!(p.contains(&"queue.buffering.max.ms=7".to_string()) && !p.iter().any(|l| l.starts_with("linger.ms")));
+    assert!(p.contains(&"delivery.timeout.ms=9000".to_string()) && !p.iter().any(|l| l.starts_with("message.timeout")));
 }
 
 #[test]
@@ -209,22 +153,13 @@ fn java_ssl_and_sasl_names_are_translated() {
     ] {
         assert!(p.contains(&line.to_string()), "{line} in {p:?}");
     }
-    assert!(
-        p.iter()
-            .all(|l| !l.starts_with("ssl.truststore") && !l.starts_with("sasl.jaas")),
-        "{p:?}"
-    );
+    assert!(p.iter().all(|l| !l.starts_with("ssl.truststore") && !l.starts_with("sasl.jaas")), "{p:?}");
 }
 
 #[test]
 fn client_id_is_prefix_integration_and_service() {
     let cfg = start_config("");
-    let config =
-        KafkaConfig::parse(r#"{"bootstrapServers":"h:1","topic":"t","clientIdPrefix":""}"#)
-            .expect("valid");
+    let config = KafkaConfig::parse(r#"{"bootstrapServers":"h:1","topic":"t","clientIdPrefix":""}"#).expect("valid");
     let id = config.client_id(cfg.integration_id.as_str(), cfg.service_id.as_str());
-    assert_eq!(
-        id,
-        "tbmq-ie-kafka-producer-6f2c3e1a-0000-4000-8000-000000000001-tbmq-ie1"
-    );
+    assert_eq!(id, "tbmq-ie-kafka-producer-6f2c3e1a-0000-4000-8000-000000000001-tbmq-ie1");
 }

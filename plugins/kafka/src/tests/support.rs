@@ -60,14 +60,11 @@ impl Peer {
         match self {
             Peer::Mock(mock) => mock.create_topic(&name, 1, 1).expect("mock create_topic"),
             Peer::Real(servers) => {
-                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                    .set("bootstrap.servers", servers)
-                    .create()
-                    .expect("admin client");
+                let admin: AdminClient<DefaultClientContext> =
+                    ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
                 let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(1));
                 let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-                let results =
-                    block_on(admin.create_topics([&topic], &options)).expect("create_topics");
+                let results = block_on(admin.create_topics([&topic], &options)).expect("create_topics");
                 for result in results {
                     result.expect("topic created");
                 }
@@ -90,14 +87,8 @@ pub fn peers() -> Vec<Peer> {
 
 pub fn unique_name(label: &str) -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "trib-{label}-{nanos}-{}",
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("trib-{label}-{nanos}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A record as the consumer saw it.
@@ -118,9 +109,7 @@ pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<Received> {
         .create()
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
+    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
     consumer.assign(&assignment).expect("assign");
     let give_up = Instant::now() + Duration::from_secs(20);
     let mut received = Vec::new();
@@ -131,11 +120,7 @@ pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<Received> {
                 value: m.payload().unwrap_or_default().to_vec(),
                 headers: m
                     .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
+                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
                     .unwrap_or_default(),
             }),
             Some(Err(e)) => panic!("consumer error: {e}"),
@@ -146,21 +131,14 @@ pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<Received> {
     received
 }
 
-pub const PROPS: [UserProperty<'static>; 1] = [UserProperty {
-    key: RStr::from_str("k1"),
-    value: RStr::from_str("v1"),
-}];
+pub const PROPS: [UserProperty<'static>; 1] = [UserProperty { key: RStr::from_str("k1"), value: RStr::from_str("v1") }];
 
 /// A message like the plugin-api tests use: topic `sensors/1/temp`, client `device-1`.
 pub fn message(payload: &'static [u8]) -> Message<'static> {
     message_from("sensors/1/temp", "device-1", payload)
 }
 
-pub fn message_from(
-    topic: &'static str,
-    client_id: &'static str,
-    payload: &'static [u8],
-) -> Message<'static> {
+pub fn message_from(topic: &'static str, client_id: &'static str, payload: &'static [u8]) -> Message<'static> {
     Message {
         topic: RStr::from_str(topic),
         payload: RSlice::from_slice(payload),
@@ -206,11 +184,7 @@ pub fn deliver(config: &str, batch: &[Message<'_>]) -> Vec<Outcome> {
 
 /// A minimal valid configuration for `bootstrap` and `topic` plus `extra` fields (`"k":v,...`).
 pub fn config(bootstrap: &str, topic: &str, extra: &str) -> String {
-    let extra = if extra.is_empty() {
-        String::new()
-    } else {
-        format!(",{extra}")
-    };
+    let extra = if extra.is_empty() { String::new() } else { format!(",{extra}") };
     format!(r#"{{"bootstrapServers":"{bootstrap}","topic":"{topic}"{extra}}}"#)
 }
 

@@ -1,0 +1,354 @@
+//! Broker configuration: the serde shape (TBMQ key names and defaults) and its checked form.
+//!
+//! `BrokerConfig` is what a config file deserializes into; `validate()` turns it into `Settings`,
+//! the only form the running broker reads. Environment-variable overrides (TBMQ's names) are in
+//! `config::env`.
+
+pub mod env;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::Credential;
+
+#[cfg(test)]
+mod tests;
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Network listeners (`listener.*`).
+    pub listener: ListenersConfig,
+    /// MQTT protocol limits and session behaviour (`mqtt.*`).
+    pub mqtt: MqttConfig,
+    /// Client authentication (`security.*`).
+    pub security: SecurityConfig,
+}
+
+/// The listeners.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenersConfig {
+    /// Plain TCP (`listener.tcp`).
+    pub tcp: TcpListenerConfig,
+    /// TLS over TCP (`listener.ssl`).
+    pub ssl: SslListenerConfig,
+}
+
+/// The plain TCP listener.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TcpListenerConfig {
+    /// Whether to listen (LISTENER_TCP_ENABLED, default true).
+    pub enabled: bool,
+    /// Address to bind (LISTENER_TCP_BIND_ADDRESS, default 0.0.0.0).
+    pub bind_address: String,
+    /// Port to bind; 0 picks a free port (LISTENER_TCP_BIND_PORT, default 1883).
+    pub bind_port: u16,
+    /// Largest packet accepted from a client, in bytes (TCP_NETTY_MAX_PAYLOAD_SIZE, default 65536).
+    pub max_payload_size: usize,
+}
+
+impl Default for TcpListenerConfig {
+    fn default() -> Self {
+        TcpListenerConfig {
+            enabled: true,
+            bind_address: default_bind_address(),
+            bind_port: default_tcp_port(),
+            max_payload_size: default_max_payload_size(),
+        }
+    }
+}
+
+/// The TLS listener (PEM files).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SslListenerConfig {
+    /// Whether to listen (LISTENER_SSL_ENABLED, default false).
+    pub enabled: bool,
+    /// Address to bind (LISTENER_SSL_BIND_ADDRESS, default 0.0.0.0).
+    pub bind_address: String,
+    /// Port to bind; 0 picks a free port (LISTENER_SSL_BIND_PORT, default 8883).
+    pub bind_port: u16,
+    /// Largest packet accepted from a client, in bytes (SSL_NETTY_MAX_PAYLOAD_SIZE, default 65536).
+    pub max_payload_size: usize,
+    /// PEM file with the server certificate chain (LISTENER_SSL_PEM_CERT).
+    pub cert_file: Option<PathBuf>,
+    /// PEM file with the server private key (LISTENER_SSL_PEM_KEY).
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for SslListenerConfig {
+    fn default() -> Self {
+        SslListenerConfig {
+            enabled: false,
+            bind_address: default_bind_address(),
+            bind_port: default_ssl_port(),
+            max_payload_size: default_max_payload_size(),
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+/// MQTT limits and session behaviour.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Outgoing QoS 1/2 messages in flight per client; also the receive maximum announced to
+    /// MQTT 5 clients (MQTT_MAX_IN_FLIGHT_MSGS, default 1000).
+    pub max_in_flight_msgs: u16,
+    /// Outgoing in-flight window for MQTT 3.x clients, which cannot announce one
+    /// (MQTT_FLOW_CONTROL_MQTT_3X_RECEIVE_MAX, default 65535).
+    pub flow_control_mqtt_3x_receive_max: u16,
+    /// Largest keep alive a client may use, in seconds; MQTT 5 clients asking for more (or 0) are
+    /// told this value (MQTT_KEEP_ALIVE_MAX_KEEP_ALIVE_SEC, default 600).
+    pub max_keep_alive_sec: u16,
+    /// Topic aliases an MQTT 5 client may use towards the broker (MQTT_TOPIC_ALIAS_MAX, default 10).
+    pub topic_alias_max: u16,
+    /// Messages queued per session, connected or not; further messages are dropped
+    /// (MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_LIMIT, default 10000).
+    pub max_queued_messages: usize,
+    /// Cap on the session expiry interval, in seconds; MQTT 3.x persistent sessions get this value
+    /// (MQTT_CLIENT_SESSION_EXPIRY_MAX_EXPIRY_INTERVAL, default 604800).
+    pub max_session_expiry_sec: u32,
+    /// Longest client id accepted from MQTT 3.1 clients (MQTT_3_1_MAX_CLIENT_ID_LENGTH, default 1024).
+    pub max_client_id_length_v31: usize,
+    /// Time a new connection has to send CONNECT, in milliseconds (MQTT_CONNECT_TIMEOUT_MS, default 10000).
+    pub connect_timeout_ms: u64,
+    /// Most simultaneous client connections; 0 means no limit (MQTT_SESSIONS_LIMIT, default 0).
+    pub max_connections: usize,
+    /// Whether retained messages are stored and delivered (MQTT_RETAIN_AVAILABLE, default true).
+    pub retain_available: bool,
+    /// Per-client limit on incoming PUBLISH packets.
+    pub incoming_rate_limit: RateLimitConfig,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            max_in_flight_msgs: default_max_in_flight(),
+            flow_control_mqtt_3x_receive_max: default_mqtt3x_receive_max(),
+            max_keep_alive_sec: default_max_keep_alive(),
+            topic_alias_max: default_topic_alias_max(),
+            max_queued_messages: default_max_queued(),
+            max_session_expiry_sec: default_max_session_expiry(),
+            max_client_id_length_v31: default_max_client_id_v31(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            max_connections: 0,
+            retain_available: true,
+            incoming_rate_limit: RateLimitConfig::default(),
+        }
+    }
+}
+
+/// A token-bucket limit in TBMQ's format.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Whether the limit applies (MQTT_INCOMING_RATE_LIMITS_ENABLED, default false).
+    pub enabled: bool,
+    /// Comma-separated `<messages>:<seconds>` buckets, all of which must have room
+    /// (MQTT_INCOMING_RATE_LIMITS_CONFIG, default `10:1,300:60`).
+    pub config: String,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig { enabled: false, config: default_rate_limit() }
+    }
+}
+
+/// Authentication.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Whether clients without a user name are let in (SECURITY_ALLOW_ANONYMOUS, default true).
+    pub allow_anonymous: bool,
+    /// Known users with argon2 PHC password hashes (make one with `auth::hash_password`).
+    pub credentials: Vec<Credential>,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig { allow_anonymous: true, credentials: Vec::new() }
+    }
+}
+
+/// A configuration the broker refuses.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A bind address that does not parse.
+    #[error("invalid bind address {0:?}")]
+    BindAddress(String),
+    /// A value out of its range.
+    #[error("{key} must be {expected}")]
+    OutOfRange {
+        /// The config key.
+        key: &'static str,
+        /// The allowed range, in words.
+        expected: &'static str,
+    },
+    /// A rate limit that is not `<messages>:<seconds>[,...]`.
+    #[error("invalid rate limit {0:?}: expected <messages>:<seconds>[,...]")]
+    RateLimit(String),
+    /// The TLS listener is enabled without certificate and key files.
+    #[error("listener.ssl needs cert_file and key_file")]
+    MissingTlsFiles,
+    /// An environment variable whose value does not parse.
+    #[error("environment variable {name} has an invalid value {value:?}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+}
+
+/// The checked configuration the running broker uses.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub tcp: Option<Listener>,
+    pub ssl: Option<(Listener, PathBuf, PathBuf)>,
+    pub max_in_flight: u16,
+    pub mqtt3x_receive_max: u16,
+    pub max_keep_alive: u16,
+    pub topic_alias_max: u16,
+    pub max_queued: usize,
+    pub max_session_expiry: u32,
+    pub max_client_id_v31: usize,
+    pub connect_timeout: Duration,
+    pub max_connections: usize,
+    pub retain_available: bool,
+    pub incoming_rate: Option<Vec<(u32, Duration)>>,
+    pub allow_anonymous: bool,
+    pub credentials: Vec<Credential>,
+}
+
+/// A checked listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listener {
+    pub addr: SocketAddr,
+    pub max_packet_size: usize,
+}
+
+impl BrokerConfig {
+    /// Checks the configuration and returns its runtime form.
+    pub(crate) fn validate(&self) -> Result<Settings, ConfigError> {
+        let l = &self.listener;
+        let tcp = if l.tcp.enabled {
+            Some(listener(&l.tcp.bind_address, l.tcp.bind_port, l.tcp.max_payload_size)?)
+        } else {
+            None
+        };
+        let ssl = if l.ssl.enabled {
+            let (Some(cert), Some(key)) = (&l.ssl.cert_file, &l.ssl.key_file) else {
+                return Err(ConfigError::MissingTlsFiles);
+            };
+            let lst = listener(&l.ssl.bind_address, l.ssl.bind_port, l.ssl.max_payload_size)?;
+            Some((lst, cert.clone(), key.clone()))
+        } else {
+            None
+        };
+        let m = &self.mqtt;
+        if m.max_in_flight_msgs == 0 || m.max_in_flight_msgs == u16::MAX {
+            return Err(ConfigError::OutOfRange { key: "mqtt.max_in_flight_msgs", expected: "between 1 and 65534" });
+        }
+        if m.flow_control_mqtt_3x_receive_max == 0 {
+            return Err(ConfigError::OutOfRange {
+                key: "mqtt.flow_control_mqtt_3x_receive_max",
+                expected: "at least 1",
+            });
+        }
+        if m.max_queued_messages == 0 {
+            return Err(ConfigError::OutOfRange { key: "mqtt.max_queued_messages", expected: "at least 1" });
+        }
+        let incoming_rate =
+            if m.incoming_rate_limit.enabled { Some(parse_rate_limit(&m.incoming_rate_limit.config)?) } else { None };
+        Ok(Settings {
+            tcp,
+            ssl,
+            max_in_flight: m.max_in_flight_msgs,
+            mqtt3x_receive_max: m.flow_control_mqtt_3x_receive_max.min(m.max_in_flight_msgs),
+            max_keep_alive: m.max_keep_alive_sec,
+            topic_alias_max: m.topic_alias_max,
+            max_queued: m.max_queued_messages,
+            max_session_expiry: m.max_session_expiry_sec,
+            max_client_id_v31: m.max_client_id_length_v31,
+            connect_timeout: Duration::from_millis(m.connect_timeout_ms.max(1)),
+            max_connections: m.max_connections,
+            retain_available: m.retain_available,
+            incoming_rate,
+            allow_anonymous: self.security.allow_anonymous,
+            credentials: self.security.credentials.clone(),
+        })
+    }
+}
+
+fn listener(address: &str, port: u16, max_payload: usize) -> Result<Listener, ConfigError> {
+    let ip = address.parse().map_err(|_| ConfigError::BindAddress(address.to_owned()))?;
+    if !(16..=268_435_460).contains(&max_payload) {
+        return Err(ConfigError::OutOfRange { key: "max_payload_size", expected: "between 16 and 268435460" });
+    }
+    Ok(Listener { addr: SocketAddr::new(ip, port), max_packet_size: max_payload })
+}
+
+/// Parses TBMQ's `<messages>:<seconds>[,<messages>:<seconds>...]`.
+pub(crate) fn parse_rate_limit(text: &str) -> Result<Vec<(u32, Duration)>, ConfigError> {
+    let err = || ConfigError::RateLimit(text.to_owned());
+    let mut buckets = Vec::new();
+    for part in text.split(',') {
+        let (n, secs) = part.trim().split_once(':').ok_or_else(err)?;
+        let n: u32 = n.trim().parse().map_err(|_| err())?;
+        let secs: u64 = secs.trim().parse().map_err(|_| err())?;
+        if n == 0 || secs == 0 {
+            return Err(err());
+        }
+        buckets.push((n, Duration::from_secs(secs)));
+    }
+    Ok(buckets)
+}
+
+fn default_bind_address() -> String {
+    "0.0.0.0".to_owned()
+}
+fn default_tcp_port() -> u16 {
+    1883
+}
+fn default_ssl_port() -> u16 {
+    8883
+}
+fn default_max_payload_size() -> usize {
+    65536
+}
+fn default_max_in_flight() -> u16 {
+    1000
+}
+fn default_mqtt3x_receive_max() -> u16 {
+    65535
+}
+fn default_max_keep_alive() -> u16 {
+    600
+}
+fn default_topic_alias_max() -> u16 {
+    10
+}
+fn default_max_queued() -> usize {
+    10_000
+}
+fn default_max_session_expiry() -> u32 {
+    604_800
+}
+fn default_max_client_id_v31() -> usize {
+    1024
+}
+fn default_connect_timeout_ms() -> u64 {
+    10_000
+}
+fn default_rate_limit() -> String {
+    "10:1,300:60".to_owned()
+}

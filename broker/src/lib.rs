@@ -1,0 +1,33 @@
+//! Tributary's MQTT broker: MQTT 3.1, 3.1.1 and 5.0 over TCP and TLS, embeddable in a tokio
+//! process.
+//!
+//! Start it with [`Broker::start`] and keep the [`BrokerHandle`]; the handle's [`Router`] takes
+//! integration subscriptions, whose matching messages go to an [`IntegrationSink`].
+//! The REST API, persistence (`db/`) and the queue to the integration executor are not here yet.
+//!
+//! Module map: `config` (serde config and its checked form), `protocol` (wire format on top of
+//! rumqttc's codecs), `server` (listeners, start/stop), `link` (one connection), `session`
+//! (session state and registry), `router` (subscription trie, retained messages, integration
+//! hook), `auth`, `limits`, `message`, `tls`.
+
+pub mod auth;
+pub mod config;
+mod limits;
+mod link;
+mod message;
+pub mod protocol;
+pub mod router;
+mod server;
+mod session;
+mod tls;
+
+pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Credential};
+pub use config::{BrokerConfig, ConfigError};
+pub use message::PublishedMessage;
+pub use protocol::QoS;
+pub use router::{IntegrationSink, Router, RouterError};
+pub use server::{Broker, BrokerHandle, BrokerHooks, StartError};
+pub use tls::TlsError;
+
+#[cfg(test)]
+mod tests;

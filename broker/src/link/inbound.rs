@@ -1,0 +1,267 @@
+//! Handling of each packet a client sends after CONNECT, one function per packet type.
+//!
+//! Handlers are synchronous: replies go to the output buffer, messages to the router, and an
+//! `Err(Close)` ends the connection with a reason code.
+
+use bytes::Bytes;
+
+use super::{Close, Link};
+use crate::message::{now_ms, PublishedMessage, RoutedMessage};
+use crate::protocol::{packets, QoS};
+use crate::router::{topic, RetainHandling, SubOptions};
+use crate::session::Delivery;
+
+use packets::Packet;
+
+impl Link {
+    /// Handles one decoded packet.
+    pub(super) fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(p) => {
+                self.on_puback(&p);
+                Ok(())
+            }
+            Packet::PubRec(p) => self.on_pubrec(&p),
+            Packet::PubRel(p) => self.on_pubrel(&p),
+            Packet::PubComp(p) => {
+                self.on_pubcomp(&p);
+                Ok(())
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq(_) => self.send(&Packet::PingResp(packets::PingResp)),
+            Packet::Disconnect(d) => Err(self.on_disconnect(&d)),
+            other => Err(Close::Protocol(0x82, format!("unexpected packet {:?}", std::mem::discriminant(&other)))),
+        }
+    }
+
+    /// Encodes a control packet into the output buffer.
+    pub(super) fn send(&mut self, packet: &Packet) -> Result<(), Close> {
+        self.codec.encode(packet, &mut self.out).map_err(|e| Close::Protocol(0x83, e.to_string()))
+    }
+
+    fn on_publish(&mut self, p: packets::Publish) -> Result<(), Close> {
+        let qos = QoS::from_v5(p.qos);
+        let mut props = p.properties.unwrap_or_else(empty_publish_properties);
+        let topic = self.resolve_topic(&p.topic, props.topic_alias)?;
+        topic::validate_topic_name(&topic).map_err(|e| Close::Protocol(0x90, format!("topic name {topic:?}: {e}")))?;
+        if let Some(rate) = &mut self.rate {
+            if !rate.try_take(std::time::Instant::now()) {
+                return Err(Close::Protocol(0x96, "incoming publish rate limit".to_owned()));
+            }
+        }
+        if p.retain && !self.ctx.settings.retain_available {
+            return Err(Close::Protocol(0x9A, "retain is not available".to_owned()));
+        }
+        if qos == QoS::ExactlyOnce {
+            let st = self.session.state.lock();
+            if st.incoming_qos2.contains(&p.pkid) {
+                drop(st);
+                return self.send(&Packet::PubRec(packets::PubRec::new(p.pkid, None)));
+            }
+            if st.incoming_qos2.len() >= self.receive_max_in {
+                return Err(Close::Protocol(0x93, "receive maximum exceeded".to_owned()));
+            }
+        }
+        if props.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
+            return self.ack_publish(qos, p.pkid, false);
+        }
+        let msg = RoutedMessage::new(PublishedMessage {
+            topic,
+            payload: p.payload,
+            qos,
+            retain: p.retain,
+            client_id: std::sync::Arc::clone(&self.client_id),
+            user_properties: std::mem::take(&mut props.user_properties),
+            content_type: props.content_type.take(),
+            correlation_data: props.correlation_data.take(),
+            response_topic: props.response_topic.take(),
+            message_expiry_interval: props.message_expiry_interval,
+            payload_format_indicator: props.payload_format_indicator,
+            received_at_ms: now_ms(),
+        });
+        if msg.msg.retain {
+            self.ctx.router.retain(&msg);
+        }
+        let delivered = self.ctx.router.publish(&msg);
+        tracing::trace!(topic = %msg.msg.topic, qos = ?qos, delivered, "Message routed.");
+        if qos == QoS::ExactlyOnce {
+            self.session.state.lock().incoming_qos2.insert(p.pkid);
+        }
+        self.ack_publish(qos, p.pkid, true)
+    }
+
+    /// PUBACK or PUBREC for an incoming message; `ok == false` reports an invalid payload format.
+    fn ack_publish(&mut self, qos: QoS, pkid: u16, ok: bool) -> Result<(), Close> {
+        match qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => {
+                let mut ack = packets::PubAck::new(pkid, None);
+                if !ok {
+                    ack.reason = packets::PubAckReason::PayloadFormatInvalid;
+                }
+                self.send(&Packet::PubAck(ack))
+            }
+            QoS::ExactlyOnce => {
+                let mut rec = packets::PubRec::new(pkid, None);
+                if !ok {
+                    rec.reason = packets::PubRecReason::PayloadFormatInvalid;
+                }
+                self.send(&Packet::PubRec(rec))
+            }
+        }
+    }
+
+    /// Resolves an MQTT 5 topic alias (client to broker), or checks there is a topic.
+    fn resolve_topic(&mut self, topic: &Bytes, alias: Option<u16>) -> Result<String, Close> {
+        let name = std::str::from_utf8(topic).map_err(|_| Close::Protocol(0x81, "topic is not utf-8".to_owned()))?;
+        let Some(alias) = alias else {
+            return Ok(name.to_owned());
+        };
+        if alias == 0 || alias > self.alias_max {
+            return Err(Close::Protocol(0x94, format!("topic alias {alias}")));
+        }
+        if name.is_empty() {
+            return self
+                .aliases
+                .get(&alias)
+                .cloned()
+                .ok_or_else(|| Close::Protocol(0x82, format!("unknown topic alias {alias}")));
+        }
+        self.aliases.insert(alias, name.to_owned());
+        Ok(name.to_owned())
+    }
+
+    fn on_puback(&mut self, p: &packets::PubAck) {
+        if !self.session.state.lock().out.ack(p.pkid) {
+            tracing::debug!(pkid = p.pkid, "PUBACK for a packet id not in flight.");
+        }
+    }
+
+    fn on_pubrec(&mut self, p: &packets::PubRec) -> Result<(), Close> {
+        let failed = !matches!(p.reason, packets::PubRecReason::Success | packets::PubRecReason::NoMatchingSubscribers);
+        let mut st = self.session.state.lock();
+        if failed {
+            st.out.rec_failed(p.pkid);
+            return Ok(());
+        }
+        let known = st.out.rec(p.pkid);
+        drop(st);
+        let mut rel = packets::PubRel::new(p.pkid, None);
+        if !known {
+            rel.reason = packets::PubRelReason::PacketIdentifierNotFound;
+        }
+        self.send(&Packet::PubRel(rel))
+    }
+
+    fn on_pubrel(&mut self, p: &packets::PubRel) -> Result<(), Close> {
+        let known = self.session.state.lock().incoming_qos2.remove(&p.pkid);
+        let mut comp = packets::PubComp::new(p.pkid, None);
+        if !known {
+            comp.reason = packets::PubCompReason::PacketIdentifierNotFound;
+        }
+        self.send(&Packet::PubComp(comp))
+    }
+
+    fn on_pubcomp(&mut self, p: &packets::PubComp) {
+        if !self.session.state.lock().out.comp(p.pkid) {
+            tracing::debug!(pkid = p.pkid, "PUBCOMP for a packet id not in flight.");
+        }
+    }
+
+    fn on_subscribe(&mut self, s: packets::Subscribe) -> Result<(), Close> {
+        let sub_id = s.properties.as_ref().and_then(|p| p.id);
+        if sub_id == Some(0) {
+            return Err(Close::Protocol(0x82, "subscription identifier 0".to_owned()));
+        }
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for f in &s.filters {
+            let Ok(parsed) = topic::parse_filter(&f.path) else {
+                codes.push(packets::SubscribeReasonCode::TopicFilterInvalid);
+                continue;
+            };
+            if parsed.share_group.is_some() && f.nolocal {
+                return Err(Close::Protocol(0x82, "no local on a shared subscription".to_owned()));
+            }
+            let granted = QoS::from_v5(f.qos);
+            let opts = SubOptions {
+                qos: granted,
+                no_local: f.nolocal,
+                retain_as_published: f.preserve_retain,
+                retain_handling: match f.retain_forward_rule {
+                    packets::RetainForwardRule::OnEverySubscribe => RetainHandling::OnEverySubscribe,
+                    packets::RetainForwardRule::OnNewSubscribe => RetainHandling::OnNewSubscribe,
+                    packets::RetainForwardRule::Never => RetainHandling::Never,
+                },
+                sub_id,
+            };
+            self.session.state.lock().subscriptions.insert(f.path.clone(), opts.clone());
+            let existed = self.ctx.router.subscribe(&parsed, &self.session, opts.clone());
+            codes.push(packets::SubscribeReasonCode::Success(granted.to_v5()));
+            let send_retained = match opts.retain_handling {
+                RetainHandling::OnEverySubscribe => true,
+                RetainHandling::OnNewSubscribe => !existed,
+                RetainHandling::Never => false,
+            };
+            if send_retained && parsed.share_group.is_none() && self.ctx.settings.retain_available {
+                for msg in self.ctx.router.retained_matching(parsed.filter) {
+                    retained.push(Delivery {
+                        qos: granted.min(msg.msg.qos),
+                        msg,
+                        retain: true,
+                        sub_ids: sub_id.into_iter().collect(),
+                    });
+                }
+            }
+        }
+        self.send(&Packet::SubAck(packets::SubAck { pkid: s.pkid, return_codes: codes, properties: None }))?;
+        for delivery in retained {
+            self.session.enqueue(delivery);
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, u: packets::Unsubscribe) -> Result<(), Close> {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for filter in &u.filters {
+            let Ok(parsed) = topic::parse_filter(filter) else {
+                reasons.push(packets::UnsubAckReason::TopicFilterInvalid);
+                continue;
+            };
+            let known = self.session.state.lock().subscriptions.remove(filter).is_some();
+            self.ctx.router.unsubscribe(&parsed, &self.session);
+            reasons.push(if known {
+                packets::UnsubAckReason::Success
+            } else {
+                packets::UnsubAckReason::NoSubscriptionExisted
+            });
+        }
+        self.send(&Packet::UnsubAck(packets::UnsubAck { pkid: u.pkid, reasons, properties: None }))
+    }
+
+    fn on_disconnect(&mut self, d: &packets::Disconnect) -> Close {
+        let expiry = d.properties.as_ref().and_then(|p| p.session_expiry_interval);
+        if let Some(expiry) = expiry {
+            if self.connect_expiry == 0 && expiry != 0 {
+                return Close::Protocol(0x82, "session expiry set at disconnect".to_owned());
+            }
+            self.session.state.lock().expiry_interval = expiry.min(self.ctx.settings.max_session_expiry);
+        }
+        Close::Client { with_will: d.reason_code == packets::DisconnectReasonCode::DisconnectWithWillMessage }
+    }
+}
+
+fn empty_publish_properties() -> packets::PublishProperties {
+    packets::PublishProperties {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        topic_alias: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+        subscription_identifiers: Vec::new(),
+        content_type: None,
+    }
+}

@@ -1,0 +1,85 @@
+//! Messages to the client: draining the session queue within the in-flight window, and
+//! re-sending unacknowledged messages when a session is resumed.
+
+use std::time::Instant;
+
+use super::{Close, Link, HIGH_WATER};
+use crate::protocol::{encode_publish, packets, publish_size, OutgoingPublish, QoS};
+
+impl Link {
+    /// Moves queued deliveries into the output buffer while the buffer has room and the in-flight
+    /// window allows. Fails if the session was taken over by another connection.
+    pub(super) fn drain(&mut self) -> Result<(), Close> {
+        if self.out.len() >= HIGH_WATER {
+            return Ok(());
+        }
+        let version = self.codec.version();
+        let now = Instant::now();
+        let mut st = self.session.state.lock();
+        if st.conn_id != Some(self.conn_id) {
+            return Err(Close::TakenOver);
+        }
+        while self.out.len() < HIGH_WATER {
+            let Some(front) = st.queue.front() else {
+                break;
+            };
+            if front.qos != QoS::AtMostOnce && st.out.len() >= self.out_window {
+                break;
+            }
+            let Some(delivery) = st.queue.pop_front() else {
+                break;
+            };
+            let Ok(message_expiry) = delivery.msg.remaining_expiry(now) else {
+                continue;
+            };
+            let mut publish = OutgoingPublish {
+                msg: &delivery.msg.msg,
+                qos: delivery.qos,
+                retain: delivery.retain,
+                dup: false,
+                pkid: 0,
+                subscription_ids: &delivery.sub_ids,
+                message_expiry,
+            };
+            if publish_size(version, &publish) > self.client_max_packet {
+                tracing::debug!(topic = %delivery.msg.msg.topic, "Message over the client's maximum packet size dropped.");
+                continue;
+            }
+            if delivery.qos == QoS::AtMostOnce {
+                encode_publish(version, &publish, &mut self.out);
+                continue;
+            }
+            publish.pkid = st.out.alloc();
+            encode_publish(version, &publish, &mut self.out);
+            let pkid = publish.pkid;
+            st.out.push(pkid, delivery);
+        }
+        Ok(())
+    }
+
+    /// Re-sends the resumed session's unacknowledged messages (DUP set) and pending PUBRELs.
+    pub(super) fn resend_inflight(&mut self) {
+        let version = self.codec.version();
+        let now = Instant::now();
+        let session = std::sync::Arc::clone(&self.session);
+        let st = session.state.lock();
+        for entry in st.out.iter() {
+            if entry.released {
+                let rel = packets::Packet::PubRel(packets::PubRel::new(entry.pkid, None));
+                let _ = self.codec.encode(&rel, &mut self.out);
+                continue;
+            }
+            let d = &entry.delivery;
+            let publish = OutgoingPublish {
+                msg: &d.msg.msg,
+                qos: d.qos,
+                retain: d.retain,
+                dup: true,
+                pkid: entry.pkid,
+                subscription_ids: &d.sub_ids,
+                message_expiry: d.msg.remaining_expiry(now).unwrap_or(Some(1)),
+            };
+            encode_publish(version, &publish, &mut self.out);
+        }
+    }
+}

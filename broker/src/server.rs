@@ -1,0 +1,246 @@
+//! Starting and stopping the broker: listeners, the accept loops and the handle embedders keep.
+//!
+//! Each accepted connection runs in its own task (`link::serve`). Shutdown stops the accept loops,
+//! tells every connection to close (MQTT 5 clients get DISCONNECT 0x8B) and waits for them.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::{Authenticator, BasicAuthenticator};
+use crate::config::{BrokerConfig, ConfigError, Listener};
+use crate::limits::ConnectionCounter;
+use crate::link::{self, Context};
+use crate::router::{IntegrationSink, Router};
+use crate::session::registry::Sessions;
+use crate::tls;
+
+/// How long `shutdown` waits for connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The MQTT broker.
+#[derive(Debug)]
+pub struct Broker;
+
+/// Optional plug-ins for `Broker::start_with`.
+#[derive(Default)]
+pub struct BrokerHooks {
+    /// Replaces the built-in `BasicAuthenticator` (built from `security` in the config).
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// Receives messages matching integration subscriptions (can also be set later on the router).
+    pub integration_sink: Option<Arc<dyn IntegrationSink>>,
+}
+
+/// Why the broker did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not bind.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+}
+
+/// A running broker. Dropping it stops the broker without waiting; `shutdown` waits.
+pub struct BrokerHandle {
+    tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    ctx: Arc<Context>,
+    shutdown_tx: watch::Sender<bool>,
+    listeners: Vec<JoinHandle<()>>,
+    tasks: Arc<TaskCount>,
+}
+
+impl std::fmt::Debug for BrokerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerHandle")
+            .field("tcp_addr", &self.tcp_addr)
+            .field("tls_addr", &self.tls_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// Starts the broker with the built-in authenticator and no integration sink.
+    pub async fn start(config: BrokerConfig) -> Result<BrokerHandle, StartError> {
+        Broker::start_with(config, BrokerHooks::default()).await
+    }
+
+    /// Starts the broker with the given hooks. Must run inside a tokio runtime.
+    pub async fn start_with(config: BrokerConfig, hooks: BrokerHooks) -> Result<BrokerHandle, StartError> {
+        let settings = config.validate()?;
+        let tcp = match settings.tcp {
+            Some(l) => Some((bind(l).await?, l.max_packet_size)),
+            None => None,
+        };
+        let ssl = match &settings.ssl {
+            Some((l, cert, key)) => {
+                let acceptor = tls::acceptor(cert, key)?;
+                Some((bind(*l).await?, l.max_packet_size, acceptor))
+            }
+            None => None,
+        };
+        let authenticator = hooks
+            .authenticator
+            .unwrap_or_else(|| Arc::new(BasicAuthenticator::new(settings.allow_anonymous, &settings.credentials)));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(Context {
+            settings,
+            router: Arc::new(Router::new(hooks.integration_sink)),
+            sessions: Arc::new(Sessions::default()),
+            authenticator,
+            connections: Arc::new(ConnectionCounter::default()),
+            shutdown: shutdown_rx,
+        });
+        let tasks = Arc::new(TaskCount::default());
+        let mut listeners = Vec::new();
+        let mut tcp_addr = None;
+        let mut tls_addr = None;
+        if let Some((listener, max)) = tcp {
+            tcp_addr = listener.local_addr().ok();
+            tracing::info!(addr = ?tcp_addr, "MQTT TCP listener started.");
+            listeners.push(tokio::spawn(accept_loop(listener, max, None, Arc::clone(&ctx), Arc::clone(&tasks))));
+        }
+        if let Some((listener, max, acceptor)) = ssl {
+            tls_addr = listener.local_addr().ok();
+            tracing::info!(addr = ?tls_addr, "MQTT TLS listener started.");
+            listeners.push(tokio::spawn(accept_loop(
+                listener,
+                max,
+                Some(acceptor),
+                Arc::clone(&ctx),
+                Arc::clone(&tasks),
+            )));
+        }
+        Ok(BrokerHandle { tcp_addr, tls_addr, ctx, shutdown_tx, listeners, tasks })
+    }
+}
+
+impl BrokerHandle {
+    /// The bound address of the TCP listener, if enabled.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The bound address of the TLS listener, if enabled.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The router, for integration subscriptions and the integration sink.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.ctx.router
+    }
+
+    /// The number of connected clients.
+    pub fn connection_count(&self) -> usize {
+        self.ctx.connections.open()
+    }
+
+    /// The number of sessions, connected or not.
+    pub fn session_count(&self) -> usize {
+        self.ctx.sessions.len()
+    }
+
+    /// Stops accepting, disconnects every client and waits (up to 10 s) for connections to close.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.tasks.active() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tracing::info!(remaining = self.tasks.active(), "MQTT broker stopped.");
+    }
+}
+
+async fn bind(l: Listener) -> Result<TcpListener, StartError> {
+    TcpListener::bind(l.addr).await.map_err(|source| StartError::Bind { addr: l.addr, source })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    max_packet: usize,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<Context>,
+    tasks: Arc<TaskCount>,
+) {
+    let mut shutdown = ctx.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => return,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Typically out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "Accepting a connection failed.");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let guard = TaskGuard::new(&tasks);
+        let ctx = Arc::clone(&ctx);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            match tls {
+                None => link::serve(stream, peer, max_packet, ctx).await,
+                Some(acceptor) => {
+                    let timeout = ctx.settings.connect_timeout;
+                    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => link::serve(stream, peer, max_packet, ctx).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed."),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Counts running connection tasks, for a graceful shutdown.
+#[derive(Debug, Default)]
+struct TaskCount {
+    active: AtomicUsize,
+}
+
+impl TaskCount {
+    fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+}
+
+struct TaskGuard(Arc<TaskCount>);
+
+impl TaskGuard {
+    fn new(count: &Arc<TaskCount>) -> TaskGuard {
+        count.active.fetch_add(1, Ordering::AcqRel);
+        TaskGuard(Arc::clone(count))
+    }
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
