@@ -3,7 +3,8 @@
 //!
 //! Start it with [`Broker::start`] and keep the [`BrokerHandle`]; the handle's [`Router`] takes
 //! integration subscriptions, whose matching messages go to an [`IntegrationSink`].
-//! The REST API, persistence (`db/`) and the queue to the integration executor are not here yet.
+//! [`forward::QueueForwarder`] is the sink that puts those messages on the queue to the executors;
+//! the REST API and database live in the `trib-management` crate (`broker/management/`).
 //!
 //! Module map: `config` (serde config and its checked form), `protocol` (wire format on top of
 //! rumqttc's codecs), `server` (listeners, start/stop), `link` (one connection), `session`
@@ -12,6 +13,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod forward;
 mod limits;
 mod link;
 mod message;

@@ -6,6 +6,7 @@
 //! checks that the sentinel arrives first.
 
 mod connect;
+mod forward;
 mod integration;
 mod malformed;
 mod mosquitto;

@@ -1,0 +1,211 @@
+//! Hands messages that matched an integration's topic filters to the queue, as TBMQ does:
+//! a `PublishIntegrationMsgProto` on `tbmq.msg.ie.<id32>`, partition 0, key = MQTT topic.
+//!
+//! The broker never waits here. When the integration's topic is known to exist the record is
+//! handed to the producer at once (the embedded queue stores it synchronously, before the
+//! broker acknowledges the PUBLISH); otherwise the message goes through a bounded channel to a
+//! thread that creates the topic first, keeping the integration's order. A full channel or a
+//! refused record is counted (`broker_integration_msgs_dropped_total`) and logged, never blocks.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc, Arc,
+    },
+};
+
+use parking_lot::RwLock;
+use prost::Message as _;
+use trib_core::{
+    queue::{wait_delivery, Delivery, Partitioning, Producer, Queue, QueueError},
+    topics::TopicNames,
+    wire::{MqttPropertiesProto, PublishIntegrationMsgProto, PublishMsgProto, UserPropertyProto, WIRE_VERSION},
+};
+use uuid::Uuid;
+
+use crate::{message::PublishedMessage, router::IntegrationSink};
+
+/// Bound of the slow path (messages waiting for their topic to be created).
+const SLOW_PATH_CAPACITY: usize = 10_000;
+
+/// Counters of the forwarder.
+#[derive(Debug, Default)]
+pub struct ForwardStats {
+    /// Records handed to the queue.
+    pub sent: AtomicU64,
+    /// Records the queue confirmed.
+    pub stored: AtomicU64,
+    /// Messages dropped (queue refused or the slow path was full).
+    pub dropped: AtomicU64,
+}
+
+/// The [`IntegrationSink`] that writes to the queue.
+pub struct QueueForwarder {
+    producer: Arc<dyn Producer>,
+    topics: TopicNames,
+    service_id: String,
+    known: Arc<RwLock<HashSet<String>>>,
+    slow: mpsc::SyncSender<(String, Vec<u8>, String)>,
+    acks: mpsc::SyncSender<Delivery>,
+    stats: Arc<ForwardStats>,
+}
+
+impl std::fmt::Debug for QueueForwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueForwarder").field("service_id", &self.service_id).finish()
+    }
+}
+
+impl QueueForwarder {
+    /// Creates the forwarder and its two helper threads (topic creation, delivery accounting).
+    pub fn new(queue: Arc<dyn Queue>, topics: TopicNames, service_id: String) -> Arc<Self> {
+        let stats = Arc::new(ForwardStats::default());
+        let known = Arc::new(RwLock::new(HashSet::new()));
+        let (acks_tx, acks_rx) = mpsc::sync_channel::<Delivery>(100_000);
+        let (slow_tx, slow_rx) = mpsc::sync_channel::<(String, Vec<u8>, String)>(SLOW_PATH_CAPACITY);
+        let producer = queue.producer();
+        {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("broker-ie-acks".into())
+                .spawn(move || {
+                    for delivery in acks_rx {
+                        match wait_delivery(delivery) {
+                            Ok(_) => stats.stored.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                tracing::error!(error = %e, "Integration message was not stored by the queue.");
+                                metrics::counter!("broker_integration_msgs_dropped_total", "reason" => "queue")
+                                    .increment(1);
+                                stats.dropped.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                })
+                .expect("spawn forwarder ack thread");
+        }
+        {
+            let (queue, topics, known, producer, acks, stats) =
+                (queue.clone(), topics.clone(), known.clone(), producer.clone(), acks_tx.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("broker-ie-topics".into())
+                .spawn(move || {
+                    for (topic, value, key) in slow_rx {
+                        if !known.read().contains(&topic) {
+                            let created = topic_spec(&topics, &topic).and_then(|spec| queue.create_topic(&spec).ok());
+                            if created.is_some() {
+                                known.write().insert(topic.clone());
+                            }
+                        }
+                        let d = producer.send(&topic, Partitioning::Fixed(0), Some(key.as_bytes()), &value);
+                        stats.sent.fetch_add(1, Ordering::Relaxed);
+                        let _ = acks.send(d);
+                    }
+                })
+                .expect("spawn forwarder topic thread");
+        }
+        Arc::new(QueueForwarder { producer, topics, service_id, known, slow: slow_tx, acks: acks_tx, stats })
+    }
+
+    /// The forwarder's counters.
+    pub fn stats(&self) -> Arc<ForwardStats> {
+        self.stats.clone()
+    }
+
+    /// Forgets that a topic exists (after the cleanup task deleted it).
+    pub fn forget_topic(&self, topic: &str) {
+        self.known.write().remove(topic);
+    }
+
+    fn drop_message(&self, reason: &'static str) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("broker_integration_msgs_dropped_total", "reason" => reason).increment(1);
+    }
+}
+
+/// The topic spec of a message topic named `topic` (`<p>tbmq.msg.ie.<id32>`).
+fn topic_spec(topics: &TopicNames, topic: &str) -> Option<trib_core::queue::TopicSpec> {
+    let id32 = topic.rsplit('.').next()?;
+    let id = Uuid::parse_str(id32).ok()?;
+    topics.msg_spec(id).ok()
+}
+
+/// Encodes a published message as TBMQ's `PublishIntegrationMsgProto`.
+pub fn encode(msg: &PublishedMessage, broker_service_id: &str) -> Vec<u8> {
+    let has_props = msg.content_type.is_some()
+        || msg.correlation_data.is_some()
+        || msg.response_topic.is_some()
+        || msg.message_expiry_interval.is_some()
+        || msg.payload_format_indicator.is_some();
+    let proto = PublishIntegrationMsgProto {
+        publish_msg_proto: Some(PublishMsgProto {
+            client_id: msg.client_id.to_string(),
+            packet_id: 0,
+            payload: msg.payload.clone(),
+            retain: msg.retain,
+            qos: msg.qos as i32,
+            topic_name: msg.topic.clone(),
+            user_properties: msg
+                .user_properties
+                .iter()
+                .map(|(k, v)| UserPropertyProto { key: k.clone(), value: v.clone() })
+                .collect(),
+            mqtt_properties: has_props.then(|| MqttPropertiesProto {
+                payload_format_indicator: msg.payload_format_indicator.map(i32::from),
+                content_type: msg.content_type.clone(),
+                response_topic: msg.response_topic.clone(),
+                correlation_data: msg.correlation_data.as_ref().map(|b| b.to_vec()),
+                subscription_ids: Vec::new(),
+                message_expiry_interval: msg.message_expiry_interval,
+            }),
+            client_cert_cn: None,
+        }),
+        tbmq_node: broker_service_id.to_string(),
+        timestamp: msg.received_at_ms as i64,
+        wire_version: WIRE_VERSION,
+    };
+    proto.encode_to_vec()
+}
+
+impl IntegrationSink for QueueForwarder {
+    fn send(&self, integration_id: &str, msg: &PublishedMessage) {
+        let Ok(id) = Uuid::parse_str(integration_id) else {
+            tracing::error!(integration_id, "Integration subscription with a malformed id; message dropped.");
+            self.drop_message("bad_id");
+            return;
+        };
+        let topic = self.topics.msg(id);
+        let value = encode(msg, &self.service_id);
+        if self.known.read().contains(&topic) {
+            let mut d = self.producer.send(&topic, Partitioning::Fixed(0), Some(msg.topic.as_bytes()), &value);
+            match d.try_recv() {
+                // Stored already (the embedded queue answers at once).
+                Ok(Ok(_)) => {
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // The topic was deleted (cleanup of a long-disabled integration): recreate it
+                // on the slow path, which also resends.
+                Ok(Err(QueueError::UnknownTopic(_))) => self.known.write().remove(&topic),
+                Ok(Err(e)) => {
+                    tracing::error!(integration_id, error = %e, "Integration message refused by the queue.");
+                    self.drop_message("queue");
+                    return;
+                }
+                Err(_) => {
+                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    if self.acks.try_send(d).is_err() {
+                        // Only the accounting is behind; the record itself is with the queue.
+                        tracing::debug!("Forwarder delivery accounting is behind.");
+                    }
+                    return;
+                }
+            };
+        }
+        if self.slow.try_send((topic, value, msg.topic.clone())).is_err() {
+            tracing::error!(integration_id, "Integration topic creation is backed up; message dropped.");
+            self.drop_message("backlog");
+        }
+    }
+}
