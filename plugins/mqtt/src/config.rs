@@ -14,7 +14,10 @@ use trib_plugin_api::{
     support::credentials::{self, Credentials},
 };
 
-use crate::tls;
+use crate::{
+    tls,
+    topic::{check_static_parts, parse_template, TargetTopic},
+};
 
 /// Default `port` when the field is missing (TBMQ's UI default; Java's 0 would be invalid).
 const fn default_port() -> i64 {
@@ -48,26 +51,6 @@ pub enum MqttVersion {
     V311,
     /// MQTT 5 (`mqttVersion` 5).
     V5,
-}
-
-/// One piece of a `topicName` template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicPart {
-    /// Literal text.
-    Text(String),
-    /// `${topic}`: the topic the message was published to.
-    Topic,
-    /// `${clientId}`: the publisher's client id.
-    ClientId,
-}
-
-/// Where a message is published on the target broker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TargetTopic {
-    /// `useMsgTopicName`: the message's own topic, unchanged.
-    Source,
-    /// `topicName`, a static topic or a template with `${topic}` / `${clientId}`.
-    Template(Vec<TopicPart>),
 }
 
 /// A checked MQTT integration configuration.
@@ -119,7 +102,8 @@ pub fn validate(json: &str) -> Vec<FieldError> {
 
 /// Parses and checks a `clientConfiguration` JSON text.
 pub fn parse(json: &str) -> Result<Config, Vec<FieldError>> {
-    let value: Value = serde_json::from_str(json).map_err(|e| vec![FieldError::new("", format!("invalid JSON: {e}"))])?;
+    let value: Value =
+        serde_json::from_str(json).map_err(|e| vec![FieldError::new("", format!("invalid JSON: {e}"))])?;
     let Value::Object(obj) = value else {
         return Err(vec![FieldError::new("", "must be a JSON object")]);
     };
@@ -289,44 +273,4 @@ impl Fields<'_> {
             }
         }
     }
-}
-
-/// Splits a `topicName` into literal text and `${topic}` / `${clientId}` placeholders.
-pub fn parse_template(text: &str) -> Result<Vec<TopicPart>, String> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let Some(len) = rest[start..].find('}') else { break };
-        let name = &rest[start + 2..start + len];
-        let part = match name {
-            "topic" => TopicPart::Topic,
-            "clientId" => TopicPart::ClientId,
-            other => {
-                return Err(format!(
-                    "Topic name contains an unknown placeholder ${{{other}}}: allowed are ${{topic}} and ${{clientId}}"
-                ))
-            }
-        };
-        if start > 0 {
-            parts.push(TopicPart::Text(rest[..start].to_string()));
-        }
-        parts.push(part);
-        rest = &rest[start + len + 1..];
-    }
-    if !rest.is_empty() {
-        parts.push(TopicPart::Text(rest.to_string()));
-    }
-    Ok(parts)
-}
-
-/// TBMQ's checks of a static topic, applied to the literal text of a template.
-fn check_static_parts(parts: &[TopicPart]) -> Option<&'static str> {
-    let texts = || parts.iter().filter_map(|p| if let TopicPart::Text(t) = p { Some(t.as_str()) } else { None });
-    if texts().any(|t| t.contains(['+', '#'])) {
-        return Some("Topic name cannot contain wildcard characters");
-    }
-    if matches!(parts.first(), Some(TopicPart::Text(t)) if t.starts_with('$')) {
-        return Some("Topic name cannot start with $ character");
-    }
-    None
 }

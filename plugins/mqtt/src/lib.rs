@@ -10,8 +10,8 @@
 //!
 //! Layout: `config` (fields, defaults, validation), `request` (message to PUBLISH, pure),
 //! `service` (the connection thread), `link` (rumqttc's v4 and v5 clients behind one face),
-//! `tracker` (which acknowledgement belongs to which message), `tls`, `retry` (outcomes),
-//! `error`, `driver` (the `Driver` implementation).
+//! `tracker` (which acknowledgement belongs to which message), `topic` (topic templates), `tls`,
+//! `retry` (outcomes), `error`, `driver` (the `Driver` implementation).
 
 trib_plugin_api::export_driver!(driver::MqttDriver);
 
@@ -23,6 +23,7 @@ pub mod request;
 pub mod retry;
 mod service;
 mod tls;
+pub mod topic;
 mod tracker;
 
 #[cfg(test)]

@@ -87,7 +87,12 @@ pub enum Link {
 
 /// Creates the client for `config`; nothing connects before the first [`Link::poll`].
 /// `window` bounds the requests queued or in flight, `connect_timeout` the wait for CONNACK.
-pub fn open(config: &Config, tls: Option<Arc<rustls::ClientConfig>>, window: u16, connect_timeout: Duration) -> (Sender, Link) {
+pub fn open(
+    config: &Config,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    window: u16,
+    connect_timeout: Duration,
+) -> (Sender, Link) {
     let transport = tls.map(|c| Transport::Tls(TlsConfiguration::Rustls(c))).unwrap_or(Transport::Tcp);
     let login = match &config.credentials {
         Credentials::Basic { username, password } => Some((username.clone(), password.clone())),
@@ -162,7 +167,9 @@ impl Sender {
                     content_type: p.content_type,
                 });
                 match props {
-                    Some(props) => c.try_publish_with_properties(publish.topic, qos, publish.retain, publish.payload, props),
+                    Some(props) => {
+                        c.try_publish_with_properties(publish.topic, qos, publish.retain, publish.payload, props)
+                    }
                     None => c.try_publish(publish.topic, qos, publish.retain, publish.payload),
                 }
                 .is_ok()
@@ -185,6 +192,28 @@ impl Link {
         match self {
             Link::V4(l) => l.poll().await.map(v4_event).map_err(v4_error),
             Link::V5(l) => l.poll().await.map(v5_event).map_err(v5_error),
+        }
+    }
+
+    /// Queues a PINGREQ unless one is unanswered (a second one would make rumqttc fail the
+    /// connection) or a packet id collision is pending (pings count against resolving it).
+    ///
+    /// Used while acknowledgements are awaited and nothing else is to be sent: a broker that
+    /// leaves Nagle's algorithm on (Mosquitto's default) holds its small PUBACKs until our TCP
+    /// ACK arrives, which the kernel delays by up to 40 ms when we send nothing; the PINGREQ
+    /// carries that ACK at once.
+    pub fn nudge(&mut self) {
+        match self {
+            Link::V4(l) => {
+                if !l.state.await_pingresp && l.state.collision.is_none() && l.pending.is_empty() {
+                    l.pending.push_back(rumqttc::Request::PingReq(rumqttc::PingReq));
+                }
+            }
+            Link::V5(l) => {
+                if !l.state.await_pingresp && l.state.collision.is_none() && l.pending.is_empty() {
+                    l.pending.push_back(v5::Request::PingReq);
+                }
+            }
         }
     }
 
@@ -224,14 +253,14 @@ fn v4_event(event: rumqttc::Event) -> LinkEvent {
 fn v5_event(event: v5::Event) -> LinkEvent {
     use p5::Packet;
     match event {
-        v5::Event::Incoming(Packet::ConnAck(c)) => {
-            let p = c.properties.unwrap_or_default();
-            LinkEvent::Connected(ServerLimits {
+        v5::Event::Incoming(Packet::ConnAck(c)) => LinkEvent::Connected(match c.properties {
+            Some(p) => ServerLimits {
                 max_packet_size: p.max_packet_size,
                 max_qos: p.max_qos.unwrap_or(2).min(2),
                 retain_available: p.retain_available != Some(0),
-            })
-        }
+            },
+            None => ServerLimits::default(),
+        }),
         v5::Event::Incoming(Packet::PubAck(a)) => LinkEvent::PubAck(a.pkid, puback_reason(a.reason)),
         v5::Event::Incoming(Packet::PubRec(a)) => LinkEvent::PubRec(a.pkid, pubrec_reason(a.reason)),
         v5::Event::Incoming(Packet::PubComp(a)) => LinkEvent::PubComp(
@@ -254,33 +283,25 @@ fn outgoing(o: Outgoing) -> LinkEvent {
     }
 }
 
-fn puback_reason(r: p5::PubAckReason) -> AckReason {
-    use p5::PubAckReason as R;
-    match r {
-        R::Success | R::NoMatchingSubscribers => AckReason::Accepted,
-        R::NotAuthorized => AckReason::Refused("not authorized"),
-        R::TopicNameInvalid => AckReason::Refused("topic name invalid"),
-        R::PayloadFormatInvalid => AckReason::Refused("payload format invalid"),
-        R::UnspecifiedError => AckReason::Failed("unspecified error"),
-        R::ImplementationSpecificError => AckReason::Failed("implementation specific error"),
-        R::PacketIdentifierInUse => AckReason::Failed("packet identifier in use"),
-        R::QuotaExceeded => AckReason::Failed("quota exceeded"),
-    }
+/// PUBACK and PUBREC carry the same reason codes in two rumqttc types.
+macro_rules! ack_reason {
+    ($name:ident, $r:ident) => {
+        fn $name(r: p5::$r) -> AckReason {
+            match r {
+                p5::$r::Success | p5::$r::NoMatchingSubscribers => AckReason::Accepted,
+                p5::$r::NotAuthorized => AckReason::Refused("not authorized"),
+                p5::$r::TopicNameInvalid => AckReason::Refused("topic name invalid"),
+                p5::$r::PayloadFormatInvalid => AckReason::Refused("payload format invalid"),
+                p5::$r::UnspecifiedError => AckReason::Failed("unspecified error"),
+                p5::$r::ImplementationSpecificError => AckReason::Failed("implementation error"),
+                p5::$r::PacketIdentifierInUse => AckReason::Failed("packet identifier in use"),
+                p5::$r::QuotaExceeded => AckReason::Failed("quota exceeded"),
+            }
+        }
+    };
 }
-
-fn pubrec_reason(r: p5::PubRecReason) -> AckReason {
-    use p5::PubRecReason as R;
-    match r {
-        R::Success | R::NoMatchingSubscribers => AckReason::Accepted,
-        R::NotAuthorized => AckReason::Refused("not authorized"),
-        R::TopicNameInvalid => AckReason::Refused("topic name invalid"),
-        R::PayloadFormatInvalid => AckReason::Refused("payload format invalid"),
-        R::UnspecifiedError => AckReason::Failed("unspecified error"),
-        R::ImplementationSpecificError => AckReason::Failed("implementation specific error"),
-        R::PacketIdentifierInUse => AckReason::Failed("packet identifier in use"),
-        R::QuotaExceeded => AckReason::Failed("quota exceeded"),
-    }
-}
+ack_reason!(puback_reason, PubAckReason);
+ack_reason!(pubrec_reason, PubRecReason);
 
 fn v4_error(e: rumqttc::ConnectionError) -> LinkError {
     match e {
@@ -293,7 +314,9 @@ fn v4_error(e: rumqttc::ConnectionError) -> LinkError {
 fn v5_error(e: v5::ConnectionError) -> LinkError {
     match e {
         v5::ConnectionError::ConnectionRefused(code) => LinkError::Refused(format!("{code:?}")),
-        v5::ConnectionError::MqttState(v5::StateError::ConnFail { reason }) => LinkError::Refused(format!("{reason:?}")),
+        v5::ConnectionError::MqttState(v5::StateError::ConnFail { reason }) => {
+            LinkError::Refused(format!("{reason:?}"))
+        }
         v5::ConnectionError::Timeout(_) => LinkError::Timeout,
         other => LinkError::Failed(other.to_string()),
     }

@@ -7,7 +7,10 @@ use trib_plugin_api::{
     support::envelope::EnvelopeContext,
 };
 
-use crate::config::{Config, MqttVersion, TargetTopic, TopicPart};
+use crate::{
+    config::{Config, MqttVersion},
+    topic::target_topic,
+};
 
 /// The largest remaining length an MQTT packet can announce (268,435,455 bytes).
 pub const MQTT_MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -60,24 +63,6 @@ pub fn build(config: &Config, envelope: &EnvelopeContext, msg: &Message<'_>) -> 
         return Err(Outcome::Rejected("message is larger than the MQTT maximum packet size".to_string()));
     }
     Ok(publish)
-}
-
-/// Renders the target topic of `msg`.
-pub fn target_topic(target: &TargetTopic, msg: &Message<'_>) -> String {
-    match target {
-        TargetTopic::Source => msg.topic().to_string(),
-        TargetTopic::Template(parts) => {
-            let mut topic = String::new();
-            for part in parts {
-                match part {
-                    TopicPart::Text(text) => topic.push_str(text),
-                    TopicPart::Topic => topic.push_str(msg.topic()),
-                    TopicPart::ClientId => topic.push_str(msg.client_id()),
-                }
-            }
-            topic
-        }
-    }
 }
 
 /// The size of the encoded PUBLISH without its fixed header (an upper bound for MQTT 5, where

@@ -148,7 +148,18 @@ impl Task {
                     self.tracker.connected(limits);
                     self.host.info(format!("Reconnected to MQTT broker {}.", self.addr));
                 }
-                Ok(event) => self.tracker.apply(event),
+                // Only `close` queues a DISCONNECT: the broker is about to close the line, which
+                // must not be reported as a lost connection.
+                Ok(LinkEvent::Disconnected) => {
+                    self.host.info(format!("Disconnected from MQTT broker {}.", self.addr));
+                    return;
+                }
+                Ok(event) => {
+                    self.tracker.apply(event);
+                    if self.tracker.awaiting_acks_only() {
+                        self.link.nudge();
+                    }
+                }
                 Err(e) => {
                     if !self.handle_error(e).await {
                         return;

@@ -4,6 +4,7 @@
 mod config_cases;
 mod delivery;
 mod failures;
+mod fake_broker;
 mod proxy;
 mod recorder;
 mod request_cases;

@@ -61,7 +61,9 @@ pub fn client_config(creds: &Credentials) -> Result<Arc<ClientConfig>, String> {
         Some((cert, key)) => {
             let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
                 .map_err(|e| format!("cannot read the private key: {e}"))?;
-            builder.with_client_auth_cert(certificates(cert)?, key).map_err(|e| format!("invalid client certificate: {e}"))?
+            builder
+                .with_client_auth_cert(certificates(cert)?, key)
+                .map_err(|e| format!("invalid client certificate: {e}"))?
         }
         None => builder.with_no_client_auth(),
     };

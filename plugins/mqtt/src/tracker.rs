@@ -27,13 +27,20 @@ use crate::{
 struct Slot {
     batch: u64,
     index: usize,
+    qos: u8,
 }
+
+/// QoS 2 messages in flight at most. Mosquitto 2.0.11 (Debian 12's) completes the QoS 2
+/// exchange for, yet silently drops, incoming QoS 2 messages beyond its `max_inflight_messages`
+/// (20 by default) when a client has more in flight; Mosquitto's own bridge sends 20 at most.
+pub const QOS2_WINDOW: usize = 20;
 
 /// What the `process` caller is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
     Nothing,
     Room,
+    Qos2Room,
     Done,
 }
 
@@ -48,6 +55,7 @@ struct State {
     queued: VecDeque<Slot>,
     inflight: HashMap<u16, Slot>,
     outstanding: usize,
+    outstanding_qos2: usize,
     waiting: Wait,
 }
 
@@ -73,6 +81,7 @@ impl Tracker {
             queued: VecDeque::new(),
             inflight: HashMap::new(),
             outstanding: 0,
+            outstanding_qos2: 0,
             waiting: Wait::Nothing,
         };
         Tracker { addr, window: window.max(1), state: Mutex::new(state), cond: Condvar::new() }
@@ -85,7 +94,12 @@ impl Tracker {
 
     /// Sends a batch and waits for its outcomes until `deadline`. `publishes` holds, per message,
     /// the PUBLISH to send or the outcome it already has.
-    pub fn deliver(&self, sender: &Sender, publishes: Vec<Result<Publish, Outcome>>, deadline: Instant) -> Vec<Outcome> {
+    pub fn deliver(
+        &self,
+        sender: &Sender,
+        publishes: Vec<Result<Publish, Outcome>>,
+        deadline: Instant,
+    ) -> Vec<Outcome> {
         let mut st = self.lock();
         st.batch += 1;
         st.active = true;
@@ -94,25 +108,37 @@ impl Tracker {
         st.unresolved = st.results.iter().filter(|r| r.is_none()).count();
         for (index, publish) in publishes.into_iter().enumerate() {
             let Ok(publish) = publish else { continue };
-            loop {
-                if !st.connected {
-                    set(&mut st, index, retry::not_connected(&self.addr));
-                } else if Instant::now() >= deadline {
-                    set(&mut st, index, retry::timeout(&self.addr));
-                } else if st.outstanding < self.window {
-                    match fit(publish, st.limits) {
-                        Ok(publish) if sender.try_publish(publish) => {
-                            st.queued.push_back(Slot { batch, index });
-                            st.outstanding += 1;
-                        }
-                        Ok(_) => set(&mut st, index, retry::client_closed()),
-                        Err(outcome) => set(&mut st, index, outcome),
-                    }
-                } else {
-                    st = self.wait(st, Wait::Room, deadline);
+            let publish = match fit(publish, st.limits) {
+                Ok(publish) => publish,
+                Err(outcome) => {
+                    set(&mut st, index, outcome);
                     continue;
                 }
-                break;
+            };
+            let refused = loop {
+                if !st.connected {
+                    break Some(retry::not_connected(&self.addr));
+                } else if Instant::now() >= deadline {
+                    break Some(retry::timeout(&self.addr));
+                } else if st.outstanding >= self.window {
+                    st = self.wait(st, Wait::Room, deadline);
+                } else if publish.qos == 2 && st.outstanding_qos2 >= QOS2_WINDOW {
+                    st = self.wait(st, Wait::Qos2Room, deadline);
+                } else {
+                    break None;
+                }
+            };
+            if let Some(outcome) = refused {
+                set(&mut st, index, outcome);
+                continue;
+            }
+            let qos = publish.qos;
+            if sender.try_publish(publish) {
+                st.queued.push_back(Slot { batch, index, qos });
+                st.outstanding += 1;
+                st.outstanding_qos2 += usize::from(qos == 2);
+            } else {
+                set(&mut st, index, retry::client_closed());
             }
         }
         while st.unresolved > 0 && Instant::now() < deadline {
@@ -136,11 +162,17 @@ impl Tracker {
         let mut st = self.lock();
         match event {
             LinkEvent::Sent(pkid) => {
-                let Some(slot) = st.queued.pop_front() else { return };
+                let Some(slot) = st.queued.pop_front() else {
+                    return;
+                };
                 if pkid == 0 {
                     resolve(&mut st, slot, Outcome::Delivered);
                 } else if let Some(old) = st.inflight.insert(pkid, slot) {
-                    resolve(&mut st, old, Outcome::Retry(format!("packet id {pkid} reused before its acknowledgement")));
+                    resolve(
+                        &mut st,
+                        old,
+                        Outcome::Retry(format!("packet id {pkid} reused before its acknowledgement")),
+                    );
                 }
             }
             LinkEvent::PubAck(pkid, reason) | LinkEvent::PubComp(pkid, reason) => {
@@ -158,6 +190,12 @@ impl Tracker {
         self.wake(&st);
     }
 
+    /// Whether every queued request was written and acknowledgements are still awaited.
+    pub fn awaiting_acks_only(&self) -> bool {
+        let st = self.lock();
+        st.connected && st.queued.is_empty() && !st.inflight.is_empty()
+    }
+
     /// The connection dropped: `reset` clears rumqttc's queues (under the lock, so no request
     /// slips in between), and every message queued or unacknowledged becomes a retry.
     pub fn lost(&self, reason: &str, reset: impl FnOnce()) {
@@ -165,7 +203,8 @@ impl Tracker {
         reset();
         st.connected = false;
         let outcome = retry::connection_lost(&self.addr, reason);
-        let slots: Vec<Slot> = st.queued.drain(..).chain(st.inflight.drain().map(|(_, s)| s)).collect();
+        let State { queued, inflight, .. } = &mut *st;
+        let slots: Vec<Slot> = queued.drain(..).chain(inflight.drain().map(|(_, s)| s)).collect();
         for slot in slots {
             resolve(&mut st, slot, outcome.clone());
         }
@@ -190,6 +229,7 @@ impl Tracker {
         let wake = match st.waiting {
             Wait::Nothing => false,
             Wait::Room => st.outstanding <= self.window / 2,
+            Wait::Qos2Room => st.outstanding_qos2 < QOS2_WINDOW,
             Wait::Done => st.unresolved == 0,
         };
         if wake {
@@ -224,6 +264,9 @@ fn set(st: &mut State, index: usize, outcome: Outcome) {
 
 fn resolve(st: &mut State, slot: Slot, outcome: Outcome) {
     st.outstanding = st.outstanding.saturating_sub(1);
+    if slot.qos == 2 {
+        st.outstanding_qos2 = st.outstanding_qos2.saturating_sub(1);
+    }
     if st.active && slot.batch == st.batch {
         set(st, slot.index, outcome);
     }

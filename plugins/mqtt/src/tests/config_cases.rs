@@ -6,8 +6,9 @@ use trib_plugin_api::driver::{Driver, Host};
 
 use super::support::merge;
 use crate::{
-    config::{self, MqttVersion, TargetTopic, TopicPart},
+    config::{self, MqttVersion},
     driver::MqttDriver,
+    topic::{TargetTopic, TopicPart},
 };
 
 /// TBMQ's `createValidConfig()`, except `mqttVersion` 4: this driver cannot speak MQTT 3.1.
@@ -79,11 +80,17 @@ fn tbmq_empty_client_id() {
 }
 #[test]
 fn tbmq_zero_connect_timeout() {
-    check(json!({"connectTimeoutSec": 0}), &[("connectTimeoutSec", "Connection timeout (seconds) must be greater than 0")]);
+    check(
+        json!({"connectTimeoutSec": 0}),
+        &[("connectTimeoutSec", "Connection timeout (seconds) must be greater than 0")],
+    );
 }
 #[test]
 fn tbmq_negative_reconnect_period() {
-    check(json!({"reconnectPeriodSec": -1}), &[("reconnectPeriodSec", "Reconnect period (seconds) must not be less than 0")]);
+    check(
+        json!({"reconnectPeriodSec": -1}),
+        &[("reconnectPeriodSec", "Reconnect period (seconds) must not be less than 0")],
+    );
 }
 #[test]
 fn tbmq_invalid_mqtt_version() {
@@ -112,7 +119,10 @@ fn tbmq_negative_keep_alive() {
 fn mqtt_3_1_is_refused_clearly() {
     check(
         json!({"mqttVersion": 3}),
-        &[("mqttVersion", "MQTT 3.1 (mqttVersion 3) is not supported by this driver: use 4 (MQTT_3_1_1) or 5 (MQTT_5)")],
+        &[(
+            "mqttVersion",
+            "MQTT 3.1 (mqttVersion 3) is not supported by this driver: use 4 (MQTT_3_1_1) or 5 (MQTT_5)",
+        )],
     );
 }
 #[test]
@@ -183,7 +193,7 @@ fn unknown_credentials_type() {
 fn cert_pem_with_unreadable_certificate() {
     check(
         json!({"credentials": {"type": "cert.PEM", "caCert": "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"}}),
-        &[("credentials.caCert", "cannot read the certificate: illegal base64 data at input byte 3")],
+        &[("credentials.caCert", "cannot read the certificate: base64 decode error: InvalidCharacter(33)")],
     );
 }
 #[test]

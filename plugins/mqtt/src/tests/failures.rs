@@ -10,9 +10,13 @@ use serde_json::json;
 use trib_plugin_api::driver::{Driver, ErrorKind, Host, Outcome};
 
 use super::{
+    fake_broker::{self, Connect},
     proxy::Proxy,
     recorder::Recorder,
-    support::{config_for, deadline, embedded, free_port, message, start_config, started, targets, unique, Extras, Target, PATIENCE},
+    support::{
+        config_for, deadline, embedded, free_port, message, start_config, started, targets, unique, Extras, Target,
+        PATIENCE,
+    },
 };
 use crate::driver::MqttDriver;
 
@@ -30,7 +34,10 @@ fn proxied(target: &Target, version: u8) -> Proxy {
 
 fn all_retry(outcomes: &[Outcome], needle: &str) {
     for o in outcomes {
-        assert!(matches!(o, Outcome::Retry(r) if r.contains(needle)), "expected Retry containing {needle:?}, got {o:?}");
+        assert!(
+            matches!(o, Outcome::Retry(r) if r.contains(needle)),
+            "expected Retry containing {needle:?}, got {o:?}"
+        );
     }
 }
 
@@ -68,28 +75,71 @@ fn check_connection_succeeds_and_fails() {
         }
     }
     let (cfg, port) = dead_config(json!({"topicName": "t"}));
-    let err = MqttDriver::create(Host::detached()).expect("create").check_connection(&start_config(&cfg)).expect_err("dead");
+    let err =
+        MqttDriver::create(Host::detached()).expect("create").check_connection(&start_config(&cfg)).expect_err("dead");
     assert_eq!(err.kind, ErrorKind::Connection);
-    assert!(err.message.starts_with(&format!("Failed to connect to MQTT broker at 127.0.0.1:{port}")), "{}", err.message);
-    let invalid = MqttDriver::create(Host::detached()).expect("create").check_connection(&start_config("{}")).expect_err("invalid");
+    assert!(
+        err.message.starts_with(&format!("Failed to connect to MQTT broker at 127.0.0.1:{port}")),
+        "{}",
+        err.message
+    );
+    let invalid = MqttDriver::create(Host::detached())
+        .expect("create")
+        .check_connection(&start_config("{}"))
+        .expect_err("invalid");
     assert_eq!(invalid.kind, ErrorKind::Config);
 }
 
 #[test]
-fn wrong_credentials_are_refused_with_the_code() {
-    let target = embedded();
-    let (auth_v4, auth_v5) = target.auth_ports.expect("embedded broker has auth listeners");
-    for (version, port, code) in [(4, auth_v4, "BadUserNamePassword"), (5, auth_v5, "BadUserNamePassword")] {
-        let creds = json!({"type": "basic", "username": "intruder", "password": "guess"});
-        let cfg = config_for(target, version, json!({"port": port, "topicName": "t", "credentials": creds}));
+fn refused_connack_reports_the_code_and_connect_carries_the_login() {
+    for (version, code, name) in
+        [(4, 4, "BadUserNamePassword"), (5, 0x86, "BadUserNamePassword"), (4, 5, "NotAuthorized")]
+    {
+        let (port, connects) = fake_broker::refuse_with(code);
+        let creds = json!({"type": "basic", "username": "user-1", "password": "pa:ss"});
+        let cfg = config_for(
+            embedded(),
+            version,
+            json!({"port": port, "topicName": "t", "credentials": creds, "clientId": "cid-1", "keepAliveSec": 0}),
+        );
         let mut driver = MqttDriver::create(Host::detached()).expect("create");
         let err = driver.start(&start_config(&cfg)).expect_err("refused");
         assert_eq!(err.kind, ErrorKind::Connection);
-        let expected = format!("Failed to connect to MQTT broker at 127.0.0.1:{port}. Result code is: {code}");
-        assert_eq!(err.message, expected, "v{version}");
-        let anonymous = config_for(target, version, json!({"port": port, "topicName": "t"}));
-        let err = MqttDriver::create(Host::detached()).expect("create").start(&start_config(&anonymous)).expect_err("no login");
-        assert!(err.message.contains("Result code is: "), "v{version}: {}", err.message);
+        assert_eq!(
+            err.message,
+            format!("Failed to connect to MQTT broker at 127.0.0.1:{port}. Result code is: {name}")
+        );
+        let connect = connects.recv_timeout(PATIENCE).expect("CONNECT seen");
+        // keepAliveSec 0 disables keep alive; rumqttc's MQTT 5 client cannot send 0 and sends the maximum.
+        let keep_alive = if version == 5 { u16::MAX } else { 0 };
+        let expected = Connect {
+            level: version,
+            clean: true,
+            keep_alive,
+            client_id: "cid-1".to_string(),
+            username: Some("user-1".to_string()),
+            password: Some(b"pa:ss".to_vec()),
+        };
+        assert_eq!(connect, expected, "v{version}");
+    }
+}
+
+#[test]
+fn wrong_credentials_on_the_embedded_broker_fail_start() {
+    let target = embedded();
+    let (auth_v4, auth_v5) = target.auth_ports.expect("embedded broker has auth listeners");
+    for (version, port) in [(4, auth_v4), (5, auth_v5)] {
+        // rumqttd drops such a connection without a CONNACK, so there is no code to report.
+        let creds = json!({"type": "basic", "username": "intruder", "password": "guess"});
+        let cfg = config_for(target, version, json!({"port": port, "topicName": "t", "credentials": creds}));
+        let err =
+            MqttDriver::create(Host::detached()).expect("create").start(&start_config(&cfg)).expect_err("refused");
+        assert_eq!(err.kind, ErrorKind::Connection);
+        assert!(
+            err.message.starts_with(&format!("Failed to connect to MQTT broker at 127.0.0.1:{port}")),
+            "{}",
+            err.message
+        );
     }
 }
 
@@ -100,7 +150,11 @@ fn broker_gone_mid_stream_gives_retry_then_reconnects() {
             let proxy = proxied(&target, version);
             let base = unique("trib/gone");
             let rec = Recorder::start(&target, version, &format!("{base}/#"));
-            let cfg = config_for(&target, version, json!({"port": proxy.port, "topicName": format!("{base}/out"), "qos": 1, "sendOnlyMsgPayload": true, "reconnectPeriodSec": 1}));
+            let cfg = config_for(
+                &target,
+                version,
+                json!({"port": proxy.port, "topicName": format!("{base}/out"), "qos": 1, "sendOnlyMsgPayload": true, "reconnectPeriodSec": 1}),
+            );
             let mut driver = started(&cfg);
             let payloads: Vec<Vec<u8>> = (0..10).map(|i| format!("p{i}").into_bytes()).collect();
             let msgs: Vec<_> = payloads.iter().map(|p| message("in", p, 1, false, Extras::default())).collect();
@@ -146,7 +200,8 @@ fn process_never_hangs_past_the_deadline_when_acks_stop() {
 fn reconnect_disabled_stays_disconnected() {
     let target = embedded();
     let proxy = proxied(target, 4);
-    let cfg = config_for(target, 4, json!({"port": proxy.port, "topicName": unique("trib/norec"), "reconnectPeriodSec": 0}));
+    let cfg =
+        config_for(target, 4, json!({"port": proxy.port, "topicName": unique("trib/norec"), "reconnectPeriodSec": 0}));
     let mut driver = started(&cfg);
     let msgs = [message("in", b"x", 1, false, Extras::default())];
     assert_eq!(driver.process(&msgs, deadline()), vec![Outcome::Delivered]);
@@ -154,7 +209,9 @@ fn reconnect_disabled_stays_disconnected() {
     proxy.restore();
     // The first attempts may still find the dying connection; once it is noticed, it stays down.
     let start = Instant::now();
-    while driver.process(&msgs, Instant::now() + Duration::from_secs(2)) != vec![Outcome::Retry(format!("not connected to 127.0.0.1:{}", proxy.port))] {
+    while driver.process(&msgs, Instant::now() + Duration::from_secs(2))
+        != vec![Outcome::Retry(format!("not connected to 127.0.0.1:{}", proxy.port))]
+    {
         assert!(start.elapsed() < PATIENCE, "the lost connection was never noticed");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -1,5 +1,8 @@
 //! A TCP proxy in front of a broker that a test can cut (close every connection and refuse new
 //! ones), restore, or make swallow the broker's answers (so that publishes stay unacknowledged).
+//! It also taps the PUBLISH packets the driver sends (topic, QoS, retain flag): brokers differ in
+//! the QoS they forward to subscribers (rumqttd uses the subscription's), so the QoS the driver
+//! chose is read off the wire.
 
 use std::{
     io::{Read, Write},
@@ -10,8 +13,17 @@ use std::{
     },
 };
 
+/// The header of one PUBLISH the driver sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub topic: String,
+    pub qos: u8,
+    pub retain: bool,
+}
+
 #[derive(Default)]
 struct Flags {
+    seen: Mutex<Vec<Seen>>,
     cut: AtomicBool,
     hold_answers: AtomicBool,
     closed: AtomicBool,
@@ -42,7 +54,9 @@ impl Proxy {
                     drop(client);
                     continue;
                 }
-                let Ok(server) = TcpStream::connect(upstream) else { continue };
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    continue;
+                };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 let mut list = c.lock().expect("proxy connection list");
@@ -72,6 +86,19 @@ impl Proxy {
         self.flags.cut.store(false, Ordering::SeqCst);
     }
 
+    /// The first `n` PUBLISH packets the driver sent; fails the test if they do not come.
+    pub fn published(&self, n: usize) -> Vec<Seen> {
+        let start = std::time::Instant::now();
+        loop {
+            let seen = self.flags.seen.lock().expect("tap").clone();
+            if seen.len() >= n {
+                return seen[..n].to_vec();
+            }
+            assert!(start.elapsed() < super::support::PATIENCE, "saw {} of {n} PUBLISH packets", seen.len());
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Drops everything the broker sends from now on (acknowledgements never arrive).
     pub fn hold_answers(&self) {
         self.flags.hold_answers.store(true, Ordering::SeqCst);
@@ -88,14 +115,21 @@ impl Drop for Proxy {
 
 /// Copies `from` to `to` on its own thread; `answers` marks the broker-to-client direction.
 fn pump(from: &TcpStream, to: &TcpStream, flags: Arc<Flags>, answers: bool) {
-    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else { return };
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
+        let mut frames = Vec::new();
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if !answers {
+                frames.extend_from_slice(&buf[..n]);
+                tap(&mut frames, &flags);
+            }
             if answers && flags.hold_answers.load(Ordering::SeqCst) {
                 continue;
             }
@@ -106,4 +140,36 @@ fn pump(from: &TcpStream, to: &TcpStream, flags: Arc<Flags>, answers: bool) {
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
+}
+
+/// Removes the complete packets at the start of `frames`, recording each PUBLISH.
+fn tap(frames: &mut Vec<u8>, flags: &Flags) {
+    loop {
+        let Some((header, len)) = fixed_header(frames) else {
+            return;
+        };
+        if frames.len() < header + len {
+            return;
+        }
+        let body = &frames[header..header + len];
+        if frames[0] >> 4 == 3 && body.len() >= 2 {
+            let topic_len = usize::from(body[0]) << 8 | usize::from(body[1]);
+            let topic = String::from_utf8_lossy(body.get(2..2 + topic_len).unwrap_or_default()).into_owned();
+            let seen = Seen { topic, qos: (frames[0] >> 1) & 3, retain: frames[0] & 1 == 1 };
+            flags.seen.lock().expect("tap").push(seen);
+        }
+        frames.drain(..header + len);
+    }
+}
+
+/// The fixed header's length and the remaining length, once both are complete.
+fn fixed_header(frames: &[u8]) -> Option<(usize, usize)> {
+    let mut len = 0usize;
+    for (i, b) in frames.iter().enumerate().skip(1).take(4) {
+        len |= usize::from(b & 0x7f) << (7 * (i - 1));
+        if b & 0x80 == 0 {
+            return Some((i + 1, len));
+        }
+    }
+    None
 }

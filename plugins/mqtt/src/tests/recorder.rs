@@ -13,6 +13,10 @@ use rumqttc::v5;
 
 use super::support::{collect, unique, Target, Worker, PATIENCE};
 
+/// How long one wait for an event may take. rumqttc's blocking client cancels its connection
+/// attempt when this runs out, so it must be far above a connection's set-up time under load.
+const POLL: Duration = Duration::from_secs(1);
+
 /// One received PUBLISH.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Received {
@@ -52,12 +56,16 @@ impl Recorder {
             let mut o = v5::MqttOptions::new(id, target.host.clone(), target.port(5));
             o.set_max_packet_size(Some(4 << 20)).set_keep_alive(Duration::from_secs(30));
             let (client, mut conn) = v5::Client::new(o, 100);
-            client.subscribe(filter, v5::mqttbytes::QoS::ExactlyOnce).expect("subscribe");
+            client.subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce).expect("subscribe");
             let handle = std::thread::spawn(move || {
                 while !flag.load(Ordering::SeqCst) {
-                    match conn.recv_timeout(Duration::from_millis(100)) {
-                        Ok(Ok(v5::Event::Incoming(v5::Incoming::SubAck(_)))) => drop(ready_tx.send(())),
-                        Ok(Ok(v5::Event::Incoming(v5::Incoming::Publish(p)))) => drop(tx.send(from_v5(p))),
+                    match conn.recv_timeout(POLL) {
+                        Ok(Ok(v5::Event::Incoming(v5::Incoming::SubAck(_)))) => {
+                            let _ = ready_tx.send(());
+                        }
+                        Ok(Ok(v5::Event::Incoming(v5::Incoming::Publish(p)))) => {
+                            let _ = tx.send(from_v5(p));
+                        }
                         Ok(Ok(_)) | Err(v5::RecvTimeoutError::Timeout) => {}
                         Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
                         Err(v5::RecvTimeoutError::Disconnected) => break,
@@ -69,12 +77,16 @@ impl Recorder {
             let mut o = rumqttc::MqttOptions::new(id, target.host.clone(), target.port(4));
             o.set_max_packet_size(4 << 20, 4 << 20).set_keep_alive(Duration::from_secs(30));
             let (client, mut conn) = rumqttc::Client::new(o, 100);
-            client.subscribe(filter, rumqttc::QoS::ExactlyOnce).expect("subscribe");
+            client.subscribe(filter, rumqttc::QoS::AtLeastOnce).expect("subscribe");
             let handle = std::thread::spawn(move || {
                 while !flag.load(Ordering::SeqCst) {
-                    match conn.recv_timeout(Duration::from_millis(100)) {
-                        Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => drop(ready_tx.send(())),
-                        Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => drop(tx.send(from_v4(p))),
+                    match conn.recv_timeout(POLL) {
+                        Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => {
+                            let _ = ready_tx.send(());
+                        }
+                        Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
+                            let _ = tx.send(from_v4(p));
+                        }
                         Ok(Ok(_)) | Err(rumqttc::RecvTimeoutError::Timeout) => {}
                         Ok(Err(_)) => std::thread::sleep(Duration::from_millis(100)),
                         Err(rumqttc::RecvTimeoutError::Disconnected) => break,

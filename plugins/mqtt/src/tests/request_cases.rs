@@ -1,7 +1,9 @@
 //! `request::build` as a table: message + configuration in, PUBLISH (or refusal) out.
 
 use serde_json::json;
-use trib_plugin_api::{abi::UserProperty, abi_stable::std_types::RStr, driver::Outcome, support::envelope::EnvelopeContext};
+use trib_plugin_api::{
+    abi::UserProperty, abi_stable::std_types::RStr, driver::Outcome, support::envelope::EnvelopeContext,
+};
 
 use super::support::{merge, message, Extras, METADATA, SERVICE_ID};
 use crate::{
@@ -31,7 +33,8 @@ fn static_topic_and_configured_qos_retain() {
 #[test]
 fn source_topic_qos_and_retain() {
     let m = message("in/a", b"x", 2, true, Extras::default());
-    let cfg = json!({"sendOnlyMsgPayload": true, "useMsgTopicName": true, "useMsgQoS": true, "useMsgRetain": true, "qos": 0});
+    let cfg =
+        json!({"sendOnlyMsgPayload": true, "useMsgTopicName": true, "useMsgQoS": true, "useMsgRetain": true, "qos": 0});
     check(cfg, &m, Ok(publish("in/a", 2, true, b"x")));
 }
 
@@ -75,7 +78,8 @@ fn mqtt5_payload_only_passes_every_property() {
 
 #[test]
 fn mqtt5_envelope_drops_content_type_and_payload_format() {
-    let extras = Extras { content_type: Some("text/plain"), utf8: Some(false), response_topic: Some("r"), ..Default::default() };
+    let extras =
+        Extras { content_type: Some("text/plain"), utf8: Some(false), response_topic: Some("r"), ..Default::default() };
     let m = message("in/a", b"x", 1, false, extras);
     let built = {
         let cfg = config::parse(r#"{"host":"h","clientId":"c","topicName":"o","mqttVersion":5}"#).expect("valid");

@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use trib_plugin_api::abi_stable::std_types::{ROption, RSlice, RStr};
 use rumqttd::{Config as BrokerConfig, ConnectionSettings, RouterConfig, ServerSettings};
+use trib_plugin_api::abi_stable::std_types::{ROption, RSlice, RStr};
 use trib_plugin_api::{
     abi::{Message, StartConfig, UserProperty},
     driver::{Driver, Host},

@@ -59,7 +59,8 @@ fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> u16 {
     let provider = Arc::new(rumqttc::tokio_rustls::rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots.add(pki.ca_der.clone()).expect("ca in store");
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().expect("verifier");
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().expect("verifier");
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocols")
@@ -77,8 +78,12 @@ fn tls_proxy(pki: &Pki, upstream: SocketAddr) -> u16 {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
                 });
             }
@@ -98,7 +103,8 @@ fn mutual_tls_with_custom_ca() {
         let port = tls_proxy(&pki, upstream(version));
         let base = unique("trib/tls");
         let rec = Recorder::start(embedded(), version, &format!("{base}/#"));
-        let creds = json!({"type": "cert.PEM", "caCert": pki.ca, "cert": pki.client_cert, "privateKey": pki.client_key});
+        let creds =
+            json!({"type": "cert.PEM", "caCert": pki.ca, "cert": pki.client_cert, "privateKey": pki.client_key});
         let cfg = config_for(
             embedded(),
             version,
@@ -117,7 +123,11 @@ fn cert_pem_credentials_use_tls_even_without_the_ssl_flag() {
     let pki = pki();
     let port = tls_proxy(&pki, upstream(4));
     let creds = json!({"type": "cert.PEM", "caCert": pki.ca, "cert": pki.client_cert, "privateKey": pki.client_key});
-    let cfg = config_for(embedded(), 4, json!({"port": port, "ssl": false, "credentials": creds, "topicName": unique("trib/tls")}));
+    let cfg = config_for(
+        embedded(),
+        4,
+        json!({"port": port, "ssl": false, "credentials": creds, "topicName": unique("trib/tls")}),
+    );
     let mut driver = started(&cfg);
     let msgs = [message("in", b"x", 1, false, Extras::default())];
     assert_eq!(driver.process(&msgs, deadline()), vec![Outcome::Delivered]);
@@ -134,9 +144,14 @@ fn untrusted_server_or_missing_client_cert_fails_start() {
     ];
     for creds in cases {
         let cfg = config_for(embedded(), 4, json!({"port": port, "ssl": true, "credentials": creds, "topicName": "t"}));
-        let err = MqttDriver::create(Host::detached()).expect("create").start(&start_config(&cfg)).expect_err("TLS refused");
+        let err =
+            MqttDriver::create(Host::detached()).expect("create").start(&start_config(&cfg)).expect_err("TLS refused");
         assert_eq!(err.kind, ErrorKind::Connection);
-        assert!(err.message.starts_with(&format!("Failed to connect to MQTT broker at 127.0.0.1:{port}")), "{}", err.message);
+        assert!(
+            err.message.starts_with(&format!("Failed to connect to MQTT broker at 127.0.0.1:{port}")),
+            "{}",
+            err.message
+        );
     }
 }
 
