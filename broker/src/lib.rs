@@ -20,6 +20,7 @@ mod message;
 pub mod protocol;
 pub mod router;
 mod server;
+pub mod service;
 mod session;
 mod tls;
 

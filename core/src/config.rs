@@ -108,9 +108,9 @@ impl Default for ExecutorConfig {
 }
 
 /// Reads an environment variable through a lookup function (so tests need not touch the process env).
-type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-fn parse<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, target: &mut T) -> Result<(), ConfigError>
+pub(crate) fn parse<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, target: &mut T) -> Result<(), ConfigError>
 where
     T::Err: std::fmt::Display,
 {
@@ -146,15 +146,7 @@ impl ExecutorConfig {
         if let Some(dir) = lookup("TB_PLUGINS_DIR") {
             c.plugins_dir = PathBuf::from(dir);
         }
-        let t = &mut c.topics;
-        parse(lookup, "TB_KAFKA_PREFIX", &mut t.prefix)?;
-        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PREFIX", &mut t.downlink_prefix)?;
-        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PROPERTIES", &mut t.downlink_properties)?;
-        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC", &mut t.uplink_topic)?;
-        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC_PROPERTIES", &mut t.uplink_properties)?;
-        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PREFIX", &mut t.notifications_prefix)?;
-        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PROPERTIES", &mut t.notifications_properties)?;
-        parse(lookup, "TB_KAFKA_IE_MSG_TOPIC_PROPERTIES", &mut t.msg_properties)?;
+        c.topics = TopicNames::from_lookup(lookup)?;
         millis(lookup, "TB_IE_DOWNLINK_POLL_INTERVAL", &mut c.downlink_poll_interval)?;
         millis(lookup, "TB_IE_MSG_POLL_INTERVAL", &mut c.msg_poll_interval)?;
         if let Some(v) = lookup("TB_KAFKA_IE_MSG_ADDITIONAL_CONSUMER_CONFIG") {

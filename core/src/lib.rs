@@ -20,6 +20,8 @@ pub mod processor;
 pub mod queue;
 pub mod registry;
 pub mod retry;
+pub mod service;
+pub mod settings;
 pub mod stats;
 pub mod topics;
 pub mod wire;

@@ -65,6 +65,21 @@ pub fn id32(id: Uuid) -> String {
 }
 
 impl TopicNames {
+    /// Defaults overridden by TBMQ's variables (`TB_KAFKA_PREFIX`, `TB_KAFKA_IE_*`).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, crate::config::ConfigError> {
+        use crate::config::parse;
+        let mut t = TopicNames::default();
+        parse(lookup, "TB_KAFKA_PREFIX", &mut t.prefix)?;
+        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PREFIX", &mut t.downlink_prefix)?;
+        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PROPERTIES", &mut t.downlink_properties)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC", &mut t.uplink_topic)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC_PROPERTIES", &mut t.uplink_properties)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PREFIX", &mut t.notifications_prefix)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PROPERTIES", &mut t.notifications_properties)?;
+        parse(lookup, "TB_KAFKA_IE_MSG_TOPIC_PROPERTIES", &mut t.msg_properties)?;
+        Ok(t)
+    }
+
     /// `<p>tbmq.ie.downlink.<type>`.
     pub fn downlink(&self, integration_type: &str) -> String {
         format!("{}{}.{}", self.prefix, self.downlink_prefix, integration_type.to_ascii_lowercase())

@@ -1,0 +1,163 @@
+//! Running the broker service (`TB_SERVICE_TYPE=tbmq`, or the broker half of the all-in-one
+//! process): the MQTT broker, the queue forwarder feeding integrations, and the management plane
+//! (`trib-management`), wired together. The broker never loads a driver: integrations reach
+//! executors only through the queue.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use trib_core::{config::ConfigError, queue::Queue, topics::TopicNames};
+use trib_management::{AdminCredentials, Management, ManagementConfig, ManagementHandle, SubscriptionSink};
+use uuid::Uuid;
+
+use crate::{forward::QueueForwarder, Broker, BrokerConfig, BrokerHandle, BrokerHooks, Router};
+
+/// A lookup of configuration variables (see `trib_core::settings::Settings::lookup`).
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Why the broker service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Bad broker configuration.
+    #[error(transparent)]
+    BrokerConfig(#[from] crate::ConfigError),
+    /// The MQTT listeners.
+    #[error(transparent)]
+    Broker(#[from] crate::StartError),
+    /// The management plane.
+    #[error(transparent)]
+    Management(#[from] trib_management::StartError),
+}
+
+/// Integration topic filters go into the broker's subscription trie.
+struct RouterSubscriptions(Arc<Router>);
+
+impl SubscriptionSink for RouterSubscriptions {
+    fn set_integration_subscriptions(&self, integration_id: Uuid, filters: &[String]) {
+        let id = integration_id.to_string();
+        self.0.remove_integration(&id);
+        if filters.is_empty() {
+            return;
+        }
+        if let Err(e) = self.0.add_integration_subscriptions(&id, filters) {
+            tracing::error!(integration_id = %id, error = %e, "Integration topic filters were refused by the broker.");
+        }
+    }
+
+    fn remove_integration_subscriptions(&self, integration_id: Uuid) {
+        self.0.remove_integration(&integration_id.to_string());
+    }
+}
+
+/// A running broker service.
+pub struct BrokerService {
+    broker: BrokerHandle,
+    management: ManagementHandle,
+    forwarder: Arc<QueueForwarder>,
+}
+
+impl std::fmt::Debug for BrokerService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerService").field("mqtt", &self.broker.tcp_addr()).finish()
+    }
+}
+
+impl BrokerService {
+    /// Starts the MQTT listeners, the forwarder and the management plane on `queue`.
+    pub async fn start(lookup: Lookup<'_>, queue: Arc<dyn Queue>) -> Result<Self, ServiceError> {
+        let mut broker_config = BrokerConfig::default();
+        broker_config.apply_env(lookup)?;
+        let management_config = management_config(lookup)?;
+        let service_id = management_config.effective_service_id();
+        let forwarder = QueueForwarder::new(queue.clone(), management_config.topics.clone(), service_id.clone());
+        let hooks = BrokerHooks { integration_sink: Some(forwarder.clone()), ..Default::default() };
+        let broker = Broker::start_with(broker_config, hooks).await?;
+        let subscriptions = Arc::new(RouterSubscriptions(broker.router().clone()));
+        let management = Management::start(management_config, queue, subscriptions).await?;
+        tracing::info!(
+            service_id,
+            mqtt = ?broker.tcp_addr(),
+            mqtts = ?broker.tls_addr(),
+            http = %management.local_addr(),
+            "Broker service started."
+        );
+        Ok(BrokerService { broker, management, forwarder })
+    }
+
+    /// The MQTT TCP listener's address.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.broker.tcp_addr()
+    }
+
+    /// The REST API's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.management.local_addr()
+    }
+
+    /// The forwarder (counters of messages handed to integrations).
+    pub fn forwarder(&self) -> &Arc<QueueForwarder> {
+        &self.forwarder
+    }
+
+    /// Stops accepting MQTT connections, then the management plane.
+    pub async fn shutdown(self) {
+        self.broker.shutdown().await;
+        self.management.shutdown().await;
+    }
+}
+
+fn get<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError {
+            name: name.into(),
+            value: v.clone(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The management plane's settings from TBMQ's variables.
+pub fn management_config(lookup: Lookup<'_>) -> Result<ManagementConfig, ConfigError> {
+    let d = ManagementConfig::default();
+    let secs = |name: &str, default: Duration| get(lookup, name, default.as_secs()).map(Duration::from_secs);
+    let millis = |name: &str, default: Duration| get(lookup, name, default.as_millis() as u64).map(Duration::from_millis);
+    let address: String = get(lookup, "HTTP_BIND_ADDRESS", d.bind.ip().to_string())?;
+    let port: u16 = get(lookup, "HTTP_BIND_PORT", d.bind.port())?;
+    let bind = format!("{address}:{port}").parse().map_err(|e: std::net::AddrParseError| ConfigError {
+        name: "HTTP_BIND_ADDRESS".into(),
+        value: address.clone(),
+        reason: e.to_string(),
+    })?;
+    let admin_password: String = get(lookup, "TB_ADMIN_PASSWORD", String::new())?;
+    let admin = (!admin_password.is_empty()).then(|| AdminCredentials {
+        username: lookup("TB_ADMIN_USERNAME").filter(|u| !u.is_empty()).unwrap_or_else(|| "sysadmin@thingsboard.org".into()),
+        password: admin_password,
+    });
+    Ok(ManagementConfig {
+        service_id: get(lookup, "TB_SERVICE_ID", String::new())?,
+        bind,
+        database_url: get(lookup, "SPRING_DATASOURCE_URL", d.database_url)?,
+        database_max_connections: get(lookup, "SPRING_DATASOURCE_MAXIMUM_POOL_SIZE", d.database_max_connections)?,
+        topics: TopicNames::from_lookup(lookup)?,
+        admin,
+        jwt_signing_key: get(lookup, "JWT_TOKEN_SIGNING_KEY", String::new())?,
+        jwt_token_expiration: secs("JWT_TOKEN_EXPIRATION_TIME", d.jwt_token_expiration)?,
+        jwt_refresh_token_expiration: secs("JWT_REFRESH_TOKEN_EXPIRATION_TIME", d.jwt_refresh_token_expiration)?,
+        validation_timeout: secs("INTEGRATIONS_INIT_CONNECTION_CHECK_API_REQUEST_TIMEOUT_SEC", d.validation_timeout)?,
+        executor_announce_interval: millis("TB_IE_SERVICE_INFO_INTERVAL_MS", d.executor_announce_interval)?,
+        cleanup_period: secs("INTEGRATIONS_CLEANUP_PERIOD_SEC", d.cleanup_period)?,
+        cleanup_ttl: secs("INTEGRATIONS_CLEANUP_TTL_SEC", d.cleanup_ttl)?,
+        events_ttl_enabled: get(lookup, "SQL_TTL_EVENTS_ENABLED", d.events_ttl_enabled)?,
+        events_ttl_execution_interval: millis("SQL_TTL_EVENTS_EXECUTION_INTERVAL_MS", d.events_ttl_execution_interval)?,
+        events_ttl: secs("SQL_TTL_EVENTS_TTL_SEC", d.events_ttl)?,
+        events_max_symbols: get(lookup, "SQL_EVENTS_MAX_SYMBOLS", d.events_max_symbols)?,
+        uplink_poll_interval: millis("TB_IE_UPLINK_POLL_INTERVAL", d.uplink_poll_interval)?,
+        max_body_bytes: get(lookup, "TB_HTTP_MAX_BODY_BYTES", d.max_body_bytes)?,
+    })
+}
