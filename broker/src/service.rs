@@ -126,7 +126,8 @@ where
 pub fn management_config(lookup: Lookup<'_>) -> Result<ManagementConfig, ConfigError> {
     let d = ManagementConfig::default();
     let secs = |name: &str, default: Duration| get(lookup, name, default.as_secs()).map(Duration::from_secs);
-    let millis = |name: &str, default: Duration| get(lookup, name, default.as_millis() as u64).map(Duration::from_millis);
+    let millis =
+        |name: &str, default: Duration| get(lookup, name, default.as_millis() as u64).map(Duration::from_millis);
     let address: String = get(lookup, "HTTP_BIND_ADDRESS", d.bind.ip().to_string())?;
     let port: u16 = get(lookup, "HTTP_BIND_PORT", d.bind.port())?;
     let bind = format!("{address}:{port}").parse().map_err(|e: std::net::AddrParseError| ConfigError {
@@ -136,7 +137,9 @@ pub fn management_config(lookup: Lookup<'_>) -> Result<ManagementConfig, ConfigE
     })?;
     let admin_password: String = get(lookup, "TB_ADMIN_PASSWORD", String::new())?;
     let admin = (!admin_password.is_empty()).then(|| AdminCredentials {
-        username: lookup("TB_ADMIN_USERNAME").filter(|u| !u.is_empty()).unwrap_or_else(|| "sysadmin@thingsboard.org".into()),
+        username: lookup("TB_ADMIN_USERNAME")
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "sysadmin@thingsboard.org".into()),
         password: admin_password,
     });
     Ok(ManagementConfig {

@@ -102,15 +102,21 @@ pub fn is_library_name(path: &Path) -> bool {
 ///
 /// A missing directory yields an empty report with one failure for the directory itself.
 pub fn load_dir(dir: &Path) -> LoadReport {
-    let mut report = LoadReport::default();
+    let report = LoadReport::default();
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_library_name(p)).collect(),
         Err(e) => {
+            let mut report = report;
             report.failures.push(LoadFailure { path: dir.to_path_buf(), error: LoadError::Io(e.to_string()) });
             return report;
         }
     };
     paths.sort();
+    load_files(paths, report)
+}
+
+/// Loads the given library files, in the given order (see [`load_dir`]).
+pub fn load_files(paths: Vec<PathBuf>, mut report: LoadReport) -> LoadReport {
     for path in paths {
         match load_file(&path) {
             Ok(driver) => {

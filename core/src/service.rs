@@ -2,7 +2,12 @@
 //! all-in-one process): open the queue, load the plugins, start the [`Executor`], and serve the
 //! operations endpoints (`/health/live`, `/health/ready`, `/metrics`, `/status`).
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::{
@@ -16,7 +21,7 @@ use poem::{
 use crate::{
     config::{ConfigError, ExecutorConfig},
     executor::{Executor, ExecutorStatus, StartError},
-    loader::load_dir,
+    loader::{load_dir, load_files, LoadReport},
     queue::{
         embedded::EmbeddedQueue,
         kafka::{KafkaConfig, KafkaQueue},
@@ -113,8 +118,8 @@ impl ExecutorService {
     /// (the all-in-one process serves them once, on the broker's side).
     pub async fn start(lookup: Lookup<'_>, queue: Arc<dyn Queue>, serve_ops: bool) -> Result<Self, ServiceError> {
         let config = ExecutorConfig::from_lookup(lookup)?;
-        let plugins = resolve_plugins_dir(&config.plugins_dir);
-        let report = tokio::task::spawn_blocking(move || load_dir(&plugins)).await.unwrap_or_default();
+        let plugins = config.plugins_dir.clone();
+        let report = tokio::task::spawn_blocking(move || load_plugins(&plugins)).await.unwrap_or_default();
         let executor = tokio::task::spawn_blocking(move || Executor::start(config, queue, &report))
             .await
             .map_err(|e| ServiceError::Bind("executor".into(), std::io::Error::other(e.to_string())))??;
@@ -161,16 +166,38 @@ impl ExecutorService {
     }
 }
 
-/// `TB_PLUGINS_DIR` as given, or, when relative and missing, next to the executable.
-pub fn resolve_plugins_dir(dir: &std::path::Path) -> PathBuf {
-    if dir.is_absolute() || dir.exists() {
-        return dir.to_path_buf();
+/// Loads the drivers of `TB_PLUGINS_DIR`. When that directory does not exist, the first-party
+/// drivers built next to the binary are used instead (`cargo build` puts them in
+/// `target/<profile>/deps/libtrib_driver_*.so`), so that `cargo run` works with no install step.
+pub fn load_plugins(dir: &Path) -> LoadReport {
+    if dir.exists() {
+        return load_dir(dir);
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|p| p.join(dir)))
-        .filter(|p| p.exists())
-        .unwrap_or_else(|| dir.to_path_buf())
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    if let Some(beside) = exe_dir.as_ref().map(|d| d.join(dir)).filter(|d| d.exists()) {
+        return load_dir(&beside);
+    }
+    let built: Vec<PathBuf> = exe_dir
+        .map(|d| d.join("deps"))
+        .and_then(|deps| std::fs::read_dir(deps).ok())
+        .map(|entries| {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("libtrib_driver_") && n.ends_with(".so"))
+                })
+                .collect();
+            files.sort();
+            files
+        })
+        .unwrap_or_default();
+    if built.is_empty() {
+        return load_dir(dir);
+    }
+    tracing::info!(dir = %dir.display(), "Plugins directory not found; using the drivers built with this binary.");
+    load_files(built, LoadReport::default())
 }
 
 #[handler]

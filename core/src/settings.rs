@@ -121,7 +121,10 @@ impl Settings {
                 },
                 None => (s.default.clone(), "fixed".to_string()),
             };
-            let secret = s.env.as_deref().is_some_and(|n| n.contains("PASSWORD") || n.contains("SECRET") || n.contains("SIGNING_KEY"));
+            let secret = s
+                .env
+                .as_deref()
+                .is_some_and(|n| n.contains("PASSWORD") || n.contains("SECRET") || n.contains("SIGNING_KEY"));
             let shown = if secret && !value.is_empty() { "******".to_string() } else { value };
             out.push_str(&format!("{} = {:?}  # {}\n", s.key, shown, source));
         }

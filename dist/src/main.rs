@@ -1,0 +1,212 @@
+//! `tributary`: one binary, three ways to run (`TB_SERVICE_TYPE`):
+//! unset = all-in-one (broker + management + executor in one process over the in-memory queue
+//! and a SQLite file), `tbmq` (broker + management plane), `tbmq-integration-executor`.
+//! Configuration: the embedded `config/*.yml` (or `--config` files), every key overridable by
+//! its TBMQ environment variable. Everything else lives in the library crates.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use trib_broker::service::BrokerService;
+use trib_core::{
+    service::{open_queue, ExecutorService},
+    settings::Settings,
+};
+
+const BROKER_YML: &str = include_str!("../config/tbmq.yml");
+const EXECUTOR_YML: &str = include_str!("../config/tbmq-integration-executor.yml");
+
+#[derive(Parser)]
+#[command(name = "tributary", version, about = "MQTT broker with plugin-based integrations (TBMQ-compatible).")]
+struct Cli {
+    /// Settings files to use instead of the embedded defaults (repeatable).
+    #[arg(long = "config", global = true)]
+    config: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service chosen by TB_SERVICE_TYPE (the default command).
+    Run,
+    /// Print the effective configuration (defaults, files and environment) and exit.
+    PrintConfig,
+    /// Check settings files (or the embedded defaults) and the environment, and exit.
+    CheckConfig {
+        /// Files to check.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    AllInOne,
+    Broker,
+    Executor,
+}
+
+fn mode() -> anyhow::Result<Mode> {
+    match std::env::var("TB_SERVICE_TYPE").unwrap_or_default().trim() {
+        "" | "all-in-one" => Ok(Mode::AllInOne),
+        "tbmq" => Ok(Mode::Broker),
+        "tbmq-integration-executor" => Ok(Mode::Executor),
+        other => {
+            anyhow::bail!("TB_SERVICE_TYPE '{other}' is not tbmq, tbmq-integration-executor or empty (all-in-one)")
+        }
+    }
+}
+
+fn load(files: &[PathBuf], mode: Mode) -> anyhow::Result<Settings> {
+    let texts: Vec<String> = if files.is_empty() {
+        match mode {
+            Mode::Broker => vec![BROKER_YML.into()],
+            Mode::Executor => vec![EXECUTOR_YML.into()],
+            // The broker's file last: its HTTP port is the one served in all-in-one.
+            Mode::AllInOne => vec![EXECUTOR_YML.into(), BROKER_YML.into()],
+        }
+    } else {
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())))
+            .collect::<Result<_, _>>()?
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Ok(Settings::from_files(&refs)?)
+}
+
+/// The lookup of a mode: all-in-one defaults to the in-memory queue.
+fn lookup(settings: &Settings, mode: Mode) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| {
+        if mode == Mode::AllInOne && name == "TB_QUEUE_TYPE" && std::env::var_os(name).is_none() {
+            return Some("in-memory".into());
+        }
+        settings.lookup(name)
+    }
+}
+
+fn init_logging(lookup: &dyn Fn(&str) -> Option<String>) {
+    let filter = std::env::var("RUST_LOG").ok().or_else(|| lookup("TB_LOG_LEVEL")).unwrap_or_else(|| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    if lookup("TB_LOG_FORMAT").as_deref() == Some("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mode = mode()?;
+    match cli.command.unwrap_or(Command::Run) {
+        Command::PrintConfig => {
+            let settings = load(&cli.config, mode)?;
+            print!("{}", settings.render_effective());
+            Ok(())
+        }
+        Command::CheckConfig { files } => {
+            let files = if files.is_empty() { cli.config } else { files };
+            let settings = load(&files, mode)?;
+            let l = lookup(&settings, mode);
+            trib_core::config::ExecutorConfig::from_lookup(&l)?;
+            trib_broker::service::management_config(&l)?;
+            trib_broker::BrokerConfig::default().apply_env(&l)?;
+            println!("configuration OK ({} settings)", settings.settings().len());
+            Ok(())
+        }
+        Command::Run => {
+            let settings = load(&cli.config, mode)?;
+            let l = lookup(&settings, mode);
+            init_logging(&l);
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(mode, &l))
+        }
+    }
+}
+
+async fn run(mode: Mode, lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+    let default_queue = if mode == Mode::AllInOne { "in-memory" } else { "kafka" };
+    let queue = open_queue(lookup, default_queue)?;
+    if mode == Mode::AllInOne {
+        std::fs::create_dir_all("data").context("cannot create the data directory")?;
+    }
+    let broker = match mode {
+        Mode::AllInOne | Mode::Broker => Some(BrokerService::start(lookup, Arc::clone(&queue)).await?),
+        Mode::Executor => None,
+    };
+    let executor = match mode {
+        Mode::AllInOne => Some(ExecutorService::start(lookup, queue, false).await?),
+        Mode::Executor => Some(ExecutorService::start(lookup, queue, true).await?),
+        Mode::Broker => None,
+    };
+    shutdown_signal().await;
+    tracing::info!("Shutting down.");
+    if let Some(b) = broker {
+        b.shutdown().await;
+    }
+    if let Some(e) = executor {
+        e.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot listen for SIGTERM; use Ctrl-C.");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn defaults(text: &str) -> Settings {
+        Settings::parse(text, BTreeMap::new()).expect("embedded file parses")
+    }
+
+    #[test]
+    fn embedded_files_parse_and_build_every_config() {
+        for (text, mode) in [(BROKER_YML, Mode::Broker), (EXECUTOR_YML, Mode::Executor)] {
+            let s = defaults(text);
+            let l = lookup(&s, mode);
+            trib_core::config::ExecutorConfig::from_lookup(&l).expect("executor config");
+            trib_broker::service::management_config(&l).expect("management config");
+            trib_broker::BrokerConfig::default().apply_env(&l).expect("broker config");
+        }
+    }
+
+    #[test]
+    fn embedded_defaults_are_tbmq_defaults() {
+        let s = defaults(BROKER_YML);
+        assert_eq!(s.lookup("LISTENER_TCP_BIND_PORT").as_deref(), Some("1883"));
+        assert_eq!(s.lookup("HTTP_BIND_PORT").as_deref(), Some("8083"));
+        let e = defaults(EXECUTOR_YML);
+        assert_eq!(e.lookup("TB_IE_MSG_ACK_STRATEGY_TYPE").as_deref(), Some("SKIP_ALL"));
+        assert_eq!(e.lookup("HTTP_BIND_PORT").as_deref(), Some("8082"));
+        let c = trib_core::config::ExecutorConfig::from_lookup(&|n| e.lookup(n)).expect("config");
+        assert_eq!(
+            c,
+            trib_core::config::ExecutorConfig { service_info_interval: c.service_info_interval, ..Default::default() }
+        );
+    }
+
+    #[test]
+    fn all_in_one_defaults_to_the_in_memory_queue() {
+        let s = defaults(BROKER_YML);
+        if std::env::var_os("TB_QUEUE_TYPE").is_none() {
+            assert_eq!(lookup(&s, Mode::AllInOne)("TB_QUEUE_TYPE").as_deref(), Some("in-memory"));
+        }
+        assert_eq!(lookup(&s, Mode::Broker)("TB_QUEUE_TYPE").as_deref(), Some("kafka"));
+    }
+}
