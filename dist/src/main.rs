@@ -209,4 +209,35 @@ mod tests {
         }
         assert_eq!(lookup(&s, Mode::Broker)("TB_QUEUE_TYPE").as_deref(), Some("kafka"));
     }
+
+    /// Every variable the compose file and the env examples set for our services must be a key of
+    /// the service's configuration (or the service type itself), so deployment files cannot rot.
+    #[test]
+    fn deployment_files_only_use_configuration_keys() {
+        let mut known: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for text in [BROKER_YML, EXECUTOR_YML] {
+            known.extend(defaults(text).variables().map(str::to_string));
+        }
+        let compose = include_str!("../deploy/docker-compose.yml");
+        let docs = yaml_rust2::YamlLoader::load_from_str(compose).expect("compose file is YAML");
+        let services = docs[0]["services"].as_hash().expect("services");
+        let mut checked = 0;
+        for (name, service) in services {
+            if service["image"].as_str().is_some_and(|i| i.starts_with("tributary")) {
+                let env = service["environment"].as_hash().expect("environment map");
+                for (key, _) in env {
+                    let key = key.as_str().expect("variable name");
+                    assert!(known.contains(key), "{name:?} sets {key}, which no configuration file knows");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10, "the compose file's services were not found");
+        for example in [include_str!("../deploy/broker.env.example"), include_str!("../deploy/executor-http.env.example")] {
+            for line in example.lines().filter(|l| !l.starts_with('#') && l.contains('=')) {
+                let key = line.split('=').next().unwrap_or_default();
+                assert!(known.contains(key), "env example sets {key}, which no configuration file knows");
+            }
+        }
+    }
 }

@@ -1,0 +1,360 @@
+//! Request and response bodies of the REST API (TBMQ's JSON shapes), and their conversions
+//! from and to the domain types.
+
+use poem_openapi::{Object, Union};
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::{
+    model::{Event, EventBody, EventFilter, ExecutorInfo, Integration, IntegrationInput, Page},
+    service::StatusSummary,
+};
+
+/// Login request.
+#[derive(Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Refresh request.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// A refresh token from the login.
+    pub refresh_token: String,
+}
+
+/// Tokens.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct LoginResponse {
+    /// Access token; send it as `X-Authorization: Bearer <token>`.
+    pub token: String,
+    /// Refresh token for `POST /api/auth/token`.
+    pub refresh_token: String,
+}
+
+/// An integration as sent by a client. Read-only fields (`createdTime`, `disconnectedTime`,
+/// `status`) are accepted so that a fetched integration can be sent back, and are ignored.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IntegrationRequest {
+    /// Absent to create, present to update.
+    pub id: Option<String>,
+    /// Ignored (server-assigned).
+    pub created_time: Option<i64>,
+    /// Ignored (server-computed).
+    pub disconnected_time: Option<i64>,
+    /// Unique name, at most 255 characters.
+    pub name: Option<String>,
+    /// Type served by an executor (`HTTP`, `MQTT`, `KAFKA`, ...); cannot change on update.
+    #[oai(rename = "type")]
+    pub integration_type: Option<String>,
+    /// False when omitted.
+    pub enabled: Option<bool>,
+    /// `{"clientConfiguration":{..},"topicFilters":[..],"metadata":{..}}`.
+    pub configuration: Option<Value>,
+    /// Free-form JSON.
+    pub additional_info: Option<Value>,
+    /// Ignored (written by executors' lifecycle events).
+    pub status: Option<Value>,
+}
+
+impl IntegrationRequest {
+    /// The domain input.
+    pub fn into_input(self) -> Result<IntegrationInput, ApiError> {
+        let id = match self.id.as_deref() {
+            None => None,
+            Some(text) => Some(super::parse_uuid(text)?),
+        };
+        Ok(IntegrationInput {
+            id,
+            name: self.name,
+            integration_type: self.integration_type,
+            enabled: self.enabled.unwrap_or(false),
+            configuration: self.configuration,
+            additional_info: self.additional_info,
+        })
+    }
+}
+
+/// An integration.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct IntegrationDto {
+    /// Id.
+    pub id: String,
+    /// Created at (ms).
+    pub created_time: i64,
+    /// 0 while enabled, else when it was last saved disabled (ms).
+    pub disconnected_time: i64,
+    /// Name.
+    pub name: String,
+    /// Type.
+    #[oai(rename = "type")]
+    pub integration_type: String,
+    /// Enabled flag.
+    pub enabled: bool,
+    /// Configuration.
+    pub configuration: Value,
+    /// Additional info.
+    pub additional_info: Option<Value>,
+    /// `{"success":true}`, `{"success":false,"serviceId":..,"error":..}` or null (pending).
+    pub status: Option<Value>,
+}
+
+impl From<Integration> for IntegrationDto {
+    fn from(i: Integration) -> Self {
+        IntegrationDto {
+            id: i.id.to_string(),
+            created_time: i.created_time,
+            disconnected_time: i.disconnected_time,
+            name: i.name,
+            integration_type: i.integration_type,
+            enabled: i.enabled,
+            configuration: i.configuration,
+            additional_info: i.additional_info,
+            status: i.status,
+        }
+    }
+}
+
+/// A page of integrations.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct IntegrationPage {
+    /// Items.
+    pub data: Vec<IntegrationDto>,
+    /// Number of pages.
+    pub total_pages: u64,
+    /// Number of items.
+    pub total_elements: u64,
+    /// Whether there is a next page.
+    pub has_next: bool,
+}
+
+impl From<Page<Integration>> for IntegrationPage {
+    fn from(p: Page<Integration>) -> Self {
+        IntegrationPage {
+            data: p.data.into_iter().map(Into::into).collect(),
+            total_pages: p.total_pages,
+            total_elements: p.total_elements,
+            has_next: p.has_next,
+        }
+    }
+}
+
+/// An event (TBMQ's `EventInfo`).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct EventInfo {
+    /// Id.
+    pub id: String,
+    /// Received at (ms).
+    pub created_time: i64,
+    /// `LC_EVENT`, `ERROR` or `STATS`.
+    #[oai(rename = "type")]
+    pub event_type: String,
+    /// Integration id.
+    pub entity_id: String,
+    /// LC: `{"server","event","success"[,"error"]}`; ERROR: `{"server","method"[,"error"]}`;
+    /// STATS: `{"server","messagesProcessed","errorsOccurred"}`.
+    pub body: Value,
+}
+
+impl From<Event> for EventInfo {
+    fn from(e: Event) -> Self {
+        let mut body = match &e.body {
+            EventBody::Lifecycle { event, success, .. } => {
+                serde_json::json!({"server": e.service_id, "event": event, "success": success})
+            }
+            EventBody::Error { method, .. } => {
+                serde_json::json!({"server": e.service_id, "method": method})
+            }
+            EventBody::Stats { messages_processed, errors_occurred } => {
+                serde_json::json!({"server": e.service_id, "messagesProcessed": messages_processed, "errorsOccurred": errors_occurred})
+            }
+        };
+        if let EventBody::Lifecycle { error: Some(error), .. } | EventBody::Error { error: Some(error), .. } = &e.body {
+            body["error"] = Value::String(error.clone());
+        }
+        EventInfo {
+            id: e.id.to_string(),
+            created_time: e.ts,
+            event_type: e.body.kind().name().to_string(),
+            entity_id: e.entity_id.to_string(),
+            body,
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct EventPage {
+    /// Items.
+    pub data: Vec<EventInfo>,
+    /// Number of pages.
+    pub total_pages: u64,
+    /// Number of items.
+    pub total_elements: u64,
+    /// Whether there is a next page.
+    pub has_next: bool,
+}
+
+impl From<Page<Event>> for EventPage {
+    fn from(p: Page<Event>) -> Self {
+        EventPage {
+            data: p.data.into_iter().map(Into::into).collect(),
+            total_pages: p.total_pages,
+            total_elements: p.total_elements,
+            has_next: p.has_next,
+        }
+    }
+}
+
+/// Which events (TBMQ's `EventFilter`, polymorphic on `eventType`).
+#[derive(Debug, Union)]
+#[oai(discriminator_name = "eventType")]
+pub enum EventFilterRequest {
+    /// Lifecycle events.
+    #[oai(mapping = "LC_EVENT")]
+    Lifecycle(LcEventFilter),
+    /// Error events.
+    #[oai(mapping = "ERROR")]
+    Error(ErrorEventFilter),
+    /// Statistics events.
+    #[oai(mapping = "STATS")]
+    Stats(StatsEventFilter),
+}
+
+/// Lifecycle filter; string fields match case-insensitively as "contains".
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LcEventFilter {
+    /// `LC_EVENT`.
+    pub event_type: String,
+    /// Service id.
+    pub server: Option<String>,
+    /// Event name (`STARTED`, ...).
+    pub event: Option<String>,
+    /// `Success`, or anything else for failures.
+    pub status: Option<String>,
+    /// Error text.
+    pub error_str: Option<String>,
+}
+
+/// Error filter.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorEventFilter {
+    /// `ERROR`.
+    pub event_type: String,
+    /// Service id.
+    pub server: Option<String>,
+    /// Method.
+    pub method: Option<String>,
+    /// Error text.
+    pub error_str: Option<String>,
+}
+
+/// Statistics filter; bounds count when greater than zero, min inclusive, max exclusive.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StatsEventFilter {
+    /// `STATS`.
+    pub event_type: String,
+    /// Service id.
+    pub server: Option<String>,
+    /// Minimum messages processed.
+    pub min_messages_processed: Option<i64>,
+    /// Maximum messages processed (exclusive).
+    pub max_messages_processed: Option<i64>,
+    /// Minimum errors.
+    pub min_errors_occurred: Option<i64>,
+    /// Maximum errors (exclusive).
+    pub max_errors_occurred: Option<i64>,
+}
+
+impl From<EventFilterRequest> for EventFilter {
+    fn from(f: EventFilterRequest) -> Self {
+        match f {
+            EventFilterRequest::Lifecycle(f) => {
+                EventFilter::Lifecycle { server: f.server, event: f.event, status: f.status, error_str: f.error_str }
+            }
+            EventFilterRequest::Error(f) => {
+                EventFilter::Error { server: f.server, method: f.method, error_str: f.error_str }
+            }
+            EventFilterRequest::Stats(f) => EventFilter::Stats {
+                server: f.server,
+                min_messages_processed: f.min_messages_processed,
+                max_messages_processed: f.max_messages_processed,
+                min_errors_occurred: f.min_errors_occurred,
+                max_errors_occurred: f.max_errors_occurred,
+            },
+        }
+    }
+}
+
+/// Status of an integration with its latest events.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct StatusDto {
+    /// Integration id.
+    pub integration_id: String,
+    /// `Disabled`, `Pending` (waiting for an executor), `Active` or `Failed`.
+    pub state: String,
+    /// Raw status as reported by executors.
+    pub status: Option<Value>,
+    /// Newest lifecycle event.
+    pub last_lifecycle_event: Option<EventInfo>,
+    /// Newest error event.
+    pub last_error_event: Option<EventInfo>,
+    /// Newest statistics event.
+    pub last_stats_event: Option<EventInfo>,
+}
+
+impl From<StatusSummary> for StatusDto {
+    fn from(s: StatusSummary) -> Self {
+        StatusDto {
+            integration_id: s.integration.id.to_string(),
+            state: s.integration.state().name().to_string(),
+            status: s.integration.status,
+            last_lifecycle_event: s.last_lifecycle.map(Into::into),
+            last_error_event: s.last_error.map(Into::into),
+            last_stats_event: s.last_stats.map(Into::into),
+        }
+    }
+}
+
+/// An integration executor.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ExecutorDto {
+    /// Service id.
+    pub service_id: String,
+    /// Served types as `TYPE@driver-version`.
+    pub integration_types: Vec<String>,
+    /// Plugin files it refused, one line each.
+    pub plugin_errors: Vec<String>,
+    /// Last announcement received (ms).
+    pub last_seen: i64,
+    /// Announced within the last three intervals.
+    pub live: bool,
+}
+
+impl From<ExecutorInfo> for ExecutorDto {
+    fn from(e: ExecutorInfo) -> Self {
+        ExecutorDto {
+            service_id: e.service_id,
+            integration_types: e.integration_types,
+            plugin_errors: e.plugin_errors,
+            last_seen: e.last_seen,
+            live: e.live,
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! TBMQ's error body `{"status","message","errorCode","timestamp"}` (plus `fieldErrors` when an
+//! executor rejected fields), for our errors and for every error poem itself raises (bad JSON,
+//! unknown fields, wrong types, oversized bodies, unknown routes), so no failure escapes in
+//! another shape.
+
+use poem::{error::ResponseError, http::StatusCode, Body, Response};
+
+use crate::{auth::AuthError, service::ServiceError};
+
+/// TBMQ's `ThingsboardErrorCode` values we use.
+pub mod code {
+    /// Anything else (500, and our 503/504).
+    pub const GENERAL: i32 = 2;
+    /// Bad credentials or token (401).
+    pub const AUTHENTICATION: i32 = 10;
+    /// Expired token (401).
+    pub const JWT_TOKEN_EXPIRED: i32 = 11;
+    /// 403.
+    pub const PERMISSION_DENIED: i32 = 20;
+    /// Bad request parameters (400).
+    pub const BAD_REQUEST_PARAMS: i32 = 31;
+    /// Not found (404).
+    pub const ITEM_NOT_FOUND: i32 = 32;
+    /// 429.
+    pub const TOO_MANY_REQUESTS: i32 = 33;
+    /// Database failure (500).
+    pub const DATABASE: i32 = 46;
+}
+
+/// An error response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable message.
+    pub message: String,
+    /// TBMQ error code.
+    pub error_code: i32,
+    /// Field-level errors `(field, message)`.
+    pub field_errors: Vec<(String, String)>,
+}
+
+impl ApiError {
+    /// An error with a status and a message; the code follows from the status.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        let error_code = match status.as_u16() {
+            401 => code::AUTHENTICATION,
+            403 => code::PERMISSION_DENIED,
+            404 => code::ITEM_NOT_FOUND,
+            429 => code::TOO_MANY_REQUESTS,
+            400..=499 => code::BAD_REQUEST_PARAMS,
+            _ => code::GENERAL,
+        };
+        ApiError { status, message: message.into(), error_code, field_errors: Vec::new() }
+    }
+
+    /// A 400 with TBMQ's "bad request params" code.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// Turns any poem error into the TBMQ shape.
+    pub fn from_poem(err: poem::Error) -> Response {
+        if err.is::<ApiError>() {
+            return err.into_response();
+        }
+        let status = err.status();
+        let message = match status {
+            StatusCode::NOT_FOUND => "Requested item wasn't found!".to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
+            _ => err.to_string(),
+        };
+        ApiError::new(status, message).as_response()
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        let mut body = serde_json::json!({
+            "status": self.status.as_u16(),
+            "message": self.message,
+            "errorCode": self.error_code,
+            "timestamp": iso8601(trib_core::now_ms()),
+        });
+        if !self.field_errors.is_empty() {
+            body["fieldErrors"] = self
+                .field_errors
+                .iter()
+                .map(|(field, message)| serde_json::json!({"field": field, "message": message}))
+                .collect();
+        }
+        Response::builder()
+            .status(self.status)
+            .content_type("application/json")
+            .body(Body::from_json(body).unwrap_or_default())
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let message = e.to_string();
+        match e {
+            ServiceError::NotFound => ApiError::new(StatusCode::NOT_FOUND, message),
+            ServiceError::InvalidArgument(_) | ServiceError::TypeNotServed(_) => ApiError::bad_request(message),
+            ServiceError::Rejected { field_errors, .. } => ApiError { field_errors, ..ApiError::bad_request(message) },
+            ServiceError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
+            ServiceError::Queue(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            ServiceError::Db(_) => {
+                tracing::error!(error = %message, "Database request failed.");
+                ApiError { error_code: code::DATABASE, ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message) }
+            }
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        match e {
+            AuthError::Expired => {
+                ApiError { error_code: code::JWT_TOKEN_EXPIRED, ..ApiError::new(StatusCode::UNAUTHORIZED, message) }
+            }
+            AuthError::BadCredentials | AuthError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, message),
+            AuthError::Db(_) => {
+                ApiError { error_code: code::DATABASE, ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message) }
+            }
+        }
+    }
+}
+
+impl From<ServiceError> for poem::Error {
+    fn from(e: ServiceError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl From<AuthError> for poem::Error {
+    fn from(e: AuthError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn iso8601(ms: i64) -> String {
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}

@@ -1,0 +1,378 @@
+//! What the REST API does with integrations (TBMQ's `IntegrationController` +
+//! `DefaultPlatformIntegrationService`): the save flow with the validation round-trip, check,
+//! restart, enable/disable, delete, and the status summary.
+
+use std::sync::Arc;
+
+use prost::Message as _;
+use serde_json::Value;
+use trib_core::{
+    queue::QueueError,
+    wire::{
+        uuid_to_bits, ComponentLifecycleEvent as Lc, DownlinkIntegrationMsgProto, IntegrationMsgProto, WIRE_VERSION,
+    },
+};
+use uuid::Uuid;
+
+use crate::{
+    db::{Db, DbError},
+    executors::Executors,
+    model::{Event, EventBody, EventKind, ExecutorInfo, Integration, IntegrationInput, Page, PageLink},
+    topics::Topics,
+    validation::{RequestKind, ValidationError, Validator},
+    SubscriptionSink,
+};
+
+/// Why a request failed; the REST layer maps each to a status and TBMQ error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The integration does not exist (404).
+    #[error("Requested item wasn't found!")]
+    NotFound,
+    /// Bad input (400).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// No live executor serves the type (400, at once).
+    #[error("{0}")]
+    TypeNotServed(String),
+    /// The executor rejected the configuration (400, with field errors).
+    #[error("{message}")]
+    Rejected {
+        /// The executor's message.
+        message: String,
+        /// `(field, message)`.
+        field_errors: Vec<(String, String)>,
+    },
+    /// No executor answered in time (504).
+    #[error("{0}")]
+    Timeout(String),
+    /// The queue failed (503).
+    #[error("queue unavailable: {0}")]
+    Queue(#[from] QueueError),
+    /// The database failed (500).
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Result alias.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Integration status with the latest events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusSummary {
+    /// The integration.
+    pub integration: Integration,
+    /// Newest lifecycle event.
+    pub last_lifecycle: Option<Event>,
+    /// Newest error event.
+    pub last_error: Option<Event>,
+    /// Newest statistics event.
+    pub last_stats: Option<Event>,
+}
+
+/// The integration service.
+pub struct Service {
+    pub(crate) db: Db,
+    topics: Arc<Topics>,
+    validator: Validator,
+    executors: Arc<Executors>,
+    subscriptions: Arc<dyn SubscriptionSink>,
+    service_id: String,
+    /// Serializes check-then-write of saves so two saves cannot both take one name.
+    save_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("service_id", &self.service_id).finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Wires the parts together.
+    pub fn new(
+        db: Db,
+        topics: Arc<Topics>,
+        validator: Validator,
+        executors: Arc<Executors>,
+        subscriptions: Arc<dyn SubscriptionSink>,
+        service_id: String,
+    ) -> Self {
+        Service { db, topics, validator, executors, subscriptions, service_id, save_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Puts every stored integration's topic filters into the subscription sink (startup).
+    pub async fn restore_subscriptions(&self) -> Result<usize, DbError> {
+        let all = self.db.all_integrations().await?;
+        for i in &all {
+            self.subscriptions.set_integration_subscriptions(i.id, &i.topic_filters());
+        }
+        Ok(all.len())
+    }
+
+    /// One integration.
+    pub async fn get(&self, id: Uuid) -> ServiceResult<Integration> {
+        self.db.integration(id).await?.ok_or(ServiceError::NotFound)
+    }
+
+    /// A page of integrations.
+    pub async fn list(&self, link: &PageLink) -> ServiceResult<Page<Integration>> {
+        Ok(self.db.integrations(link).await?)
+    }
+
+    /// Executors heard from.
+    pub fn executors(&self) -> Vec<ExecutorInfo> {
+        self.executors.all(trib_core::now_ms())
+    }
+
+    /// Saves (creates or updates) an integration after an executor validated it (TBMQ §2.2).
+    pub async fn save(&self, input: IntegrationInput) -> ServiceResult<Integration> {
+        let candidate = self.candidate(&input)?;
+        self.round_trip(RequestKind::Validate, &candidate).await?;
+        let guard = self.save_lock.lock().await;
+        let existing = self.check_for_save(&input, &candidate).await?;
+        let now = trib_core::now_ms();
+        let saved = Integration {
+            created_time: existing.as_ref().map_or(now, |e| e.created_time),
+            disconnected_time: if candidate.enabled { 0 } else { now },
+            // A re-enabled integration waits for an executor again.
+            status: existing.as_ref().filter(|e| e.enabled || !candidate.enabled).and_then(|e| e.status.clone()),
+            ..candidate
+        };
+        self.db.save_integration(&saved).await?;
+        drop(guard);
+        let event = if existing.is_some() { Lc::Updated } else { Lc::Created };
+        self.publish(&saved, event).await?;
+        Ok(saved)
+    }
+
+    /// Asks an executor to connect with this configuration once; nothing is saved (TBMQ §2.3).
+    pub async fn check(&self, input: IntegrationInput) -> ServiceResult<()> {
+        let candidate = self.candidate(&input)?;
+        self.round_trip(RequestKind::CheckConnection, &candidate).await
+    }
+
+    /// Re-initialises an enabled integration and returns it (TBMQ §2.4; TBMQ returns nothing).
+    pub async fn restart(&self, id: Uuid) -> ServiceResult<Integration> {
+        let integration = self.get(id).await?;
+        if !integration.enabled {
+            return Err(ServiceError::InvalidArgument("Integration is disabled".into()));
+        }
+        self.publish(&integration, Lc::Reinit).await?;
+        Ok(integration)
+    }
+
+    /// Enables or disables an integration without a validation round-trip (its configuration
+    /// was validated when it was saved).
+    pub async fn set_enabled(&self, id: Uuid, enabled: bool) -> ServiceResult<Integration> {
+        let guard = self.save_lock.lock().await;
+        let mut integration = self.get(id).await?;
+        let was = integration.enabled;
+        integration.enabled = enabled;
+        integration.disconnected_time = if enabled { 0 } else { trib_core::now_ms() };
+        if enabled && !was {
+            integration.status = None;
+        }
+        self.db.save_integration(&integration).await?;
+        drop(guard);
+        self.publish(&integration, Lc::Updated).await?;
+        Ok(integration)
+    }
+
+    /// Deletes an integration (TBMQ §2.5).
+    pub async fn delete(&self, id: Uuid) -> ServiceResult<()> {
+        let integration = self.get(id).await?;
+        if !self.db.delete_integration(id).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.subscriptions.remove_integration_subscriptions(id);
+        self.lifecycle_event(id, Lc::Deleted).await?;
+        let (msb, lsb) = uuid_to_bits(id);
+        let msg = IntegrationMsgProto {
+            integration_id_msb: msb,
+            integration_id_lsb: lsb,
+            r#type: integration.integration_type.clone(),
+            name: None,
+            enabled: None,
+            configuration: None,
+            event: Lc::Deleted as i32,
+        };
+        self.send_downlink(&integration.integration_type, id, msg).await?;
+        if !integration.enabled {
+            // No executor runs it, so nobody else would remove its queue data.
+            self.topics.delete_msg(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Status and the latest events.
+    pub async fn status(&self, id: Uuid) -> ServiceResult<StatusSummary> {
+        let integration = self.get(id).await?;
+        Ok(StatusSummary {
+            last_lifecycle: self.db.last_event(id, EventKind::Lifecycle).await?,
+            last_error: self.db.last_event(id, EventKind::Error).await?,
+            last_stats: self.db.last_event(id, EventKind::Stats).await?,
+            integration,
+        })
+    }
+
+    /// Name and type checks, then the integration as it would be saved (TBMQ §2.2 step 1).
+    fn candidate(&self, input: &IntegrationInput) -> ServiceResult<Integration> {
+        let name = input.name.clone().unwrap_or_default();
+        if name.trim().is_empty() {
+            return Err(ServiceError::InvalidArgument("Integration name should be specified!".into()));
+        }
+        let integration_type = input.integration_type.clone().unwrap_or_default().trim().to_ascii_uppercase();
+        if integration_type.is_empty() {
+            return Err(ServiceError::InvalidArgument("Integration type should be specified!".into()));
+        }
+        Ok(Integration {
+            id: input.id.unwrap_or_else(Uuid::new_v4),
+            created_time: 0,
+            disconnected_time: 0,
+            name,
+            integration_type,
+            enabled: input.enabled,
+            configuration: input.configuration.clone().unwrap_or(Value::Null),
+            additional_info: input.additional_info.clone(),
+            status: None,
+        })
+    }
+
+    async fn round_trip(&self, kind: RequestKind, candidate: &Integration) -> ServiceResult<()> {
+        let ty = &candidate.integration_type;
+        if !self.executors.serves(ty, trib_core::now_ms()) {
+            let live = self.executors.live_types(trib_core::now_ms());
+            let known = if live.is_empty() { "none".to_string() } else { live.join(", ") };
+            return Err(ServiceError::TypeNotServed(format!(
+                "Integration type '{ty}' is not served by any running integration executor (types served now: {known})"
+            )));
+        }
+        self.topics.ensure_downlink(ty).await?;
+        match self.validator.request(kind, candidate).await {
+            Ok(()) => Ok(()),
+            Err(ValidationError::Timeout(wait)) => Err(ServiceError::Timeout(format!(
+                "No integration executor of type '{ty}' answered the {} request within {} s; nothing was saved",
+                match kind {
+                    RequestKind::Validate => "validation",
+                    RequestKind::CheckConnection => "check-connection",
+                },
+                wait.as_secs_f64()
+            ))),
+            Err(ValidationError::Rejected { message, field_errors, .. }) => {
+                Err(ServiceError::Rejected { message, field_errors })
+            }
+            Err(ValidationError::Queue(e)) => Err(ServiceError::Queue(e)),
+        }
+    }
+
+    /// TBMQ's DAO validation (§1.3); returns the stored integration on update.
+    async fn check_for_save(
+        &self,
+        input: &IntegrationInput,
+        candidate: &Integration,
+    ) -> ServiceResult<Option<Integration>> {
+        let invalid = |m: &str| Err(ServiceError::InvalidArgument(m.to_string()));
+        if candidate.name.chars().count() > 255 {
+            return invalid("Integration name length must be equal or less than 255");
+        }
+        if candidate.configuration.is_null() {
+            return invalid("Integration configuration should be specified!");
+        }
+        match candidate.configuration.get("topicFilters") {
+            None | Some(Value::Null) => return invalid("Topic filters should be specified!"),
+            Some(Value::Array(filters)) => {
+                for f in filters {
+                    let Some(f) = f.as_str() else {
+                        return invalid("Topic filters should be strings!");
+                    };
+                    if let Err(why) = validate_topic_filter(f) {
+                        return Err(ServiceError::InvalidArgument(format!("Topic filter '{f}' is invalid: {why}")));
+                    }
+                }
+            }
+            Some(_) => return invalid("Topic filters should be an array!"),
+        }
+        let existing = match input.id {
+            Some(id) => match self.db.integration(id).await? {
+                Some(e) => Some(e),
+                None => return invalid("Unable to update non-existent Integration!"),
+            },
+            None => None,
+        };
+        if let Some(e) = &existing {
+            if e.integration_type != candidate.integration_type {
+                return invalid("Integration type can not be changed!");
+            }
+        }
+        if let Some(other) = self.db.integration_by_name(&candidate.name).await? {
+            if Some(other.id) != input.id {
+                return invalid("Integration with such name already exists!");
+            }
+        }
+        Ok(existing)
+    }
+
+    /// After a save, restart or enable/disable: message topic, subscriptions, LC event, downlink.
+    async fn publish(&self, integration: &Integration, event: Lc) -> ServiceResult<()> {
+        self.topics.ensure_msg(integration.id).await?;
+        self.subscriptions.set_integration_subscriptions(integration.id, &integration.topic_filters());
+        self.lifecycle_event(integration.id, event).await?;
+        let (msb, lsb) = uuid_to_bits(integration.id);
+        let msg = IntegrationMsgProto {
+            integration_id_msb: msb,
+            integration_id_lsb: lsb,
+            r#type: integration.integration_type.clone(),
+            name: Some(integration.name.clone()),
+            enabled: Some(integration.enabled),
+            configuration: Some(integration.configuration.to_string()),
+            event: event as i32,
+        };
+        self.send_downlink(&integration.integration_type, integration.id, msg).await
+    }
+
+    async fn lifecycle_event(&self, id: Uuid, event: Lc) -> ServiceResult<()> {
+        let e = Event {
+            id: Uuid::new_v4(),
+            ts: trib_core::now_ms(),
+            entity_id: id,
+            service_id: self.service_id.clone(),
+            body: EventBody::Lifecycle { event: event.name().into(), success: true, error: None },
+        };
+        Ok(self.db.insert_event(&e).await?)
+    }
+
+    async fn send_downlink(&self, ty: &str, id: Uuid, msg: IntegrationMsgProto) -> ServiceResult<()> {
+        self.topics.ensure_downlink(ty).await?;
+        let record = DownlinkIntegrationMsgProto {
+            integration_msg: Some(msg),
+            validation_request_msg: None,
+            wire_version: WIRE_VERSION,
+        };
+        let topic = self.topics.names().downlink(ty);
+        Ok(self.topics.send(&topic, id.to_string().as_bytes(), &record.encode_to_vec()).await?)
+    }
+}
+
+/// TBMQ's `validateTopicFilter` with the defaults (no segment limit, a bare `#` allowed).
+pub fn validate_topic_filter(filter: &str) -> Result<(), &'static str> {
+    if filter.is_empty() {
+        return Err("topic filter is empty");
+    }
+    if filter.contains('\0') {
+        return Err("topic filter contains a NUL character");
+    }
+    if filter.len() > 65_535 {
+        return Err("topic filter is longer than 65535 bytes");
+    }
+    let levels: Vec<&str> = filter.split('/').collect();
+    for (i, level) in levels.iter().enumerate() {
+        if level.contains('#') && (*level != "#" || i != levels.len() - 1) {
+            return Err("'#' must be the last level and alone in it");
+        }
+        if level.contains('+') && *level != "+" {
+            return Err("'+' must be alone in its level");
+        }
+    }
+    Ok(())
+}

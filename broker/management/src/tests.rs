@@ -1,0 +1,12 @@
+//! Tests: the REST API end to end against a real executor (scripted driver) on the embedded
+//! queue, on SQLite always and on PostgreSQL when `TRIB_TEST_POSTGRES_URL` is set; plus unit
+//! tests of the small pure pieces.
+
+mod api_shape;
+mod auth;
+mod events;
+mod integrations;
+mod support;
+mod tasks;
+mod units;
+mod validation;

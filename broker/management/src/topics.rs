@@ -1,0 +1,90 @@
+//! Queue housekeeping of the management plane: making sure topics exist before producing to
+//! them, deleting an integration's message topic and consumer group, and producing records
+//! from async code. Queue calls may block (Kafka admin requests), so they run on the blocking pool.
+
+use std::{collections::HashSet, sync::Arc};
+
+use parking_lot::Mutex;
+use trib_core::{
+    queue::{Partitioning, Queue, QueueError, QueueResult, TopicSpec},
+    topics::TopicNames,
+};
+use uuid::Uuid;
+
+/// Topic names plus the queue.
+pub struct Topics {
+    queue: Arc<dyn Queue>,
+    names: TopicNames,
+    created: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Topics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Topics").field("names", &self.names).finish_non_exhaustive()
+    }
+}
+
+impl Topics {
+    /// Wraps a queue.
+    pub fn new(queue: Arc<dyn Queue>, names: TopicNames) -> Self {
+        Topics { queue, names, created: Mutex::new(HashSet::new()) }
+    }
+
+    /// The names.
+    pub fn names(&self) -> &TopicNames {
+        &self.names
+    }
+
+    /// Creates the downlink topic of a type unless this node already did.
+    pub async fn ensure_downlink(&self, integration_type: &str) -> QueueResult<()> {
+        let spec = self.names.downlink_spec(integration_type)?;
+        if self.created.lock().contains(&spec.name) {
+            return Ok(());
+        }
+        self.create(spec.clone()).await?;
+        self.created.lock().insert(spec.name);
+        Ok(())
+    }
+
+    /// Creates an integration's message topic if it does not exist. Not cached: the cleanup
+    /// task or another node may have deleted it.
+    pub async fn ensure_msg(&self, integration_id: Uuid) -> QueueResult<()> {
+        self.create(self.names.msg_spec(integration_id)?).await
+    }
+
+    /// Whether an integration's message topic exists.
+    pub async fn msg_exists(&self, integration_id: Uuid) -> QueueResult<bool> {
+        let (queue, name) = (self.queue.clone(), self.names.msg(integration_id));
+        blocking(move || queue.topic_exists(&name)).await
+    }
+
+    /// Deletes an integration's message topic and consumer group.
+    pub async fn delete_msg(&self, integration_id: Uuid) -> QueueResult<()> {
+        let (queue, topic, group) =
+            (self.queue.clone(), self.names.msg(integration_id), self.names.msg_group(integration_id));
+        blocking(move || {
+            queue.delete_group(&group)?;
+            queue.delete_topic(&topic)
+        })
+        .await
+    }
+
+    /// Produces a record by key and waits until the queue stored it.
+    pub async fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> QueueResult<()> {
+        self.queue
+            .producer()
+            .send(topic, Partitioning::ByKey, Some(key), value)
+            .await
+            .unwrap_or(Err(QueueError::Closed))?;
+        Ok(())
+    }
+
+    async fn create(&self, spec: TopicSpec) -> QueueResult<()> {
+        let queue = self.queue.clone();
+        blocking(move || queue.create_topic(&spec)).await
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> QueueResult<T> + Send + 'static) -> QueueResult<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(QueueError::Backend(format!("queue task failed: {e}"))))
+}
