@@ -8,6 +8,9 @@
 //! 2. messages/s of the loader + HTTP driver `.so` delivering to a local HTTP server (poem), with
 //!    nothing lost (the server counts every request).
 
+// A benchmark program: printing its figures is its job.
+#![allow(clippy::print_stdout)]
+
 use std::{
     path::PathBuf,
     sync::{

@@ -53,10 +53,10 @@ fn run(manager: &Manager, integration_type: &str, stop: &AtomicBool) {
     let client_id =
         format!("{}{}-ie-downlink-consumer-{}", topics.prefix, integration_type.to_ascii_lowercase(), ctx.service_id);
     let mut consumer = loop {
-        let subscribed = topics
-            .downlink_spec(integration_type)
-            .and_then(|spec| ctx.queue.create_topic(&spec))
-            .and_then(|_| ctx.queue.subscribe(&topics.downlink_group(integration_type), &client_id, &[topic.clone()]));
+        let subscribed =
+            topics.downlink_spec(integration_type).and_then(|spec| ctx.queue.create_topic(&spec)).and_then(|_| {
+                ctx.queue.subscribe(&topics.downlink_group(integration_type), &client_id, std::slice::from_ref(&topic))
+            });
         match subscribed {
             Ok(c) => break c,
             Err(e) => {

@@ -1,7 +1,7 @@
 //! Events the executor sends to the broker on `tbmq.ie.uplink`: lifecycle, statistics and error
 //! events of integrations (key = integration id) and the executor's service info.
 //!
-//! Like TBMQ: the same lifecycle event of one integration within 500 ms is sent once, and error
+//! Like TBMQ: a repeat of an integration's last lifecycle event within 500 ms is sent once, and error
 //! events are rate-limited executor-wide (`event.error.rate-limits.integration`), with one
 //! "Integration error rate limits reached!" event per integration per hour once the limit bites.
 
@@ -32,7 +32,8 @@ pub struct Events {
     producer: Arc<dyn Producer>,
     topic: String,
     service_id: String,
-    recent_lifecycle: Mutex<HashMap<(Uuid, ComponentLifecycleEvent), Instant>>,
+    /// The last lifecycle event sent per integration, for de-duplication.
+    recent_lifecycle: Mutex<HashMap<Uuid, (ComponentLifecycleEvent, Instant)>>,
     limiter: Option<Mutex<RateLimiter>>,
     limited_notice: Mutex<HashMap<Uuid, Instant>>,
     deliveries: mpsc::Sender<Delivery>,
@@ -112,11 +113,15 @@ impl Events {
     /// A lifecycle event (`STARTED`, `STOPPED`, `FAILED`, `REINIT`).
     pub fn lifecycle(&self, id: Uuid, event: ComponentLifecycleEvent, error: Option<&str>) {
         {
+            // Only a repeat of the integration's *last* event is dropped: STARTED, STOPPED,
+            // STARTED within 500 ms are three real transitions and all three are sent.
             let mut recent = self.recent_lifecycle.lock();
             let now = Instant::now();
-            recent.retain(|_, at| now.duration_since(*at) < LIFECYCLE_DEDUP);
-            if recent.insert((id, event), now).is_some() {
-                return;
+            recent.retain(|_, (_, at)| now.duration_since(*at) < LIFECYCLE_DEDUP);
+            if let Some((last, _)) = recent.insert(id, (event, now)) {
+                if last == event {
+                    return;
+                }
             }
         }
         let mut e = self.event(id);

@@ -28,8 +28,9 @@ impl HostContext {
     }
 
     /// The services to hand to `create`. Valid while `self` is alive (the handle keeps it).
-    pub fn services(self: &Box<Self>) -> HostServices {
-        HostServices { ctx: (&**self as *const HostContext).cast::<c_void>(), vtable: vtable() }
+    /// The context must stay where it is (boxed, never moved) while the instance lives.
+    pub fn services(&self) -> HostServices {
+        HostServices { ctx: (self as *const HostContext).cast::<c_void>(), vtable: vtable() }
     }
 }
 

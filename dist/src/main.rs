@@ -4,6 +4,9 @@
 //! Configuration: the embedded `config/*.yml` (or `--config` files), every key overridable by
 //! its TBMQ environment variable. Everything else lives in the library crates.
 
+// The binary prints the effective configuration and check results on stdout.
+#![allow(clippy::print_stdout)]
+
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
@@ -233,7 +236,9 @@ mod tests {
             }
         }
         assert!(checked > 10, "the compose file's services were not found");
-        for example in [include_str!("../deploy/broker.env.example"), include_str!("../deploy/executor-http.env.example")] {
+        for example in
+            [include_str!("../deploy/broker.env.example"), include_str!("../deploy/executor-http.env.example")]
+        {
             for line in example.lines().filter(|l| !l.starts_with('#') && l.contains('=')) {
                 let key = line.split('=').next().unwrap_or_default();
                 assert!(known.contains(key), "env example sets {key}, which no configuration file knows");

@@ -49,6 +49,9 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
     let ui = api.swagger_ui();
     let auth = state.auth.clone();
     Route::new()
+        .at("/health/live", poem::get(live))
+        .at("/health/ready", poem::get(ready))
+        .at("/metrics", poem::get(metrics_text))
         .at("/api/openapi.json", spec)
         .nest("/api", api)
         .nest("/swagger-ui", ui)
@@ -57,7 +60,29 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
             async move { guarded(ep, req, &auth, max_body_bytes).await }
         })
         .catch_all_error(|err| async move { ApiError::from_poem(err) })
+        .data(state)
         .into_endpoint()
+}
+
+/// Liveness: the process answers.
+#[poem::handler]
+fn live() -> &'static str {
+    "UP"
+}
+
+/// Readiness: the database answers.
+#[poem::handler]
+async fn ready(poem::web::Data(state): poem::web::Data<&State>) -> Response {
+    match state.service.ping().await {
+        Ok(()) => "READY".into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")).into_response(),
+    }
+}
+
+/// Prometheus text format of every metric of the process.
+#[poem::handler]
+fn metrics_text() -> String {
+    trib_core::service::prometheus().render()
 }
 
 /// Authentication and the body limit, before routing.

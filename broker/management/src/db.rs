@@ -51,6 +51,11 @@ impl Db {
         Ok(Db { conn })
     }
 
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> DbResult<()> {
+        Ok(self.conn.ping().await?)
+    }
+
     /// Closes the pool.
     pub async fn close(self) {
         let _ = self.conn.close().await;

@@ -89,6 +89,11 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
+    /// Checks that the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), crate::db::DbError> {
+        self.db.ping().await
+    }
+
     /// Wires the parts together.
     pub fn new(
         db: Db,
