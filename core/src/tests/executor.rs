@@ -16,7 +16,11 @@ use crate::{
     config::{AckStrategy, ExecutorConfig},
     executor::Executor,
     loader::{load_dir, LoadReport},
-    queue::{embedded::EmbeddedQueue, wait_delivery, Consumer, ConsumerEvent, Partitioning, Queue, TopicPartition},
+    queue::{
+        embedded::EmbeddedQueue,
+        kafka::{KafkaConfig, KafkaQueue},
+        wait_delivery, Consumer, ConsumerEvent, Partitioning, Queue, TopicPartition,
+    },
     topics::TopicNames,
     wire::{
         uuid_to_bits, ComponentLifecycleEvent as Lc, DownlinkIntegrationMsgProto, IntegrationMsgProto,
@@ -38,14 +42,29 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// On the embedded queue, or on Kafka when `TRIB_TEST_KAFKA_BOOTSTRAP` names a broker
+    /// (with a unique topic prefix per test, so runs never share state).
     pub fn new() -> Self {
-        let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::new());
+        let mut topics = TopicNames::default();
+        let queue: Arc<dyn Queue> = match std::env::var("TRIB_TEST_KAFKA_BOOTSTRAP") {
+            Ok(bootstrap) if !bootstrap.trim().is_empty() => {
+                let mut config = KafkaConfig::new(bootstrap.trim());
+                config.extra_consumer_properties = vec![
+                    ("heartbeat.interval.ms".into(), "500".into()),
+                    ("session.timeout.ms".into(), "6000".into()),
+                    ("topic.metadata.refresh.interval.ms".into(), "1000".into()),
+                ];
+                config.admin_timeout = Duration::from_secs(10);
+                topics.prefix = format!("t{}.", Uuid::new_v4().simple());
+                Arc::new(KafkaQueue::new(config).unwrap())
+            }
+            _ => Arc::new(EmbeddedQueue::new()),
+        };
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();
         install(&plugin_file("trib_fixture_scripted"), &plugins, "libscripted.so");
         let report = load_dir(&plugins);
-        let topics = TopicNames::default();
         queue.create_topic(&topics.uplink_spec().unwrap()).unwrap();
         let uplink = queue.subscribe(&topics.uplink_group(), "test-broker", &[topics.uplink()]).unwrap();
         Harness { queue, topics, dir, report, uplink, events: Vec::new() }
@@ -60,6 +79,7 @@ impl Harness {
             pack_processing_timeout: Duration::from_secs(5),
             reinit_frequency: Duration::from_millis(200),
             stats_enabled: false,
+            topics: self.topics.clone(),
             ..ExecutorConfig::default()
         }
     }
@@ -455,30 +475,40 @@ fn validation_request(h: &Harness, kind: &str, client: serde_json::Value) -> Upl
     h.queue.create_topic(&h.topics.notifications_spec(&broker).unwrap()).unwrap();
     h.queue.create_topic(&h.topics.downlink_spec("SCRIPTED").unwrap()).unwrap();
     let mut answers = h.queue.assign("test", "test", &TopicPartition::new(h.topics.notifications(&broker), 0)).unwrap();
-    let (msb, lsb) = uuid_to_bits(Uuid::new_v4());
-    let request = IntegrationValidationRequestProto {
-        id_msb: msb,
-        id_lsb: lsb,
-        service_id: broker,
-        configuration: Some(IntegrationProto {
-            r#type: "SCRIPTED".into(),
-            name: "v".into(),
-            enabled: true,
-            configuration: serde_json::json!({"clientConfiguration": client}).to_string(),
-            ..Default::default()
-        }),
-        r#type: kind.into(),
-        timestamp: crate::now_ms(),
-        deadline: crate::now_ms() + 20_000,
-    };
-    let msg = DownlinkIntegrationMsgProto { validation_request_msg: Some(request), ..Default::default() };
-    h.downlink(format!("validation:{msb}:{lsb}").as_bytes(), &msg);
+    // Requests that arrive while the executor still restores its downlink partitions are stale
+    // by design (TBMQ skips them too), and on Kafka the first assignment takes a few seconds:
+    // ask again, with a new request id, until an answer comes.
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "no answer to the validation request");
-        for e in answers.poll(Duration::from_millis(100), 10).unwrap() {
-            if let ConsumerEvent::Records(rs) = e {
-                return UplinkIntegrationNotificationMsgProto::decode(rs[0].value.clone()).unwrap();
+        let (msb, lsb) = uuid_to_bits(Uuid::new_v4());
+        let request = IntegrationValidationRequestProto {
+            id_msb: msb,
+            id_lsb: lsb,
+            service_id: broker.clone(),
+            configuration: Some(IntegrationProto {
+                r#type: "SCRIPTED".into(),
+                name: "v".into(),
+                enabled: true,
+                configuration: serde_json::json!({"clientConfiguration": client}).to_string(),
+                ..Default::default()
+            }),
+            r#type: kind.into(),
+            timestamp: crate::now_ms(),
+            deadline: crate::now_ms() + 20_000,
+        };
+        let msg = DownlinkIntegrationMsgProto { validation_request_msg: Some(request), ..Default::default() };
+        h.downlink(format!("validation:{msb}:{lsb}").as_bytes(), &msg);
+        let ask_again = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < ask_again {
+            for e in answers.poll(Duration::from_millis(100), 10).unwrap() {
+                if let ConsumerEvent::Records(rs) = e {
+                    let answer = UplinkIntegrationNotificationMsgProto::decode(rs[0].value.clone()).unwrap();
+                    let r = answer.integration_validation_response_msg.as_ref().unwrap();
+                    if (r.id_msb, r.id_lsb) == (msb, lsb) {
+                        return answer;
+                    }
+                }
             }
         }
     }
