@@ -357,6 +357,27 @@ fn two_executors_split_integrations_and_take_over_when_one_stops() {
 }
 
 #[test]
+fn a_slow_target_does_not_delay_other_integrations() {
+    let mut h = Harness::new();
+    let mut config = h.config("ie1", AckStrategy::SkipAll);
+    config.pack_processing_timeout = Duration::from_secs(30);
+    let ex = Executor::start(config, h.queue.clone(), &h.report).unwrap();
+    let (slow, fast) = (Uuid::new_v4(), Uuid::new_v4());
+    let (slow_out, fast_out) = (h.file("slow"), h.file("fast"));
+    h.save(slow, Lc::Created, true, serde_json::json!({"recordTo": slow_out}));
+    h.save(fast, Lc::Created, true, serde_json::json!({"recordTo": fast_out}));
+    h.wait_lifecycle(slow, Lc::Started, true);
+    h.wait_lifecycle(fast, Lc::Started, true);
+    // The slow integration's target takes 8 s per message; the fast one must not wait for it.
+    h.publish(slow, &["sleep:8000"]);
+    h.publish(fast, &numbered("f", 0..20).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(wait_lines(&fast_out, 20), numbered("f", 0..20));
+    assert!(std::fs::read_to_string(&slow_out).unwrap_or_default().is_empty(), "the slow target is still busy");
+    assert_eq!(wait_lines(&slow_out, 1), vec!["sleep:8000"]);
+    ex.shutdown();
+}
+
+#[test]
 fn skip_all_drops_failures_after_one_attempt() {
     let mut h = Harness::new();
     let ex = h.start("ie1", AckStrategy::SkipAll);

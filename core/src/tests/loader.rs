@@ -237,3 +237,25 @@ fn a_panic_during_start_is_an_error() {
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].field.as_str(), "invalid");
 }
+
+#[test]
+fn the_three_first_party_drivers_load_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["trib_driver_http", "trib_driver_mqtt", "trib_driver_kafka"] {
+        install(&plugin_file(name), dir.path(), &format!("lib{name}.so"));
+    }
+    let report = scan(dir.path());
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let types: Vec<&str> = report.drivers.iter().map(|d| d.integration_type()).collect();
+    assert_eq!(types, vec!["HTTP", "KAFKA", "MQTT"]);
+    let registry = Registry::new(&report, &TypeSelection::parse("ALL", "KAFKA").unwrap());
+    assert_eq!(registry.types().collect::<Vec<_>>(), vec!["HTTP", "MQTT"]);
+    // Each validates a configuration through its loaded library, with field-level errors.
+    let mut http = registry.create("HTTP", "i-http").unwrap();
+    let errors = http.validate(r#"{"requestMethod":"PATCH"}"#).unwrap();
+    assert!(errors.iter().any(|e| e.field.as_str() == "restEndpointUrl"), "{errors:?}");
+    assert!(errors.iter().any(|e| e.field.as_str() == "requestMethod"), "{errors:?}");
+    let mut mqtt = registry.create("MQTT", "i-mqtt").unwrap();
+    assert!(!mqtt.validate(r#"{"port":0}"#).unwrap().is_empty());
+    assert!(mqtt.validate(r#"{"host":"localhost","port":1883,"clientId":"c","topicName":"t"}"#).unwrap().is_empty());
+}
