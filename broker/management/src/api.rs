@@ -12,16 +12,24 @@ pub mod error;
 mod events;
 mod integrations;
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
-use poem::{http::StatusCode, Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route};
-use poem_openapi::OpenApiService;
+use poem::{
+    http::{header, HeaderValue, StatusCode},
+    Endpoint, EndpointExt, IntoEndpoint, Request, Response, Route,
+};
+use poem_openapi::{
+    registry::{MetaSchema, MetaSchemaRef},
+    types::{ParseError, ParseFromJSON, ParseFromParameter, ParseResult, ToJSON, Type},
+    OpenApiService,
+};
+use serde_json::Value;
 use uuid::Uuid;
 
 use self::error::ApiError;
 use crate::{
     auth::Auth,
-    model::{PageLink, SortOrder},
+    model::{EventKind, PageLink, SortOrder},
     service::Service,
 };
 
@@ -45,7 +53,15 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
         env!("CARGO_PKG_VERSION"),
     )
     .server("/api");
-    let spec = api.spec_endpoint();
+    let document = openapi_document(&api.spec());
+    let allowed = Arc::new(AllowedMethods::from_spec(&document));
+    let spec = {
+        let document = document.clone();
+        poem::endpoint::make(move |_| {
+            let document = document.clone();
+            async move { Response::builder().content_type("application/json; charset=utf-8").body(document) }
+        })
+    };
     let ui = api.swagger_ui();
     let auth = state.auth.clone();
     Route::new()
@@ -56,12 +72,41 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
         .nest("/api", api)
         .nest("/swagger-ui", ui)
         .around(move |ep, req| {
-            let auth = auth.clone();
-            async move { guarded(ep, req, &auth, max_body_bytes).await }
+            let (auth, allowed) = (auth.clone(), allowed.clone());
+            async move { guarded(ep, req, &auth, &allowed, max_body_bytes).await }
         })
         .catch_all_error(|err| async move { ApiError::from_poem(err) })
         .data(state)
         .into_endpoint()
+}
+
+/// Request bodies declared with `deny_unknown_fields`: poem-openapi does not say so in their
+/// schemas, so the document adds `additionalProperties: false` to them.
+pub const CLOSED_SCHEMAS: &[&str] =
+    &["LoginRequest", "RefreshRequest", "IntegrationRequest", "LcEventFilter", "ErrorEventFilter", "StatsEventFilter"];
+
+/// Fields of `IntegrationRequest` without which a save or check is always refused (400 with
+/// TBMQ's messages, raised by the service so that the messages stay TBMQ's).
+pub const INTEGRATION_REQUIRED: &[&str] = &["name", "type", "configuration"];
+
+/// poem-openapi's document with what its derives cannot express: closed request bodies and
+/// the fields a save requires.
+pub fn openapi_document(generated: &str) -> String {
+    let mut spec: Value = match serde_json::from_str(generated) {
+        Ok(spec) => spec,
+        Err(_) => return generated.to_string(),
+    };
+    if let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for name in CLOSED_SCHEMAS {
+            if let Some(schema) = schemas.get_mut(*name).and_then(Value::as_object_mut) {
+                schema.insert("additionalProperties".into(), Value::Bool(false));
+            }
+        }
+        if let Some(schema) = schemas.get_mut("IntegrationRequest").and_then(Value::as_object_mut) {
+            schema.insert("required".into(), INTEGRATION_REQUIRED.iter().map(|f| Value::from(*f)).collect());
+        }
+    }
+    spec.to_string()
 }
 
 /// Liveness: the process answers.
@@ -90,6 +135,7 @@ async fn guarded<E: Endpoint>(
     ep: Arc<E>,
     mut req: Request,
     auth: &Auth,
+    allowed: &AllowedMethods,
     max_body_bytes: usize,
 ) -> poem::Result<Response> {
     let path = req.uri().path().to_string();
@@ -111,7 +157,167 @@ async fn guarded<E: Endpoint>(
         other => ApiError::bad_request(other.to_string()),
     })?;
     req.set_body(body);
-    Ok(ep.call(req).await?.into_response())
+    match ep.call(req).await {
+        Ok(response) => Ok(response.into_response()),
+        // RFC 9110: a 405 lists the methods the resource supports.
+        Err(err) if err.status() == StatusCode::METHOD_NOT_ALLOWED => {
+            let mut response = ApiError::from_poem(err);
+            if let Some(methods) = allowed.lookup(&path) {
+                response.headers_mut().insert(header::ALLOW, methods);
+            }
+            Ok(response)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The keys of an OpenAPI path item that are methods.
+const OPENAPI_METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE"];
+
+/// The methods of every route, for the `Allow` header of a 405: the OpenAPI document's paths
+/// under `/api`, plus the plain routes.
+#[derive(Debug, Default)]
+pub struct AllowedMethods {
+    /// Path segments (`None` = a `{parameter}`) and the `Allow` value.
+    routes: Vec<(Vec<Option<String>>, HeaderValue)>,
+}
+
+impl AllowedMethods {
+    /// Reads the paths and methods of an OpenAPI document served under `/api`.
+    pub fn from_spec(spec: &str) -> Self {
+        let mut allowed = AllowedMethods::default();
+        let spec: Value = serde_json::from_str(spec).unwrap_or_default();
+        for (path, item) in spec["paths"].as_object().into_iter().flatten() {
+            let methods: Vec<String> = item
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(m, _)| m.to_ascii_uppercase())
+                .filter(|m| OPENAPI_METHODS.contains(&m.as_str()))
+                .collect();
+            allowed.add(&format!("/api{path}"), &methods.join(", "));
+        }
+        for path in ["/api/openapi.json", "/health/live", "/health/ready", "/metrics"] {
+            allowed.add(path, "GET, HEAD");
+        }
+        allowed
+    }
+
+    fn add(&mut self, path: &str, methods: &str) {
+        let Ok(value) = HeaderValue::from_str(methods) else { return };
+        let segments = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_string()))
+            .collect();
+        self.routes.push((segments, value));
+    }
+
+    /// The `Allow` value of the route that serves `path`: the match with the most literal
+    /// segments, as the router prefers them.
+    pub fn lookup(&self, path: &str) -> Option<HeaderValue> {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        self.routes
+            .iter()
+            .filter(|(route, _)| {
+                route.len() == segments.len()
+                    && route.iter().zip(&segments).all(|(r, s)| r.as_deref().is_none_or(|r| r == *s))
+            })
+            .max_by_key(|(route, _)| route.iter().filter(|r| r.is_some()).count())
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// An event type in a path (`LC_EVENT`, `ERROR`, `STATS`, any case): documented with a pattern,
+/// refused as TBMQ does ("Event type: '..' is not supported!", 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventKindParam(pub EventKind);
+
+impl Type for EventKindParam {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string_event_type".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(r"^([Ll][Cc]_[Ee][Vv][Ee][Nn][Tt]|[Ee][Rr][Rr][Oo][Rr]|[Ss][Tt][Aa][Tt][Ss])$".into()),
+            ..MetaSchema::new("string")
+        }))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for EventKindParam {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        EventKind::parse(value)
+            .map(EventKindParam)
+            .ok_or_else(|| ParseError::custom(format!("Event type: '{value}' is not supported!")))
+    }
+}
+
+/// A UUID in a path or body: documented as `format: uuid`, refused as TBMQ does
+/// ("Invalid UUID string: ..", 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UuidParam(pub Uuid);
+
+impl UuidParam {
+    fn parse(text: &str) -> ParseResult<Self> {
+        Uuid::parse_str(text).map(UuidParam).map_err(|_| ParseError::custom(format!("Invalid UUID string: {text}")))
+    }
+}
+
+impl Type for UuidParam {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "string_uuid".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Inline(Box::new(MetaSchema::new_with_format("string", "uuid")))
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromParameter for UuidParam {
+    fn parse_from_parameter(value: &str) -> ParseResult<Self> {
+        UuidParam::parse(value)
+    }
+}
+
+impl ParseFromJSON for UuidParam {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(text) => UuidParam::parse(&text),
+            other => Err(ParseError::expected_type(other)),
+        }
+    }
+}
+
+impl ToJSON for UuidParam {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.to_string()))
+    }
 }
 
 fn bearer(req: &Request, header: &str) -> Option<String> {
@@ -121,11 +327,6 @@ fn bearer(req: &Request, header: &str) -> Option<String> {
 }
 
 use poem::IntoResponse as _;
-
-/// Parses a UUID from a path or body (TBMQ: 400 "Invalid UUID string: ..").
-pub fn parse_uuid(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::bad_request(format!("Invalid UUID string: {text}")))
-}
 
 /// TBMQ's page parameters, checked.
 pub fn page_link(

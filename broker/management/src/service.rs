@@ -107,12 +107,43 @@ impl Service {
     }
 
     /// Puts every stored integration's topic filters into the subscription sink (startup).
+    ///
+    /// When a type's downlink topic does not exist (the in-memory queue of a restarted
+    /// all-in-one process, or a Kafka cluster that lost it), the executors would never learn
+    /// about the stored integrations: their lifecycle records are written again from the database.
     pub async fn restore_subscriptions(&self) -> Result<usize, DbError> {
         let all = self.db.all_integrations().await?;
+        let mut missing: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
         for i in &all {
             self.subscriptions.set_integration_subscriptions(i.id, &i.topic_filters());
+            let ty = i.integration_type.clone();
+            if !missing.contains_key(&ty) {
+                let exists = self.topics.downlink_exists(&ty).await.unwrap_or(true);
+                missing.insert(ty.clone(), !exists);
+            }
+            if missing.get(&ty).copied().unwrap_or(false) {
+                if let Err(e) = self.resend_lifecycle(i).await {
+                    tracing::warn!(integration_id = %i.id, error = %e, "Could not re-send an integration's lifecycle record.");
+                }
+            }
         }
         Ok(all.len())
+    }
+
+    /// Writes an integration's lifecycle record (UPDATED) to the downlink topic again.
+    async fn resend_lifecycle(&self, integration: &Integration) -> ServiceResult<()> {
+        self.topics.ensure_msg(integration.id).await?;
+        let (msb, lsb) = uuid_to_bits(integration.id);
+        let msg = IntegrationMsgProto {
+            integration_id_msb: msb,
+            integration_id_lsb: lsb,
+            r#type: integration.integration_type.clone(),
+            name: Some(integration.name.clone()),
+            enabled: Some(integration.enabled),
+            configuration: Some(integration.configuration.to_string()),
+            event: Lc::Updated as i32,
+        };
+        self.send_downlink(&integration.integration_type, integration.id, msg).await
     }
 
     /// One integration.

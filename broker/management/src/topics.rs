@@ -52,6 +52,12 @@ impl Topics {
         self.create(self.names.msg_spec(integration_id)?).await
     }
 
+    /// Whether a type's downlink topic exists on the queue.
+    pub async fn downlink_exists(&self, integration_type: &str) -> QueueResult<bool> {
+        let (queue, name) = (self.queue.clone(), self.names.downlink(integration_type));
+        blocking(move || queue.topic_exists(&name)).await
+    }
+
     /// Whether an integration's message topic exists.
     pub async fn msg_exists(&self, integration_id: Uuid) -> QueueResult<bool> {
         let (queue, name) = (self.queue.clone(), self.names.msg(integration_id));

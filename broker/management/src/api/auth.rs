@@ -4,6 +4,7 @@ use poem_openapi::{payload::Json, OpenApi, Tags};
 
 use super::{
     dto::{LoginRequest, LoginResponse, RefreshRequest},
+    error::{ApiResult, AuthErrors},
     State,
 };
 
@@ -20,14 +21,14 @@ pub struct AuthApi(pub State);
 impl AuthApi {
     /// Log in with a user name and password; returns a JWT for `X-Authorization: Bearer <token>`.
     #[oai(path = "/auth/login", method = "post")]
-    async fn login(&self, body: Json<LoginRequest>) -> poem::Result<Json<LoginResponse>> {
+    async fn login(&self, body: Json<LoginRequest>) -> ApiResult<Json<LoginResponse>, AuthErrors> {
         let tokens = self.0.auth.login(&body.username, &body.password).await?;
         Ok(Json(LoginResponse { token: tokens.token, refresh_token: tokens.refresh_token }))
     }
 
     /// Exchange a refresh token for new tokens.
     #[oai(path = "/auth/token", method = "post")]
-    async fn refresh(&self, body: Json<RefreshRequest>) -> poem::Result<Json<LoginResponse>> {
+    async fn refresh(&self, body: Json<RefreshRequest>) -> ApiResult<Json<LoginResponse>, AuthErrors> {
         let tokens = self.0.auth.refresh(&body.refresh_token).await?;
         Ok(Json(LoginResponse { token: tokens.token, refresh_token: tokens.refresh_token }))
     }

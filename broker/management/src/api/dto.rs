@@ -44,7 +44,7 @@ pub struct LoginResponse {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IntegrationRequest {
     /// Absent to create, present to update.
-    pub id: Option<String>,
+    pub id: Option<super::UuidParam>,
     /// Ignored (server-assigned).
     pub created_time: Option<i64>,
     /// Ignored (server-computed).
@@ -67,12 +67,8 @@ pub struct IntegrationRequest {
 impl IntegrationRequest {
     /// The domain input.
     pub fn into_input(self) -> Result<IntegrationInput, ApiError> {
-        let id = match self.id.as_deref() {
-            None => None,
-            Some(text) => Some(super::parse_uuid(text)?),
-        };
         Ok(IntegrationInput {
-            id,
+            id: self.id.map(|id| id.0),
             name: self.name,
             integration_type: self.integration_type,
             enabled: self.enabled.unwrap_or(false),

@@ -3,7 +3,14 @@
 //! unknown fields, wrong types, oversized bodies, unknown routes), so no failure escapes in
 //! another shape.
 
+use std::marker::PhantomData;
+
 use poem::{error::ResponseError, http::StatusCode, Body, Response};
+use poem_openapi::{
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::Type,
+    ApiResponse, Object,
+};
 
 use crate::{auth::AuthError, service::ServiceError};
 
@@ -69,7 +76,7 @@ impl ApiError {
         let message = match status {
             StatusCode::NOT_FOUND => "Requested item wasn't found!".to_string(),
             StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
-            _ => err.to_string(),
+            _ => tbmq_message(err.to_string()),
         };
         ApiError::new(status, message).as_response()
     }
@@ -142,6 +149,145 @@ impl From<ServiceError> for poem::Error {
 impl From<AuthError> for poem::Error {
     fn from(e: AuthError) -> Self {
         ApiError::from(e).into()
+    }
+}
+
+/// A UUID or event type in a path or body that does not parse is reported as TBMQ does
+/// ("Invalid UUID string: ..", "Event type: '..' is not supported!"), without poem-openapi's
+/// wrapping around it.
+fn tbmq_message(text: String) -> String {
+    const MARKS: &[&str] = &["Invalid UUID string: ", "Event type: '"];
+    let Some(start) = MARKS.iter().find_map(|mark| text.find(mark)) else { return text };
+    let mut message = text[start..].to_string();
+    if let Some(end) = message.find(" (occurred while parsing \"") {
+        message.truncate(end);
+    }
+    message
+}
+
+/// The documented shape of every error response (the OpenAPI schema of [`ApiError`]'s body).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// HTTP status.
+    pub status: u16,
+    /// Human-readable message.
+    pub message: String,
+    /// TBMQ error code: 2 general, 10 authentication, 11 expired token, 31 bad request, 32 not
+    /// found, 46 database.
+    pub error_code: i32,
+    /// When the error happened, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    pub timestamp: String,
+    /// Fields an executor rejected.
+    pub field_errors: Option<Vec<FieldError>>,
+}
+
+/// One rejected field.
+#[derive(Debug, Object)]
+pub struct FieldError {
+    /// Field path.
+    pub field: String,
+    /// Why.
+    pub message: String,
+}
+
+/// The error statuses one operation can answer with, for its OpenAPI document.
+pub trait ErrorSet: Send + Sync + 'static {
+    /// The statuses.
+    const CODES: &'static [u16];
+}
+
+macro_rules! error_sets {
+    ($($(#[$doc:meta])* $name:ident = [$($code:literal),*];)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $name {}
+        impl ErrorSet for $name {
+            const CODES: &'static [u16] = &[$($code),*];
+        }
+    )*};
+}
+
+error_sets! {
+    /// Login and refresh: bad body, bad credentials, body limit, media type, database.
+    AuthErrors = [400, 401, 413, 415, 500];
+    /// Read one integration: bad id, token, missing, database.
+    GetErrors = [400, 401, 404, 500];
+    /// A page (integrations, events by type): bad parameters, token, database.
+    PageErrors = [400, 401, 500];
+    /// Operations with a JSON body on events: bad input, token, body limit, media type, database.
+    EventBodyErrors = [400, 401, 413, 415, 500];
+    /// Save and check: also the queue (503) and the executor's timeout (504).
+    SaveErrors = [400, 401, 413, 415, 500, 503, 504];
+    /// Restart, delete, enable, disable: bad id, token, missing, database, queue.
+    ChangeErrors = [400, 401, 404, 500, 503];
+    /// Token only.
+    TokenErrors = [401];
+}
+
+/// An [`ApiError`] as the error half of an operation's result, documenting the statuses `S`.
+pub struct Failure<S: ErrorSet>(pub ApiError, PhantomData<fn() -> S>);
+
+/// An operation's result: `T` or one of the errors of `S`.
+pub type ApiResult<T, S> = Result<T, Failure<S>>;
+
+impl<S: ErrorSet> From<ApiError> for Failure<S> {
+    fn from(e: ApiError) -> Self {
+        Failure(e, PhantomData)
+    }
+}
+
+impl<S: ErrorSet> From<ServiceError> for Failure<S> {
+    fn from(e: ServiceError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl<S: ErrorSet> From<AuthError> for Failure<S> {
+    fn from(e: AuthError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+impl<S: ErrorSet> From<Failure<S>> for poem::Error {
+    fn from(f: Failure<S>) -> Self {
+        f.0.into()
+    }
+}
+
+/// What a status means here, for the document.
+fn describe(status: u16) -> &'static str {
+    match status {
+        400 => "Bad request: malformed JSON, unknown fields, wrong types, a bad UUID or paging parameter, or refused by a business rule (errorCode 31; `fieldErrors` when an executor rejected fields)",
+        401 => "Missing, invalid or expired token, or bad credentials (errorCode 10, or 11 when expired)",
+        404 => "Not found (errorCode 32)",
+        413 => "Request body over the limit (errorCode 31)",
+        415 => "Content-Type missing or not application/json (errorCode 31)",
+        500 => "Database failure (errorCode 46)",
+        503 => "Queue unavailable (errorCode 2)",
+        504 => "No integration executor answered in time; nothing was saved (errorCode 2)",
+        _ => "Error",
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for Failure<S> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: S::CODES
+                .iter()
+                .map(|&status| MetaResponse {
+                    description: describe(status),
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType { content_type: "application/json", schema: ErrorBody::schema_ref() }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
     }
 }
 

@@ -8,7 +8,8 @@ use poem_openapi::{
 
 use super::{
     dto::{ExecutorDto, IntegrationDto, IntegrationPage, IntegrationRequest, StatusDto},
-    page_link, parse_uuid, State,
+    error::{ApiResult, ChangeErrors, GetErrors, PageErrors, SaveErrors, TokenErrors},
+    page_link, State, UuidParam,
 };
 use crate::db::INTEGRATION_SORT_PROPERTIES;
 
@@ -27,9 +28,9 @@ impl IntegrationApi {
     #[oai(path = "/integration/:integrationId", method = "get", operation_id = "getIntegrationById")]
     async fn get(
         &self,
-        #[oai(name = "integrationId")] integration_id: Path<String>,
-    ) -> poem::Result<Json<IntegrationDto>> {
-        let id = parse_uuid(&integration_id)?;
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<IntegrationDto>, GetErrors> {
+        let id = integration_id.0 .0;
         Ok(Json(self.0.service.get(id).await?.into()))
     }
 
@@ -37,12 +38,15 @@ impl IntegrationApi {
     #[oai(path = "/integrations", method = "get", operation_id = "getIntegrations")]
     async fn list(
         &self,
-        #[oai(name = "pageSize")] page_size: Query<i64>,
-        page: Query<i64>,
+        #[oai(name = "pageSize", validator(minimum(value = "1"), maximum(value = "100000")))] page_size: Query<i64>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000")))] page: Query<i64>,
         #[oai(name = "textSearch")] text_search: Query<Option<String>>,
-        #[oai(name = "sortProperty")] sort_property: Query<Option<String>>,
-        #[oai(name = "sortOrder")] sort_order: Query<Option<String>>,
-    ) -> poem::Result<Json<IntegrationPage>> {
+        #[oai(name = "sortProperty", validator(pattern = r"^(id|createdTime|name|type|enabled)?$"))]
+        sort_property: Query<Option<String>>,
+        #[oai(name = "sortOrder", validator(pattern = r"^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])?$"))] sort_order: Query<
+            Option<String>,
+        >,
+    ) -> ApiResult<Json<IntegrationPage>, PageErrors> {
         let link =
             page_link(page_size.0, page.0, text_search.0, sort_property.0, sort_order.0, INTEGRATION_SORT_PROPERTIES)?;
         Ok(Json(self.0.service.list(&link).await?.into()))
@@ -52,14 +56,14 @@ impl IntegrationApi {
     /// configuration first: 400 at once when no running executor serves the type, 400 with
     /// `fieldErrors` when the executor rejects it, 504 when no executor answers in time.
     #[oai(path = "/integration", method = "post", operation_id = "saveIntegration")]
-    async fn save(&self, body: Json<IntegrationRequest>) -> poem::Result<Json<IntegrationDto>> {
+    async fn save(&self, body: Json<IntegrationRequest>) -> ApiResult<Json<IntegrationDto>, SaveErrors> {
         let input = body.0.into_input()?;
         Ok(Json(self.0.service.save(input).await?.into()))
     }
 
     /// Ask an executor to connect to the target with this configuration; nothing is saved.
     #[oai(path = "/integration/check", method = "post", operation_id = "checkIntegrationConnection")]
-    async fn check(&self, body: Json<IntegrationRequest>) -> poem::Result<()> {
+    async fn check(&self, body: Json<IntegrationRequest>) -> ApiResult<(), SaveErrors> {
         let input = body.0.into_input()?;
         Ok(self.0.service.check(input).await?)
     }
@@ -68,16 +72,19 @@ impl IntegrationApi {
     #[oai(path = "/integration/:integrationId", method = "post", operation_id = "restartIntegration")]
     async fn restart(
         &self,
-        #[oai(name = "integrationId")] integration_id: Path<String>,
-    ) -> poem::Result<Json<IntegrationDto>> {
-        let id = parse_uuid(&integration_id)?;
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<IntegrationDto>, ChangeErrors> {
+        let id = integration_id.0 .0;
         Ok(Json(self.0.service.restart(id).await?.into()))
     }
 
     /// Delete an integration.
     #[oai(path = "/integration/:integrationId", method = "delete", operation_id = "deleteIntegration")]
-    async fn delete(&self, #[oai(name = "integrationId")] integration_id: Path<String>) -> poem::Result<()> {
-        let id = parse_uuid(&integration_id)?;
+    async fn delete(
+        &self,
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<(), ChangeErrors> {
+        let id = integration_id.0 .0;
         Ok(self.0.service.delete(id).await?)
     }
 
@@ -85,9 +92,9 @@ impl IntegrationApi {
     #[oai(path = "/integration/:integrationId/enable", method = "post", operation_id = "enableIntegration")]
     async fn enable(
         &self,
-        #[oai(name = "integrationId")] integration_id: Path<String>,
-    ) -> poem::Result<Json<IntegrationDto>> {
-        let id = parse_uuid(&integration_id)?;
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<IntegrationDto>, ChangeErrors> {
+        let id = integration_id.0 .0;
         Ok(Json(self.0.service.set_enabled(id, true).await?.into()))
     }
 
@@ -95,9 +102,9 @@ impl IntegrationApi {
     #[oai(path = "/integration/:integrationId/disable", method = "post", operation_id = "disableIntegration")]
     async fn disable(
         &self,
-        #[oai(name = "integrationId")] integration_id: Path<String>,
-    ) -> poem::Result<Json<IntegrationDto>> {
-        let id = parse_uuid(&integration_id)?;
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<IntegrationDto>, ChangeErrors> {
+        let id = integration_id.0 .0;
         Ok(Json(self.0.service.set_enabled(id, false).await?.into()))
     }
 
@@ -105,15 +112,15 @@ impl IntegrationApi {
     #[oai(path = "/integration/:integrationId/status", method = "get", operation_id = "getIntegrationStatus")]
     async fn status(
         &self,
-        #[oai(name = "integrationId")] integration_id: Path<String>,
-    ) -> poem::Result<Json<StatusDto>> {
-        let id = parse_uuid(&integration_id)?;
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<StatusDto>, GetErrors> {
+        let id = integration_id.0 .0;
         Ok(Json(self.0.service.status(id).await?.into()))
     }
 
     /// Integration executors this node heard from, with their types and refused plugins.
     #[oai(path = "/executors", method = "get", operation_id = "getExecutors")]
-    async fn executors(&self) -> Json<Vec<ExecutorDto>> {
-        Json(self.0.service.executors().into_iter().map(Into::into).collect())
+    async fn executors(&self) -> ApiResult<Json<Vec<ExecutorDto>>, TokenErrors> {
+        Ok(Json(self.0.service.executors().into_iter().map(Into::into).collect()))
     }
 }

@@ -5,7 +5,12 @@ use serde_json::{json, Value};
 
 use super::support::{assert_error, integration, on_both_backends, Backend, Env};
 
-on_both_backends!(bad_requests_are_4xx_in_tbmq_shape, swagger_ui_and_openapi_document);
+on_both_backends!(
+    bad_requests_are_4xx_in_tbmq_shape,
+    swagger_ui_and_openapi_document,
+    fuzzed_parameters_are_documented_and_enforced,
+    method_not_allowed_lists_allowed_methods
+);
 
 async fn raw(env: &Env, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
     let r = env
@@ -139,5 +144,152 @@ async fn swagger_ui_and_openapi_document(backend: Backend) {
         assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
     assert_eq!(spec["servers"][0]["url"], "/api");
+    env.stop().await;
+}
+
+/// Schema fuzzing (schemathesis, `fuzz-api.sh`): the document declares every error status an
+/// operation answers with, in TBMQ's error shape; UUIDs, paging and sorting parameters carry
+/// the constraints the server enforces; closed bodies say so; a save names its required fields.
+async fn fuzzed_parameters_are_documented_and_enforced(backend: Backend) {
+    let env = Env::start(backend).await;
+    let r = env.client.get(env.url("/api/openapi.json")).send().await.expect("request");
+    let (code, spec) = super::support::read(r).await;
+    assert_eq!(code, StatusCode::OK);
+    let op = |path: &str, method: &str| spec["paths"][path][method].clone();
+    let statuses = |path: &str, method: &str| {
+        let mut codes: Vec<String> =
+            op(path, method)["responses"].as_object().expect("responses").keys().cloned().collect();
+        codes.sort();
+        codes
+    };
+    assert_eq!(statuses("/integration/{integrationId}", "get"), ["200", "400", "401", "404", "500"]);
+    assert_eq!(statuses("/integration", "post"), ["200", "400", "401", "413", "415", "500", "503", "504"]);
+    assert_eq!(statuses("/integration/check", "post"), ["200", "400", "401", "413", "415", "500", "503", "504"]);
+    assert_eq!(statuses("/integration/{integrationId}", "delete"), ["200", "400", "401", "404", "500", "503"]);
+    assert_eq!(statuses("/integrations", "get"), ["200", "400", "401", "500"]);
+    assert_eq!(statuses("/events/{entityId}/{eventType}", "get"), ["200", "400", "401", "500"]);
+    assert_eq!(statuses("/events/{entityId}/clear", "post"), ["200", "400", "401", "413", "415", "500"]);
+    assert_eq!(statuses("/auth/login", "post"), ["200", "400", "401", "413", "415", "500"]);
+    assert_eq!(statuses("/executors", "get"), ["200", "401"]);
+    let error_schema =
+        &op("/integration/{integrationId}", "get")["responses"]["404"]["content"]["application/json"]["schema"];
+    assert_eq!(error_schema["$ref"], "#/components/schemas/ErrorBody", "{error_schema}");
+    let error_body = &spec["components"]["schemas"]["ErrorBody"];
+    let mut required: Vec<&str> =
+        error_body["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    required.sort_unstable();
+    assert_eq!(required, ["errorCode", "message", "status", "timestamp"]);
+    // Parameters.
+    let param = |path: &str, method: &str, name: &str| {
+        op(path, method)["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} of {method} {path}"))["schema"]
+            .clone()
+    };
+    assert_eq!(param("/integration/{integrationId}", "get", "integrationId")["format"], "uuid");
+    assert_eq!(param("/events/{entityId}/clear", "post", "entityId")["format"], "uuid");
+    let page_size = param("/integrations", "get", "pageSize");
+    assert_eq!((page_size["minimum"].as_f64(), page_size["maximum"].as_f64()), (Some(1.0), Some(100_000.0)));
+    let page = param("/events/{entityId}/{eventType}", "get", "page");
+    assert_eq!((page["minimum"].as_f64(), page["maximum"].as_f64()), (Some(0.0), Some(1_000_000_000.0)));
+    assert!(param("/integrations", "get", "sortOrder")["pattern"].is_string());
+    assert!(param("/integrations", "get", "sortProperty")["pattern"].is_string());
+    assert!(param("/events/{entityId}/{eventType}", "get", "eventType")["pattern"].is_string());
+    // Bodies.
+    for name in crate::api::CLOSED_SCHEMAS {
+        assert_eq!(spec["components"]["schemas"][name]["additionalProperties"], false, "{name}");
+    }
+    assert_eq!(
+        spec["components"]["schemas"]["IntegrationRequest"]["required"],
+        json!(["name", "type", "configuration"])
+    );
+    assert_eq!(spec["components"]["schemas"]["IntegrationRequest"]["properties"]["id"]["format"], "uuid");
+
+    // What the document says is what the server does.
+    let id = uuid::Uuid::new_v4();
+    for query in [
+        "?pageSize=-9223372036854775808&page=-9223372036854775808",
+        "?pageSize=100001&page=0",
+        "?pageSize=10&page=1000000001",
+        "?pageSize=10&page=0&sortOrder=up",
+    ] {
+        let (code, body) = env.get(&format!("/api/integrations{query}")).await;
+        assert_error(code, &body, 400, 31);
+        let (code, body) = env.get(&format!("/api/events/{id}/STATS{query}")).await;
+        assert_error(code, &body, 400, 31);
+    }
+    for query in ["?pageSize=100000&page=1000000000&sortOrder=desc&sortProperty=name", "?pageSize=1&page=0&sortOrder="]
+    {
+        let (code, body) = env.get(&format!("/api/integrations{query}")).await;
+        assert_eq!(code, StatusCode::OK, "{query} {body}");
+    }
+    for kind in ["lc_event", "Error", "STATS"] {
+        let (code, body) = env.get(&format!("/api/events/{id}/{kind}?pageSize=5&page=0&sortProperty=ts")).await;
+        assert_eq!(code, StatusCode::OK, "{kind} {body}");
+    }
+    let (code, body) = env.get(&format!("/api/events/{id}/DEBUG?pageSize=5&page=0")).await;
+    assert_error(code, &body, 400, 31);
+    let (code, body) = env.get("/api/integration/0/status").await;
+    assert_eq!(assert_error(code, &body, 400, 31), "Invalid UUID string: 0");
+    let (code, body) = env.post("/api/events/0/clear", json!({"eventType": "LC_EVENT"})).await;
+    assert_eq!(assert_error(code, &body, 400, 31), "Invalid UUID string: 0");
+    // A body without a Content-Type: the documented 415, in TBMQ's shape.
+    let r = env
+        .client
+        .post(env.url("/api/integration"))
+        .header("X-Authorization", format!("Bearer {}", env.token))
+        .send()
+        .await
+        .expect("request");
+    let (code, body) = super::support::read(r).await;
+    assert_error(code, &body, 415, 31);
+    // Unknown fields of an event filter: refused, as `additionalProperties: false` says.
+    let (code, body) =
+        env.post(&format!("/api/events/{id}?pageSize=5&page=0"), json!({"eventType": "STATS", "r": 1})).await;
+    assert_error(code, &body, 400, 31);
+    env.stop().await;
+}
+
+/// Schema fuzzing found 405s without `Allow` (RFC 9110 requires it).
+async fn method_not_allowed_lists_allowed_methods(backend: Backend) {
+    let env = Env::start(backend).await;
+    let id = uuid::Uuid::new_v4();
+    for (path, allowed) in [
+        (format!("/api/integration/{id}/enable"), "POST"),
+        (format!("/api/integration/{id}/status"), "GET"),
+        ("/api/integration/check".to_string(), "POST"),
+        ("/api/executors".to_string(), "GET"),
+        ("/api/auth/login".to_string(), "POST"),
+        (format!("/api/events/{id}/clear"), "POST"),
+    ] {
+        for method in ["TRACE", "PUT", "PATCH"] {
+            let r = env
+                .client
+                .request(method.parse().expect("method"), env.url(&path))
+                .header("X-Authorization", format!("Bearer {}", env.token))
+                .send()
+                .await
+                .expect("request");
+            let allow = r.headers().get("allow").map(|v| v.to_str().expect("ascii").to_string());
+            let (code, body) = super::support::read(r).await;
+            assert_error(code, &body, 405, 31);
+            assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
+        }
+    }
+    let r = env
+        .client
+        .request("TRACE".parse().expect("method"), env.url(&format!("/api/integration/{id}")))
+        .header("X-Authorization", format!("Bearer {}", env.token))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r.headers().get("allow").expect("allow").to_str().expect("ascii").to_string();
+    let mut methods: Vec<&str> = allow.split(", ").collect();
+    methods.sort_unstable();
+    assert_eq!(methods, ["DELETE", "GET", "POST"]);
     env.stop().await;
 }

@@ -52,3 +52,45 @@ fn executors_expire_after_three_intervals() {
     let all = executors.all(40_000);
     assert_eq!((all.len(), all[0].live, all[0].plugin_errors.len()), (1, false, 1));
 }
+
+/// The `Allow` table read from an OpenAPI document prefers literal segments, as the router does.
+#[test]
+fn allowed_methods_from_the_document() {
+    let spec = serde_json::json!({"paths": {
+        "/integration/{integrationId}": {"get": {}, "post": {}, "delete": {}},
+        "/integration/check": {"post": {}},
+        "/integration/{integrationId}/enable": {"post": {}, "parameters": []},
+    }});
+    let allowed = crate::api::AllowedMethods::from_spec(&spec.to_string());
+    let get = |path: &str| allowed.lookup(path).map(|v| v.to_str().expect("ascii").to_string());
+    assert_eq!(get("/api/integration/check").as_deref(), Some("POST"));
+    let mut methods = get("/api/integration/abc").expect("route");
+    methods = {
+        let mut m: Vec<&str> = methods.split(", ").collect();
+        m.sort_unstable();
+        m.join(", ")
+    };
+    assert_eq!(methods, "DELETE, GET, POST");
+    assert_eq!(get("/api/integration/abc/enable").as_deref(), Some("POST"), "`parameters` is not a method");
+    assert_eq!(get("/api/health/live"), None);
+    assert_eq!(get("/health/live").as_deref(), Some("GET, HEAD"));
+    assert_eq!(get("/api/integration/a/b/c"), None);
+}
+
+/// The served document closes the request bodies and names a save's required fields.
+#[test]
+fn openapi_document_patch() {
+    let generated = serde_json::json!({"components": {"schemas": {
+        "IntegrationRequest": {"type": "object", "properties": {}},
+        "LoginRequest": {"type": "object"},
+        "IntegrationDto": {"type": "object"},
+    }}});
+    let patched: serde_json::Value =
+        serde_json::from_str(&crate::api::openapi_document(&generated.to_string())).expect("json");
+    let schemas = &patched["components"]["schemas"];
+    assert_eq!(schemas["IntegrationRequest"]["additionalProperties"], false);
+    assert_eq!(schemas["LoginRequest"]["additionalProperties"], false);
+    assert!(schemas["IntegrationDto"].get("additionalProperties").is_none(), "responses stay open");
+    assert_eq!(schemas["IntegrationRequest"]["required"], serde_json::json!(["name", "type", "configuration"]));
+    assert_eq!(crate::api::openapi_document("not json"), "not json");
+}
