@@ -8,7 +8,7 @@
 //! refused record is counted (`broker_integration_msgs_dropped_total`) and logged, never blocks.
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
         mpsc, Arc,
@@ -46,6 +46,9 @@ pub struct QueueForwarder {
     topics: TopicNames,
     service_id: String,
     known: Arc<RwLock<HashSet<String>>>,
+    /// Messages per topic still waiting on the slow path; the fast path is used only at zero,
+    /// so a message never overtakes an earlier one of the same integration.
+    pending: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
     slow: mpsc::SyncSender<(String, Vec<u8>, String)>,
     acks: mpsc::SyncSender<Delivery>,
     stats: Arc<ForwardStats>,
@@ -62,6 +65,7 @@ impl QueueForwarder {
     pub fn new(queue: Arc<dyn Queue>, topics: TopicNames, service_id: String) -> Arc<Self> {
         let stats = Arc::new(ForwardStats::default());
         let known = Arc::new(RwLock::new(HashSet::new()));
+        let pending: Arc<parking_lot::Mutex<HashMap<String, usize>>> = Arc::default();
         let (acks_tx, acks_rx) = mpsc::sync_channel::<Delivery>(100_000);
         let (slow_tx, slow_rx) = mpsc::sync_channel::<(String, Vec<u8>, String)>(SLOW_PATH_CAPACITY);
         let producer = queue.producer();
@@ -85,8 +89,15 @@ impl QueueForwarder {
                 .expect("spawn forwarder ack thread");
         }
         {
-            let (queue, topics, known, producer, acks, stats) =
-                (queue.clone(), topics.clone(), known.clone(), producer.clone(), acks_tx.clone(), stats.clone());
+            let (queue, topics, known, producer, acks, stats, pending) = (
+                queue.clone(),
+                topics.clone(),
+                known.clone(),
+                producer.clone(),
+                acks_tx.clone(),
+                stats.clone(),
+                pending.clone(),
+            );
             std::thread::Builder::new()
                 .name("broker-ie-topics".into())
                 .spawn(move || {
@@ -100,11 +111,18 @@ impl QueueForwarder {
                         let d = producer.send(&topic, Partitioning::Fixed(0), Some(key.as_bytes()), &value);
                         stats.sent.fetch_add(1, Ordering::Relaxed);
                         let _ = acks.send(d);
+                        let mut p = pending.lock();
+                        if let Some(n) = p.get_mut(&topic) {
+                            *n -= 1;
+                            if *n == 0 {
+                                p.remove(&topic);
+                            }
+                        }
                     }
                 })
                 .expect("spawn forwarder topic thread");
         }
-        Arc::new(QueueForwarder { producer, topics, service_id, known, slow: slow_tx, acks: acks_tx, stats })
+        Arc::new(QueueForwarder { producer, topics, service_id, known, pending, slow: slow_tx, acks: acks_tx, stats })
     }
 
     /// The forwarder's counters.
@@ -176,7 +194,7 @@ impl IntegrationSink for QueueForwarder {
         };
         let topic = self.topics.msg(id);
         let value = encode(msg, &self.service_id);
-        if self.known.read().contains(&topic) {
+        if self.known.read().contains(&topic) && !self.pending.lock().contains_key(&topic) {
             let mut d = self.producer.send(&topic, Partitioning::Fixed(0), Some(msg.topic.as_bytes()), &value);
             match d.try_recv() {
                 // Stored already (the embedded queue answers at once).
@@ -203,7 +221,16 @@ impl IntegrationSink for QueueForwarder {
                 }
             };
         }
-        if self.slow.try_send((topic, value, msg.topic.clone())).is_err() {
+        // Counted before it is queued, so the slow thread can never see a count of zero for it.
+        *self.pending.lock().entry(topic.clone()).or_default() += 1;
+        if self.slow.try_send((topic.clone(), value, msg.topic.clone())).is_err() {
+            let mut p = self.pending.lock();
+            if let Some(n) = p.get_mut(&topic) {
+                *n -= 1;
+                if *n == 0 {
+                    p.remove(&topic);
+                }
+            }
             tracing::error!(integration_id, "Integration topic creation is backed up; message dropped.");
             self.drop_message("backlog");
         }

@@ -67,6 +67,8 @@ impl std::fmt::Debug for BrokerService {
 impl BrokerService {
     /// Starts the MQTT listeners, the forwarder and the management plane on `queue`.
     pub async fn start(lookup: Lookup<'_>, queue: Arc<dyn Queue>) -> Result<Self, ServiceError> {
+        // Install the metrics recorder before anything counts.
+        let _ = trib_core::service::prometheus();
         let mut broker_config = BrokerConfig::default();
         broker_config.apply_env(lookup)?;
         let management_config = management_config(lookup)?;

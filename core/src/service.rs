@@ -117,6 +117,8 @@ impl ExecutorService {
     /// operations endpoints on `HTTP_BIND_ADDRESS:HTTP_BIND_PORT` unless `serve_ops` is false
     /// (the all-in-one process serves them once, on the broker's side).
     pub async fn start(lookup: Lookup<'_>, queue: Arc<dyn Queue>, serve_ops: bool) -> Result<Self, ServiceError> {
+        // Install the metrics recorder before anything counts.
+        let _ = prometheus();
         let config = ExecutorConfig::from_lookup(lookup)?;
         let plugins = config.plugins_dir.clone();
         let report = tokio::task::spawn_blocking(move || load_plugins(&plugins)).await.unwrap_or_default();

@@ -36,6 +36,8 @@ const POLL_GRACE: Duration = Duration::from_millis(10);
 pub(super) struct KafkaConsumer {
     consumer: BaseConsumer<EventContext>,
     timeout: Duration,
+    /// Manually assigned (not a group member): seeking re-assigns with the offset.
+    manual: bool,
 }
 
 impl KafkaConsumer {
@@ -54,7 +56,8 @@ impl KafkaConsumer {
 
     /// A consumer of exactly `tp`, starting at `group`'s committed offset.
     pub(super) fn assign(config: &KafkaConfig, group: &str, client_id: &str, tp: &TopicPartition) -> QueueResult<Self> {
-        let this = Self::new(config, group, client_id)?;
+        let mut this = Self::new(config, group, client_id)?;
+        this.manual = true;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Stored).map_err(backend)?;
         this.consumer.assign(&tpl).map_err(backend)?;
@@ -72,7 +75,7 @@ impl KafkaConsumer {
             .set("auto.offset.reset", "earliest");
         let context = EventContext { events: Mutex::new(VecDeque::new()) };
         let consumer = client.create_with_context(context).map_err(backend)?;
-        Ok(KafkaConsumer { consumer, timeout: config.admin_timeout })
+        Ok(KafkaConsumer { consumer, timeout: config.admin_timeout, manual: false })
     }
 
     fn take_events(&self) -> Vec<ConsumerEvent> {
@@ -156,6 +159,13 @@ impl Consumer for KafkaConsumer {
 
     fn seek(&mut self, tp: &TopicPartition, offset: i64) -> QueueResult<()> {
         self.check_assigned(tp)?;
+        if self.manual {
+            // librdkafka refuses to seek a partition it is not fetching yet ("Erroneous state"),
+            // which is the case right after `assign`; assigning again with the offset always works.
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)).map_err(backend)?;
+            return self.consumer.assign(&tpl).map_err(backend);
+        }
         self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), self.timeout).map_err(backend)
     }
 
