@@ -1,0 +1,145 @@
+//! MQTT clients of the tests (rumqttc, MQTT 3.1.1): a device that publishes a list of messages
+//! and returns once the broker acknowledged every QoS 1 message, and a subscriber that collects
+//! what a broker forwards. Each client's event loop runs on its own thread.
+
+use std::{
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    time::{Duration, Instant},
+};
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+use crate::node::PATIENCE;
+
+/// A message as a subscriber received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+}
+
+enum Note {
+    Connected,
+    Acked,
+    Subscribed,
+    Message(Received),
+    Failed(String),
+}
+
+/// Publishes `messages` (topic, payload) in order as `client_id` on `host:port` with QoS 1 and
+/// returns once the broker acknowledged every one of them.
+pub fn publish_all(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) {
+    let (client, notes) = connect("127.0.0.1", port, client_id);
+    for (topic, payload) in messages {
+        client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone()).expect("queue a publish");
+    }
+    let deadline = Instant::now() + PATIENCE;
+    let mut acked = 0;
+    while acked < messages.len() {
+        match next(&notes, deadline) {
+            Note::Acked => acked += 1,
+            Note::Failed(e) => panic!("publisher {client_id} lost its connection after {acked} acks: {e}"),
+            _ => {}
+        }
+    }
+    let _ = client.disconnect();
+}
+
+/// A subscriber on another broker (or the same one).
+pub struct Subscriber {
+    client: Client,
+    notes: Receiver<Note>,
+}
+
+impl Subscriber {
+    /// Connects to `host:port` and subscribes to `filter` with QoS 1.
+    pub fn start(host: &str, port: u16, client_id: &str, filter: &str) -> Subscriber {
+        let (client, notes) = connect(host, port, client_id);
+        client.subscribe(filter, QoS::AtLeastOnce).expect("queue a subscribe");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match next(&notes, deadline) {
+                Note::Subscribed => break,
+                Note::Failed(e) => panic!("subscriber {client_id} failed: {e}"),
+                _ => {}
+            }
+        }
+        Subscriber { client, notes }
+    }
+
+    /// Waits for `count` messages.
+    pub fn take(&self, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut got = Vec::new();
+        while got.len() < count {
+            match self.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Note::Message(m)) => got.push(m),
+                Ok(Note::Failed(e)) => panic!("subscriber failed after {} messages: {e}; got {got:?}", got.len()),
+                Ok(_) => {}
+                Err(_) => panic!("timed out waiting for {count} messages; got {got:?}"),
+            }
+        }
+        got
+    }
+
+    /// Whatever arrives within `window` (to check that nothing more comes).
+    pub fn drain(&self, window: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + window;
+        let mut got = Vec::new();
+        while let Ok(note) = self.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if let Note::Message(m) = note {
+                got.push(m);
+            }
+        }
+        got
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.client.disconnect();
+    }
+}
+
+fn connect(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
+    let mut options = MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(30)).set_clean_session(true);
+    let (client, mut connection) = Client::new(options, 1000);
+    let (tx, notes) = mpsc::channel();
+    std::thread::spawn(move || {
+        for event in connection.iter() {
+            let note = match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => Note::Connected,
+                Ok(Event::Incoming(Packet::PubAck(_))) => Note::Acked,
+                Ok(Event::Incoming(Packet::SubAck(_))) => Note::Subscribed,
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    Note::Message(Received { topic: p.topic.clone(), payload: p.payload.to_vec(), qos: p.qos as u8 })
+                }
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = tx.send(Note::Failed(e.to_string()));
+                    break;
+                }
+            };
+            if tx.send(note).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + PATIENCE;
+    match next(&notes, deadline) {
+        Note::Connected => {}
+        Note::Failed(e) => panic!("{client_id} cannot connect to {host}:{port}: {e}"),
+        _ => panic!("{client_id}: unexpected first event"),
+    }
+    (client, notes)
+}
+
+fn next(notes: &Receiver<Note>, deadline: Instant) -> Note {
+    match notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(note) => note,
+        Err(RecvTimeoutError::Timeout) => panic!("timed out waiting for the MQTT client"),
+        Err(RecvTimeoutError::Disconnected) => Note::Failed("event loop ended".into()),
+    }
+}
