@@ -3,8 +3,8 @@
 //!
 //! On every partition assignment it rewinds to the beginning and enters *restoration mode* for
 //! that partition: it reads up to the end, keeping only the latest lifecycle message per
-//! integration and skipping validation requests (they are stale), then starts the integrations it
-//! found and switches the partition to *real-time mode*, where every message takes effect at once.
+//! integration and answering only validation requests whose deadline has not passed, then starts
+//! the integrations it found and switches the partition to *real-time mode*, where every message takes effect at once.
 //! When partitions are revoked, their integrations are stopped (another executor takes them).
 
 use std::{
@@ -130,9 +130,16 @@ fn handle_record(manager: &Manager, partitions: &mut HashMap<TopicPartition, Par
         }
     };
     if let Some((end, _)) = state.restoring {
-        // Validation requests read while restoring are stale and skipped.
         if let Some(lc) = msg.integration_msg {
             remember(state, lc);
+        }
+        // TBMQ skips every validation request read while restoring as stale; one whose deadline
+        // has not passed is still awaited by a broker, so it is answered (the manager drops
+        // expired ones). Otherwise a save right after an executor (re)joins would time out.
+        if let Some(request) = msg.validation_request_msg {
+            if request.deadline > crate::now_ms() {
+                manager.handle_validation(request);
+            }
         }
         if record.offset + 1 >= end {
             state.restoring = Some((end, true));
