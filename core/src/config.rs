@@ -175,15 +175,21 @@ impl ExecutorConfig {
 
     /// The service id, or the host name when none is configured.
     pub fn effective_service_id(&self) -> String {
-        if !self.service_id.is_empty() {
-            return self.service_id.clone();
-        }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| format!("tbmq-ie-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]))
+        service_id_or_host_name(&self.service_id, "tbmq-ie")
     }
+}
+
+/// TBMQ's rule for `TB_SERVICE_ID`: the configured id, else the host name, else `<prefix>-` and
+/// ten random characters.
+pub fn service_id_or_host_name(configured: &str, prefix: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]))
 }
 
 fn ack_strategy(lookup: Lookup<'_>) -> Result<AckStrategy, ConfigError> {

@@ -108,14 +108,7 @@ fn default_max_body_bytes() -> usize {
 impl ManagementConfig {
     /// The service id, or the host name when none is configured.
     pub fn effective_service_id(&self) -> String {
-        if !self.service_id.is_empty() {
-            return self.service_id.clone();
-        }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| format!("tbmq-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]))
+        trib_core::config::service_id_or_host_name(&self.service_id, "tbmq")
     }
 
     /// How long an executor counts as live after its last announcement.
