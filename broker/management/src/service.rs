@@ -133,17 +133,7 @@ impl Service {
     /// Writes an integration's lifecycle record (UPDATED) to the downlink topic again.
     async fn resend_lifecycle(&self, integration: &Integration) -> ServiceResult<()> {
         self.topics.ensure_msg(integration.id).await?;
-        let (msb, lsb) = uuid_to_bits(integration.id);
-        let msg = IntegrationMsgProto {
-            integration_id_msb: msb,
-            integration_id_lsb: lsb,
-            r#type: integration.integration_type.clone(),
-            name: Some(integration.name.clone()),
-            enabled: Some(integration.enabled),
-            configuration: Some(integration.configuration.to_string()),
-            event: Lc::Updated as i32,
-        };
-        self.send_downlink(&integration.integration_type, integration.id, msg).await
+        self.send_downlink(&integration.integration_type, integration.id, lifecycle_msg(integration, Lc::Updated)).await
     }
 
     /// One integration.
@@ -354,17 +344,7 @@ impl Service {
         self.topics.ensure_msg(integration.id).await?;
         self.subscriptions.set_integration_subscriptions(integration.id, &integration.topic_filters());
         self.lifecycle_event(integration.id, event).await?;
-        let (msb, lsb) = uuid_to_bits(integration.id);
-        let msg = IntegrationMsgProto {
-            integration_id_msb: msb,
-            integration_id_lsb: lsb,
-            r#type: integration.integration_type.clone(),
-            name: Some(integration.name.clone()),
-            enabled: Some(integration.enabled),
-            configuration: Some(integration.configuration.to_string()),
-            event: event as i32,
-        };
-        self.send_downlink(&integration.integration_type, integration.id, msg).await
+        self.send_downlink(&integration.integration_type, integration.id, lifecycle_msg(integration, event)).await
     }
 
     async fn lifecycle_event(&self, id: Uuid, event: Lc) -> ServiceResult<()> {
@@ -411,4 +391,18 @@ pub fn validate_topic_filter(filter: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// The lifecycle record of an integration (TBMQ's `IntegrationMsgProto` with the full config).
+fn lifecycle_msg(integration: &Integration, event: Lc) -> IntegrationMsgProto {
+    let (msb, lsb) = uuid_to_bits(integration.id);
+    IntegrationMsgProto {
+        integration_id_msb: msb,
+        integration_id_lsb: lsb,
+        r#type: integration.integration_type.clone(),
+        name: Some(integration.name.clone()),
+        enabled: Some(integration.enabled),
+        configuration: Some(integration.configuration.to_string()),
+        event: event as i32,
+    }
 }
