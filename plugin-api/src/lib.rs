@@ -28,6 +28,9 @@
 //!    the executor. The executor's log and status output name every library it loaded or refused.
 //!
 //! The HTTP, MQTT and Kafka drivers in this repository (`plugins/`) are complete examples.
+//! [`support`] holds what they share and a new driver usually wants too: a reader that checks
+//! a `clientConfiguration` object field by field the way TBMQ (Jackson) reads it
+//! ([`support::fields`]), TBMQ's credentials object and TBMQ's JSON message envelope.
 //!
 //! ## Rules of the boundary
 //!

@@ -1,5 +1,6 @@
-//! Helpers shared by drivers that are not part of the binary interface: the TBMQ JSON envelope
-//! and the TBMQ credentials object. They follow the crate's semver, not the frozen ABI.
+//! Helpers shared by drivers that are not part of the binary interface: the TBMQ JSON envelope,
+//! the TBMQ credentials object and a field-by-field reader of configuration objects. They follow the crate's semver, not the frozen ABI.
 
 pub mod credentials;
 pub mod envelope;
+pub mod fields;

@@ -6,8 +6,10 @@
 //! side of validation (does librdkafka accept the resulting properties) lives in
 //! [`crate::properties`], and the key template in [`crate::request`].
 
-use serde_json::{Map, Value};
-use trib_plugin_api::driver::FieldError;
+use trib_plugin_api::{
+    driver::FieldError,
+    support::fields::{self, Fields},
+};
 
 use crate::{charset::Charset, request::KeyTemplate};
 
@@ -73,15 +75,11 @@ The default protocol is 'PLAINTEXT'. Please ensure 'security.protocol' is set co
 impl KafkaConfig {
     /// Parses and checks a `clientConfiguration` JSON text (without asking librdkafka).
     pub fn parse(json: &str) -> Result<KafkaConfig, Vec<FieldError>> {
-        let root: Map<String, Value> = match serde_json::from_str(json) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => return Err(vec![FieldError::new("", "clientConfiguration must be a JSON object")]),
-            Err(e) => return Err(vec![FieldError::new("", format!("invalid JSON: {e}"))]),
-        };
-        let mut f = Fields { root: &root, errors: Vec::new() };
+        let root = fields::object(json)?;
+        let mut f = Fields::new(&root);
         let bootstrap_servers = f.string("bootstrapServers").unwrap_or_default();
         if !f.failed("bootstrapServers") {
-            check_bootstrap_servers(&bootstrap_servers, &mut f.errors);
+            check_bootstrap_servers(&bootstrap_servers, &mut f);
         }
         let topic = f.string("topic").unwrap_or_default();
         if topic.is_empty() && !f.failed("topic") {
@@ -90,10 +88,10 @@ impl KafkaConfig {
         let key = f.string("key").filter(|k| !k.is_empty());
         let key = key.and_then(|k| KeyTemplate::parse(&k).map_err(|e| f.error("key", format!("Key: {e}"))).ok());
         let client_id_prefix = f.string("clientIdPrefix").filter(|p| !p.is_empty());
-        let retries = f.non_negative("retries", "Retries", 0);
-        let batch_size = f.non_negative("batchSize", "Batch size", 0);
-        let linger_ms = f.non_negative("linger", "Linger ms", 0);
-        let buffer_memory = f.non_negative("bufferMemory", "Buffer memory", 0);
+        let retries = non_negative(&mut f, "retries", "Retries", 0);
+        let batch_size = non_negative(&mut f, "batchSize", "Batch size", 0);
+        let linger_ms = non_negative(&mut f, "linger", "Linger ms", 0);
+        let buffer_memory = non_negative(&mut f, "bufferMemory", "Buffer memory", 0);
         let acks = f.string("acks").unwrap_or_else(|| default_acks().to_string());
         if !ACKS.contains(&acks.as_str()) {
             f.error("acks", "Invalid acks value");
@@ -118,10 +116,7 @@ impl KafkaConfig {
         // keySerializer / valueSerializer are Java class names; records are bytes here.
         f.string("keySerializer");
         f.string("valueSerializer");
-        if !f.errors.is_empty() {
-            return Err(f.errors);
-        }
-        Ok(KafkaConfig {
+        f.finish(KafkaConfig {
             bootstrap_servers,
             topic,
             key,
@@ -147,15 +142,15 @@ impl KafkaConfig {
 
 /// TBMQ's bootstrap check: not empty, and each comma-separated entry is `host:port` with a port
 /// in 1..=65535. Beyond TBMQ, a bracketed IPv6 host (`[::1]:9092`) is accepted.
-fn check_bootstrap_servers(servers: &str, errors: &mut Vec<FieldError>) {
+fn check_bootstrap_servers(servers: &str, f: &mut Fields<'_>) {
     if servers.is_empty() {
-        errors.push(FieldError::new("bootstrapServers", "Bootstrap servers cannot be empty"));
+        f.error("bootstrapServers", "Bootstrap servers cannot be empty");
         return;
     }
     // Java's String.split drops trailing empty entries, so "a:1," passes in TBMQ too.
     let entries: Vec<&str> = servers.trim_end_matches(',').split(',').collect();
     if let Some(bad) = entries.iter().find(|s| !is_host_port(s.trim())) {
-        errors.push(FieldError::new("bootstrapServers", format!("Invalid bootstrap server format: {bad}")));
+        f.error("bootstrapServers", format!("Invalid bootstrap server format: {bad}"));
     }
 }
 
@@ -173,90 +168,14 @@ fn is_host_port(server: &str) -> bool {
     !host.trim().is_empty() && matches!(port.trim().parse::<i32>(), Ok(1..=65535))
 }
 
-/// Field-by-field reader of the configuration object that collects errors as it goes.
-struct Fields<'a> {
-    root: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
-}
-
-impl Fields<'_> {
-    fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, message));
+/// An integer field that must not be negative nor exceed a Java `int`; absent, null or invalid
+/// gives `default`.
+fn non_negative(f: &mut Fields<'_>, field: &str, label: &str, default: i64) -> i64 {
+    match f.integer_opt(field) {
+        Some(v) if v < 0 => f.error(field, format!("{label} must not be less than 0")),
+        Some(v) if v > i64::from(i32::MAX) => f.error(field, format!("{label} must not exceed {}", i32::MAX)),
+        Some(v) => return v,
+        None => {}
     }
-
-    /// Whether `field` already has an error (then its follow-up checks are skipped).
-    fn failed(&self, field: &str) -> bool {
-        self.errors.iter().any(|e| e.field.as_str() == field)
-    }
-
-    /// A string field; absent or null is `None`. Numbers and booleans are taken as their text,
-    /// as Jackson does for a Java `String`.
-    fn string(&mut self, field: &str) -> Option<String> {
-        match self.root.get(field) {
-            None | Some(Value::Null) => None,
-            Some(value) => scalar_text(value).or_else(|| {
-                self.error(field, "must be a string");
-                None
-            }),
-        }
-    }
-
-    /// An integer field that must not be negative; absent or null gives `default`. A numeric
-    /// string is accepted, as Jackson does for a Java `int`.
-    fn non_negative(&mut self, field: &str, label: &str, default: i64) -> i64 {
-        let value = match self.root.get(field) {
-            None | Some(Value::Null) => return default,
-            Some(Value::Number(n)) => n.as_i64(),
-            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-            Some(_) => None,
-        };
-        match value {
-            Some(v) if v < 0 => self.error(field, format!("{label} must not be less than 0")),
-            Some(v) if v > i64::from(i32::MAX) => self.error(field, format!("{label} must not exceed {}", i32::MAX)),
-            Some(v) => return v,
-            None => self.error(field, "must be an integer"),
-        }
-        default
-    }
-
-    fn boolean(&mut self, field: &str) -> bool {
-        match self.root.get(field) {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-            Some(_) => {
-                self.error(field, "must be a boolean");
-                false
-            }
-        }
-    }
-
-    /// A JSON object of scalar values, in document order; absent or null is empty.
-    fn string_map(&mut self, field: &str) -> Vec<(String, String)> {
-        let map = match self.root.get(field) {
-            None | Some(Value::Null) => return Vec::new(),
-            Some(Value::Object(map)) => map,
-            Some(_) => {
-                self.error(field, "must be an object of strings");
-                return Vec::new();
-            }
-        };
-        let mut pairs = Vec::with_capacity(map.len());
-        for (key, value) in map {
-            match scalar_text(value) {
-                Some(text) => pairs.push((key.clone(), text)),
-                None => self.error(&format!("{field}.{key}"), "must be a string"),
-            }
-        }
-        pairs
-    }
-}
-
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    default
 }

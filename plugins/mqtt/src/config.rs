@@ -8,10 +8,13 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use trib_plugin_api::{
     driver::FieldError,
-    support::credentials::{self, Credentials},
+    support::{
+        credentials::{self, Credentials},
+        fields::{self, Fields},
+    },
 };
 
 use crate::{
@@ -102,38 +105,34 @@ pub fn validate(json: &str) -> Vec<FieldError> {
 
 /// Parses and checks a `clientConfiguration` JSON text.
 pub fn parse(json: &str) -> Result<Config, Vec<FieldError>> {
-    let value: Value =
-        serde_json::from_str(json).map_err(|e| vec![FieldError::new("", format!("invalid JSON: {e}"))])?;
-    let Value::Object(obj) = value else {
-        return Err(vec![FieldError::new("", "must be a JSON object")]);
-    };
-    let mut f = Fields { obj: &obj, errors: Vec::new() };
+    let obj = fields::object(json)?;
+    let mut f = Fields::new(&obj);
 
-    let host = f.text("host").unwrap_or_default();
+    let host = f.strict_string("host").unwrap_or_default();
     if host.trim().is_empty() {
         f.error("host", "Host cannot be empty");
     }
-    let port = f.int("port", default_port());
+    let port = f.integer("port", default_port());
     if !(1..=65535).contains(&port) {
         f.error("port", "Port must be between 1 and 65535");
     }
-    let use_msg_topic_name = f.flag("useMsgTopicName");
+    let use_msg_topic_name = f.boolean("useMsgTopicName");
     let topic = if use_msg_topic_name { TargetTopic::Source } else { f.template() };
-    let client_id = f.text("clientId").unwrap_or_default();
+    let client_id = f.strict_string("clientId").unwrap_or_default();
     if client_id.trim().is_empty() {
         f.error("clientId", "Client ID is required");
     }
     let credentials = f.credentials();
-    let ssl = f.flag("ssl");
-    let connect_timeout = f.int("connectTimeoutSec", default_connect_timeout_sec());
+    let ssl = f.boolean("ssl");
+    let connect_timeout = f.integer("connectTimeoutSec", default_connect_timeout_sec());
     if connect_timeout <= 0 {
         f.error("connectTimeoutSec", "Connection timeout (seconds) must be greater than 0");
     }
-    let reconnect_period = f.int("reconnectPeriodSec", default_reconnect_period_sec());
+    let reconnect_period = f.integer("reconnectPeriodSec", default_reconnect_period_sec());
     if reconnect_period < 0 {
         f.error("reconnectPeriodSec", "Reconnect period (seconds) must not be less than 0");
     }
-    let version = match f.int("mqttVersion", default_mqtt_version()) {
+    let version = match f.integer("mqttVersion", default_mqtt_version()) {
         4 => MqttVersion::V311,
         5 => MqttVersion::V5,
         3 => {
@@ -148,14 +147,14 @@ pub fn parse(json: &str) -> Result<Config, Vec<FieldError>> {
             MqttVersion::V311
         }
     };
-    let qos = f.int("qos", default_qos());
+    let qos = f.integer("qos", default_qos());
     if !(0..=2).contains(&qos) {
         f.error(
             "qos",
             "Invalid MQTT Quality of Service (QoS). Allowed values: 0 (AT_MOST_ONCE), 1 (AT_LEAST_ONCE), 2 (EXACTLY_ONCE)",
         );
     }
-    let keep_alive = f.int("keepAliveSec", default_keep_alive_sec());
+    let keep_alive = f.integer("keepAliveSec", default_keep_alive_sec());
     if keep_alive < 0 {
         f.error("keepAliveSec", "Keep Alive (seconds) must not be less than 0");
     } else if keep_alive > i64::from(u16::MAX) {
@@ -172,72 +171,25 @@ pub fn parse(json: &str) -> Result<Config, Vec<FieldError>> {
         reconnect_period: u64::try_from(reconnect_period).ok().filter(|s| *s > 0).map(Duration::from_secs),
         version,
         qos: u8::try_from(qos).unwrap_or(0),
-        use_msg_qos: f.flag("useMsgQoS"),
-        retained: f.flag("retained"),
-        use_msg_retain: f.flag("useMsgRetain"),
+        use_msg_qos: f.boolean("useMsgQoS"),
+        retained: f.boolean("retained"),
+        use_msg_retain: f.boolean("useMsgRetain"),
         keep_alive_sec: u16::try_from(keep_alive).unwrap_or(0),
-        send_only_msg_payload: f.flag("sendOnlyMsgPayload"),
+        send_only_msg_payload: f.boolean("sendOnlyMsgPayload"),
     };
-    if f.errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(f.errors)
-    }
+    f.finish(config)
 }
 
-/// Reads fields of the configuration object and collects the errors.
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+/// The MQTT driver's own readers on top of the shared [`Fields`].
+trait MqttFields {
+    fn template(&mut self) -> TargetTopic;
+    fn credentials(&mut self) -> Credentials;
 }
 
-impl Fields<'_> {
-    fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, message));
-    }
-
-    /// A string field; `None` when missing or null.
-    fn text(&mut self, field: &str) -> Option<String> {
-        match self.obj.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.error(field, "must be a string");
-                None
-            }
-        }
-    }
-
-    /// An integer field (numbers with an integral value and numeric strings, like Jackson).
-    fn int(&mut self, field: &str, default: i64) -> i64 {
-        let parsed = match self.obj.get(field) {
-            None | Some(Value::Null) => return default,
-            Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
-            Some(_) => None,
-        };
-        parsed.unwrap_or_else(|| {
-            self.error(field, "must be an integer");
-            default
-        })
-    }
-
-    /// A boolean field (also `"true"` / `"false"`); missing or null = false.
-    fn flag(&mut self, field: &str) -> bool {
-        match self.obj.get(field) {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-            Some(_) => {
-                self.error(field, "must be a boolean");
-                false
-            }
-        }
-    }
-
+impl MqttFields for Fields<'_> {
     /// The `topicName` template, checked as TBMQ checks a static topic.
     fn template(&mut self) -> TargetTopic {
-        let text = self.text("topicName").unwrap_or_default();
+        let text = self.strict_string("topicName").unwrap_or_default();
         if text.is_empty() {
             self.error("topicName", "Topic name is required when useMsgTopicName is disabled!");
             return TargetTopic::Template(Vec::new());
@@ -258,12 +210,12 @@ impl Fields<'_> {
 
     /// The credentials object, with its own checks and the PEM material parsed.
     fn credentials(&mut self) -> Credentials {
-        let value = self.obj.get("credentials").cloned().unwrap_or(Value::Null);
+        let value = self.raw("credentials").cloned().unwrap_or(Value::Null);
         match credentials::deserialize_optional(value) {
             Ok(creds) => {
-                self.errors.extend(creds.validate("credentials"));
+                self.extend(creds.validate("credentials"));
                 if let Err((field, message)) = tls::check_material(&creds) {
-                    self.error(&format!("credentials.{field}"), message);
+                    self.error(format!("credentials.{field}"), message);
                 }
                 creds
             }

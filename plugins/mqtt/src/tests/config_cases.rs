@@ -206,7 +206,7 @@ fn invalid_json() {
 }
 #[test]
 fn not_an_object() {
-    check_text("[1]", &[("", "must be a JSON object")]);
+    check_text("[1]", &[("", "clientConfiguration must be a JSON object")]);
 }
 #[test]
 fn empty_object_lists_every_required_field() {

@@ -45,7 +45,10 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Subscribes to `filter` at QoS 2 and returns once the broker acknowledged the subscription.
+    /// Subscribes to `filter` at QoS 1 and returns once the broker acknowledged the subscription.
+    /// The SUBSCRIBE goes out on every CONNACK rather than being queued up front: a SUBSCRIBE
+    /// queued before the connection exists can be dropped when a slow first connection attempt
+    /// is retried, which left this helper waiting for a SUBACK that never came.
     pub fn start(target: &Target, version: u8, filter: &str) -> Recorder {
         let (tx, rx) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -56,10 +59,13 @@ impl Recorder {
             let mut o = v5::MqttOptions::new(id, target.host.clone(), target.port(5));
             o.set_max_packet_size(Some(4 << 20)).set_keep_alive(Duration::from_secs(30));
             let (client, mut conn) = v5::Client::new(o, 100);
-            client.subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce).expect("subscribe");
+            let (sub, filter) = (client.clone(), filter.to_string());
             let handle = std::thread::spawn(move || {
                 while !flag.load(Ordering::SeqCst) {
                     match conn.recv_timeout(POLL) {
+                        Ok(Ok(v5::Event::Incoming(v5::Incoming::ConnAck(_)))) => {
+                            let _ = sub.try_subscribe(filter.as_str(), v5::mqttbytes::QoS::AtLeastOnce);
+                        }
                         Ok(Ok(v5::Event::Incoming(v5::Incoming::SubAck(_)))) => {
                             let _ = ready_tx.send(());
                         }
@@ -77,10 +83,13 @@ impl Recorder {
             let mut o = rumqttc::MqttOptions::new(id, target.host.clone(), target.port(4));
             o.set_max_packet_size(4 << 20, 4 << 20).set_keep_alive(Duration::from_secs(30));
             let (client, mut conn) = rumqttc::Client::new(o, 100);
-            client.subscribe(filter, rumqttc::QoS::AtLeastOnce).expect("subscribe");
+            let (sub, filter) = (client.clone(), filter.to_string());
             let handle = std::thread::spawn(move || {
                 while !flag.load(Ordering::SeqCst) {
                     match conn.recv_timeout(POLL) {
+                        Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
+                            let _ = sub.try_subscribe(filter.as_str(), rumqttc::QoS::AtLeastOnce);
+                        }
                         Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)))) => {
                             let _ = ready_tx.send(());
                         }
