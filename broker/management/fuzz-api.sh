@@ -3,7 +3,8 @@
 # Builds the all-in-one binary, starts it in a temp dir on free ports, logs in and runs
 # schemathesis against /api/openapi.json with every check. Exit code = schemathesis's.
 # Env: MAX_EXAMPLES (default 50), SCHEMATHESIS (default: schemathesis on PATH, else a venv
-# in /tmp/trib-schemathesis-venv is created with `pip install schemathesis`), EXTRA_ARGS.
+# in /tmp/trib-schemathesis-venv is created with `pip install schemathesis`), EXTRA_ARGS,
+# TRIBUTARY_BIN (a tributary binary to run instead of building trib-dist here).
 set -euo pipefail
 # Configuration (per-operation checks): schemathesis.toml beside this script.
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -18,7 +19,10 @@ if [[ -z "${SCHEMATHESIS:-}" ]]; then
 fi
 "$SCHEMATHESIS" --version
 
-(cd "$ROOT" && cargo build -q -p trib-dist)
+if [[ -z "${TRIBUTARY_BIN:-}" ]]; then
+  (cd "$ROOT" && cargo build -q -p trib-dist)
+  TRIBUTARY_BIN=$ROOT/target/debug/tributary
+fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MQTT_PORT=$(free_port); HTTP_PORT=$(free_port)
@@ -26,7 +30,7 @@ WORK=$(mktemp -d)
 cd "$WORK"
 LISTENER_TCP_BIND_PORT=$MQTT_PORT HTTP_BIND_PORT=$HTTP_PORT TB_ADMIN_PASSWORD=secret123 TB_SERVICE_ID=fuzz \
   INTEGRATIONS_INIT_CONNECTION_CHECK_API_REQUEST_TIMEOUT_SEC=2 \
-  "$ROOT/target/debug/tributary" >"$WORK/server.log" 2>&1 &
+  "$TRIBUTARY_BIN" >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; echo "server log: $WORK/server.log"' EXIT
 

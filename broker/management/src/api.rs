@@ -11,6 +11,8 @@ mod dto;
 pub mod error;
 mod events;
 mod integrations;
+pub mod json;
+mod subscriptions;
 
 use std::{borrow::Cow, sync::Arc};
 
@@ -48,7 +50,12 @@ pub struct State {
 /// Builds the whole HTTP application.
 pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Response> {
     let api = OpenApiService::new(
-        (auth::AuthApi(state.clone()), integrations::IntegrationApi(state.clone()), events::EventApi(state.clone())),
+        (
+            auth::AuthApi(state.clone()),
+            integrations::IntegrationApi(state.clone()),
+            events::EventApi(state.clone()),
+            subscriptions::SubscriptionApi(state.clone()),
+        ),
         "Tributary management API",
         env!("CARGO_PKG_VERSION"),
     )

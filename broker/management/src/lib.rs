@@ -17,10 +17,12 @@ mod db;
 mod executors;
 mod model;
 mod service;
+mod subscriptions;
 mod tasks;
 mod topics;
 mod uplink;
 mod validation;
+mod xss;
 
 use std::{
     net::SocketAddr,
@@ -49,6 +51,12 @@ pub trait SubscriptionSink: Send + Sync {
     fn set_integration_subscriptions(&self, integration_id: Uuid, filters: &[String]);
     /// Removes all of the integration's subscriptions.
     fn remove_integration_subscriptions(&self, integration_id: Uuid);
+    /// The integration's topic filters as the trie holds them now, when the sink can tell
+    /// (`GET /api/subscription/integration`). `None`, the default, makes the management plane
+    /// answer from its record of what it set through this sink.
+    fn integration_subscriptions(&self, _integration_id: Uuid) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Why the management plane could not start.

@@ -18,9 +18,10 @@ use crate::{
     db::{Db, DbError},
     executors::Executors,
     model::{Event, EventBody, EventKind, ExecutorInfo, Integration, IntegrationInput, Page, PageLink},
+    subscriptions::Subscriptions,
     topics::Topics,
     validation::{RequestKind, ValidationError, Validator},
-    SubscriptionSink,
+    xss, SubscriptionSink,
 };
 
 /// Why a request failed; the REST layer maps each to a status and TBMQ error code.
@@ -35,6 +36,14 @@ pub enum ServiceError {
     /// No live executor serves the type (400, at once).
     #[error("{0}")]
     TypeNotServed(String),
+    /// Fields failed TBMQ's constraints (`@NoXss`) (400, with field errors).
+    #[error("{message}")]
+    InvalidFields {
+        /// `Validation error: <field> <message>, ...`.
+        message: String,
+        /// `(field, message)`.
+        field_errors: Vec<(String, String)>,
+    },
     /// The executor rejected the configuration (400, with field errors).
     #[error("{message}")]
     Rejected {
@@ -76,7 +85,7 @@ pub struct Service {
     topics: Arc<Topics>,
     validator: Validator,
     executors: Arc<Executors>,
-    subscriptions: Arc<dyn SubscriptionSink>,
+    subscriptions: Subscriptions,
     service_id: String,
     /// Serializes check-then-write of saves so two saves cannot both take one name.
     save_lock: tokio::sync::Mutex<()>,
@@ -103,6 +112,7 @@ impl Service {
         subscriptions: Arc<dyn SubscriptionSink>,
         service_id: String,
     ) -> Self {
+        let subscriptions = Subscriptions::new(subscriptions);
         Service { db, topics, validator, executors, subscriptions, service_id, save_lock: tokio::sync::Mutex::new(()) }
     }
 
@@ -115,7 +125,7 @@ impl Service {
         let all = self.db.all_integrations().await?;
         let mut missing: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
         for i in &all {
-            self.subscriptions.set_integration_subscriptions(i.id, &i.topic_filters());
+            self.subscriptions.set(i.id, &i.topic_filters());
             let ty = i.integration_type.clone();
             if !missing.contains_key(&ty) {
                 let exists = self.topics.downlink_exists(&ty).await.unwrap_or(true);
@@ -146,6 +156,11 @@ impl Service {
         Ok(self.db.integrations(link).await?)
     }
 
+    /// The integration's topic filters in this node's subscriptions (empty when none or unknown).
+    pub fn subscriptions(&self, id: Uuid) -> Vec<String> {
+        self.subscriptions.get(id)
+    }
+
     /// Executors heard from.
     pub fn executors(&self) -> Vec<ExecutorInfo> {
         self.executors.all(trib_core::now_ms())
@@ -154,6 +169,7 @@ impl Service {
     /// Saves (creates or updates) an integration after an executor validated it (TBMQ §2.2).
     pub async fn save(&self, input: IntegrationInput) -> ServiceResult<Integration> {
         let candidate = self.candidate(&input)?;
+        check_fields(&candidate)?;
         self.round_trip(RequestKind::Validate, &candidate).await?;
         let guard = self.save_lock.lock().await;
         let existing = self.check_for_save(&input, &candidate).await?;
@@ -211,7 +227,7 @@ impl Service {
         if !self.db.delete_integration(id).await? {
             return Err(ServiceError::NotFound);
         }
-        self.subscriptions.remove_integration_subscriptions(id);
+        self.subscriptions.remove(id);
         self.lifecycle_event(id, Lc::Deleted).await?;
         let (msb, lsb) = uuid_to_bits(id);
         let msg = IntegrationMsgProto {
@@ -342,7 +358,7 @@ impl Service {
     /// After a save, restart or enable/disable: message topic, subscriptions, LC event, downlink.
     async fn publish(&self, integration: &Integration, event: Lc) -> ServiceResult<()> {
         self.topics.ensure_msg(integration.id).await?;
-        self.subscriptions.set_integration_subscriptions(integration.id, &integration.topic_filters());
+        self.subscriptions.set(integration.id, &integration.topic_filters());
         self.lifecycle_event(integration.id, event).await?;
         self.send_downlink(&integration.integration_type, integration.id, lifecycle_msg(integration, event)).await
     }
@@ -368,6 +384,24 @@ impl Service {
         let topic = self.topics.names().downlink(ty);
         Ok(self.topics.send(&topic, id.to_string().as_bytes(), &record.encode_to_vec()).await?)
     }
+}
+
+/// TBMQ's field constraints that come before everything else (`@NoXss` on the name and
+/// `additionalInfo`): checked before asking an executor, so a malformed value is refused at
+/// once, with a field error per field and TBMQ's message.
+fn check_fields(candidate: &Integration) -> ServiceResult<()> {
+    let mut field_errors = Vec::new();
+    if candidate.additional_info.as_ref().is_some_and(xss::is_malformed_json) {
+        field_errors.push(("additionalInfo".to_string(), xss::MALFORMED.to_string()));
+    }
+    if xss::is_malformed(&candidate.name) {
+        field_errors.push(("name".to_string(), xss::MALFORMED.to_string()));
+    }
+    if field_errors.is_empty() {
+        return Ok(());
+    }
+    let details: Vec<String> = field_errors.iter().map(|(field, message)| format!("{field} {message}")).collect();
+    Err(ServiceError::InvalidFields { message: format!("Validation error: {}", details.join(", ")), field_errors })
 }
 
 /// TBMQ's `validateTopicFilter` with the defaults (no segment limit, a bare `#` allowed).

@@ -4,7 +4,10 @@
 use poem_openapi::{Object, Union};
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::{
+    error::ApiError,
+    json::{JsonObject, Text},
+};
 use crate::{
     model::{Event, EventBody, EventFilter, ExecutorInfo, Integration, IntegrationInput, Page},
     service::StatusSummary,
@@ -15,9 +18,9 @@ use crate::{
 #[oai(deny_unknown_fields)]
 pub struct LoginRequest {
     /// User name.
-    pub username: String,
+    pub username: Text,
     /// Password.
-    pub password: String,
+    pub password: Text,
 }
 
 /// Refresh request.
@@ -25,7 +28,7 @@ pub struct LoginRequest {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
     /// A refresh token from the login.
-    pub refresh_token: String,
+    pub refresh_token: Text,
 }
 
 /// Tokens.
@@ -49,16 +52,16 @@ pub struct IntegrationRequest {
     pub created_time: Option<i64>,
     /// Ignored (server-computed).
     pub disconnected_time: Option<i64>,
-    /// Unique name, at most 255 characters.
-    pub name: Option<String>,
+    /// Unique name, at most 255 characters, without HTML markup.
+    pub name: Option<Text>,
     /// Type served by an executor (`HTTP`, `MQTT`, `KAFKA`, ...); cannot change on update.
     #[oai(rename = "type")]
-    pub integration_type: Option<String>,
+    pub integration_type: Option<Text>,
     /// False when omitted.
     pub enabled: Option<bool>,
     /// `{"clientConfiguration":{..},"topicFilters":[..],"metadata":{..}}`.
-    pub configuration: Option<Value>,
-    /// Free-form JSON.
+    pub configuration: Option<JsonObject>,
+    /// Free-form JSON (the UI stores `{"description":".."}`), without HTML markup.
     pub additional_info: Option<Value>,
     /// Ignored (written by executors' lifecycle events).
     pub status: Option<Value>,
@@ -69,10 +72,10 @@ impl IntegrationRequest {
     pub fn into_input(self) -> Result<IntegrationInput, ApiError> {
         Ok(IntegrationInput {
             id: self.id.map(|id| id.0),
-            name: self.name,
-            integration_type: self.integration_type,
+            name: self.name.map(Text::into_inner),
+            integration_type: self.integration_type.map(Text::into_inner),
             enabled: self.enabled.unwrap_or(false),
-            configuration: self.configuration,
+            configuration: self.configuration.map(JsonObject::into_value),
             additional_info: self.additional_info,
         })
     }
@@ -233,15 +236,15 @@ pub enum EventFilterRequest {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LcEventFilter {
     /// `LC_EVENT`.
-    pub event_type: String,
+    pub event_type: Text,
     /// Service id.
-    pub server: Option<String>,
+    pub server: Option<Text>,
     /// Event name (`STARTED`, ...).
-    pub event: Option<String>,
+    pub event: Option<Text>,
     /// `Success`, or anything else for failures.
-    pub status: Option<String>,
+    pub status: Option<Text>,
     /// Error text.
-    pub error_str: Option<String>,
+    pub error_str: Option<Text>,
 }
 
 /// Error filter.
@@ -249,13 +252,13 @@ pub struct LcEventFilter {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorEventFilter {
     /// `ERROR`.
-    pub event_type: String,
+    pub event_type: Text,
     /// Service id.
-    pub server: Option<String>,
+    pub server: Option<Text>,
     /// Method.
-    pub method: Option<String>,
+    pub method: Option<Text>,
     /// Error text.
-    pub error_str: Option<String>,
+    pub error_str: Option<Text>,
 }
 
 /// Statistics filter; bounds count when greater than zero, min inclusive, max exclusive.
@@ -263,9 +266,9 @@ pub struct ErrorEventFilter {
 #[oai(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StatsEventFilter {
     /// `STATS`.
-    pub event_type: String,
+    pub event_type: Text,
     /// Service id.
-    pub server: Option<String>,
+    pub server: Option<Text>,
     /// Minimum messages processed.
     pub min_messages_processed: Option<i64>,
     /// Maximum messages processed (exclusive).
@@ -279,14 +282,17 @@ pub struct StatsEventFilter {
 impl From<EventFilterRequest> for EventFilter {
     fn from(f: EventFilterRequest) -> Self {
         match f {
-            EventFilterRequest::Lifecycle(f) => {
-                EventFilter::Lifecycle { server: f.server, event: f.event, status: f.status, error_str: f.error_str }
-            }
+            EventFilterRequest::Lifecycle(f) => EventFilter::Lifecycle {
+                server: text(f.server),
+                event: text(f.event),
+                status: text(f.status),
+                error_str: text(f.error_str),
+            },
             EventFilterRequest::Error(f) => {
-                EventFilter::Error { server: f.server, method: f.method, error_str: f.error_str }
+                EventFilter::Error { server: text(f.server), method: text(f.method), error_str: text(f.error_str) }
             }
             EventFilterRequest::Stats(f) => EventFilter::Stats {
-                server: f.server,
+                server: text(f.server),
                 min_messages_processed: f.min_messages_processed,
                 max_messages_processed: f.max_messages_processed,
                 min_errors_occurred: f.min_errors_occurred,
@@ -294,6 +300,10 @@ impl From<EventFilterRequest> for EventFilter {
             },
         }
     }
+}
+
+fn text(value: Option<Text>) -> Option<String> {
+    value.map(Text::into_inner)
 }
 
 /// Status of an integration with its latest events.

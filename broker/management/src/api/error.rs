@@ -114,7 +114,9 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound => ApiError::new(StatusCode::NOT_FOUND, message),
             ServiceError::InvalidArgument(_) | ServiceError::TypeNotServed(_) => ApiError::bad_request(message),
-            ServiceError::Rejected { field_errors, .. } => ApiError { field_errors, ..ApiError::bad_request(message) },
+            ServiceError::Rejected { field_errors, .. } | ServiceError::InvalidFields { field_errors, .. } => {
+                ApiError { field_errors, ..ApiError::bad_request(message) }
+            }
             ServiceError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
             ServiceError::Queue(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
             ServiceError::Db(_) => {
@@ -178,7 +180,7 @@ pub struct ErrorBody {
     pub error_code: i32,
     /// When the error happened, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     pub timestamp: String,
-    /// Fields an executor rejected.
+    /// Fields an executor rejected, or that failed a field check (`name`, `additionalInfo`).
     pub field_errors: Option<Vec<FieldError>>,
 }
 
@@ -223,6 +225,8 @@ error_sets! {
     ChangeErrors = [400, 401, 404, 500, 503];
     /// Token only.
     TokenErrors = [401];
+    /// A query parameter and the token.
+    QueryErrors = [400, 401];
 }
 
 /// An [`ApiError`] as the error half of an operation's result, documenting the statuses `S`.
@@ -258,7 +262,7 @@ impl<S: ErrorSet> From<Failure<S>> for poem::Error {
 /// What a status means here, for the document.
 fn describe(status: u16) -> &'static str {
     match status {
-        400 => "Bad request: malformed JSON, unknown fields, wrong types, a bad UUID or paging parameter, or refused by a business rule (errorCode 31; `fieldErrors` when an executor rejected fields)",
+        400 => "Bad request: malformed JSON, unknown fields, wrong types, a bad UUID or paging parameter, or refused by a business rule (errorCode 31; `fieldErrors` when an executor rejected fields or a name or additionalInfo holds HTML markup)",
         401 => "Missing, invalid or expired token, or bad credentials (errorCode 10, or 11 when expired)",
         404 => "Not found (errorCode 32)",
         413 => "Request body over the limit (errorCode 31)",

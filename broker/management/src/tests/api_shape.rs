@@ -147,6 +147,7 @@ async fn swagger_ui_and_openapi_document(backend: Backend) {
         "/events/{entityId}/{eventType}",
         "/events/{entityId}/clear",
         "/auth/login",
+        "/subscription/integration",
     ] {
         assert!(paths.contains_key(p), "{p} missing from {:?}", paths.keys().collect::<Vec<_>>());
     }
@@ -178,6 +179,7 @@ async fn fuzzed_parameters_are_documented_and_enforced(backend: Backend) {
     assert_eq!(statuses("/events/{entityId}/clear", "post"), ["200", "400", "401", "413", "415", "500"]);
     assert_eq!(statuses("/auth/login", "post"), ["200", "400", "401", "413", "415", "500"]);
     assert_eq!(statuses("/executors", "get"), ["200", "401"]);
+    assert_eq!(statuses("/subscription/integration", "get"), ["200", "400", "401"]);
     let error_schema =
         &op("/integration/{integrationId}", "get")["responses"]["404"]["content"]["application/json"]["schema"];
     assert_eq!(error_schema["$ref"], "#/components/schemas/ErrorBody", "{error_schema}");
@@ -197,6 +199,7 @@ async fn fuzzed_parameters_are_documented_and_enforced(backend: Backend) {
             .clone()
     };
     assert_eq!(param("/integration/{integrationId}", "get", "integrationId")["format"], "uuid");
+    assert_eq!(param("/subscription/integration", "get", "integrationId")["format"], "uuid");
     assert_eq!(param("/events/{entityId}/clear", "post", "entityId")["format"], "uuid");
     let page_size = param("/integrations", "get", "pageSize");
     assert_eq!((page_size["minimum"].as_f64(), page_size["maximum"].as_f64()), (Some(1.0), Some(100_000.0)));
@@ -213,7 +216,10 @@ async fn fuzzed_parameters_are_documented_and_enforced(backend: Backend) {
         spec["components"]["schemas"]["IntegrationRequest"]["required"],
         json!(["name", "type", "configuration"])
     );
-    assert_eq!(spec["components"]["schemas"]["IntegrationRequest"]["properties"]["id"]["format"], "uuid");
+    let request = &spec["components"]["schemas"]["IntegrationRequest"]["properties"];
+    assert_eq!(request["id"]["format"], "uuid");
+    assert_eq!((request["name"]["type"].as_str(), request["type"]["type"].as_str()), (Some("string"), Some("string")));
+    assert_eq!(request["configuration"]["type"], "object", "{request}");
 
     // What the document says is what the server does.
     let id = uuid::Uuid::new_v4();

@@ -72,6 +72,7 @@ async fn login_and_token_checks(backend: Backend) {
         ("GET", format!("/api/events/{id}/LC_EVENT?pageSize=1&page=0")),
         ("POST", format!("/api/events/{id}?pageSize=1&page=0")),
         ("POST", format!("/api/events/{id}/clear")),
+        ("GET", format!("/api/subscription/integration?integrationId={id}")),
     ] {
         let r = env
             .client

@@ -205,10 +205,6 @@ async fn restart_enable_disable(backend: Backend) {
     assert!(env.sink.filters(uuid).is_some_and(|f| !f.is_empty()));
     let (code, body) = env.post_empty(&format!("/api/integration/{id}")).await;
     assert_eq!(assert_error(code, &body, 400, 31), "Integration is disabled");
-    // FIXME(core): the executor drops a lifecycle event equal to one it sent for the same
-    // integration within 500 ms (TBMQ's dedup), even with other events in between, so a STARTED
-    // right after the previous STARTED would be lost and the status would stay Pending. Wait it out.
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     // Enable: Pending until the executor reports STARTED, then Active.
     let (code, body) = env.post_empty(&format!("/api/integration/{id}/enable")).await;
     assert_eq!(

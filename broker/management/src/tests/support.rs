@@ -296,6 +296,13 @@ impl Env {
         body
     }
 
+    /// Saves an integration body and expects success.
+    pub async fn create_body(&self, body: Value) -> Value {
+        let (code, saved) = self.post("/api/integration", body).await;
+        assert_eq!(code, StatusCode::OK, "{saved}");
+        saved
+    }
+
     /// The database, opened a second time (to seed data quickly).
     pub async fn db(&self) -> Db {
         Db::connect(&self.db.url, 2).await.expect("second connection")

@@ -94,3 +94,65 @@ fn openapi_document_patch() {
     assert_eq!(schemas["IntegrationRequest"]["required"], serde_json::json!(["name", "type", "configuration"]));
     assert_eq!(crate::api::openapi_document("not json"), "not json");
 }
+
+/// The subscriptions endpoint answers from what was set through the sink, unless the sink
+/// reports its trie itself.
+#[test]
+fn subscriptions_record_and_authoritative_sink() {
+    use std::sync::Arc;
+
+    use uuid::Uuid;
+
+    use crate::{subscriptions::Subscriptions, tests::support::RecordingSink, SubscriptionSink};
+
+    let recording = Arc::new(RecordingSink::default());
+    let subscriptions = Subscriptions::new(recording.clone());
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    subscriptions.set(a, &["z/#".into(), "a/+".into(), "z/#".into()]);
+    subscriptions.set(b, &["b".into()]);
+    assert_eq!(subscriptions.get(a), ["a/+", "z/#"]);
+    assert_eq!(
+        recording.filters(a),
+        Some(vec!["z/#".into(), "a/+".into(), "z/#".into()]),
+        "the sink gets them as given"
+    );
+    subscriptions.set(b, &[]);
+    assert!(subscriptions.get(b).is_empty());
+    subscriptions.remove(a);
+    assert!(subscriptions.get(a).is_empty());
+    assert_eq!(recording.calls.lock().len(), 4);
+
+    /// A sink whose trie refused one filter.
+    struct Trie;
+    impl SubscriptionSink for Trie {
+        fn set_integration_subscriptions(&self, _: Uuid, _: &[String]) {}
+        fn remove_integration_subscriptions(&self, _: Uuid) {}
+        fn integration_subscriptions(&self, _: Uuid) -> Option<Vec<String>> {
+            Some(vec!["s/2".into(), "s/1".into()])
+        }
+    }
+    let trie = Subscriptions::new(Arc::new(Trie));
+    trie.set(a, &["s/1".into(), "s/2".into(), "refused/#".into()]);
+    assert_eq!(trie.get(a), ["s/1", "s/2"]);
+}
+
+/// Request bodies accept only the JSON type their schema names.
+#[test]
+fn strict_json_field_types() {
+    use poem_openapi::types::ParseFromJSON;
+    use serde_json::json;
+
+    use crate::api::json::{JsonObject, Text};
+
+    assert_eq!(Text::parse_from_json(Some(json!("x"))).expect("string").0, "x");
+    assert_eq!(Option::<Text>::parse_from_json(Some(json!(null))).expect("null").map(|t| t.0), None);
+    for wrong in [json!(true), json!(1), json!(1.5), json!([]), json!({})] {
+        assert!(Text::parse_from_json(Some(wrong.clone())).is_err(), "{wrong}");
+        assert!(Option::<Text>::parse_from_json(Some(wrong.clone())).is_err(), "{wrong}");
+    }
+    assert!(Text::parse_from_json(None).is_err());
+    assert!(JsonObject::parse_from_json(Some(json!({"a": 1}))).is_ok());
+    for wrong in [json!("x"), json!(1), json!(true), json!([{}])] {
+        assert!(JsonObject::parse_from_json(Some(wrong.clone())).is_err(), "{wrong}");
+    }
+}
