@@ -42,7 +42,6 @@ impl std::fmt::Debug for EmbeddedQueue {
 
 struct Inner {
     state: Mutex<State>,
-    changed: Condvar,
     max_partition_bytes: usize,
 }
 
@@ -51,6 +50,17 @@ struct State {
     topics: HashMap<String, TopicState>,
     groups: HashMap<String, GroupState>,
     next_member: u64,
+    /// Consumers blocked in `poll`, by consumer key. A record wakes only the consumers of its
+    /// topic (with many idle consumers, waking all of them for every record cost more CPU than
+    /// storing the record); other changes (topics, groups, assignments) wake every one.
+    sleepers: HashMap<u64, Sleeper>,
+}
+
+/// A consumer waiting in `poll`: the topics it reads and its own condition variable (always
+/// used with the state mutex).
+struct Sleeper {
+    topics: Arc<[String]>,
+    wake: Arc<Condvar>,
 }
 
 struct TopicState {
@@ -89,7 +99,6 @@ impl EmbeddedQueue {
         EmbeddedQueue {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
-                changed: Condvar::new(),
                 max_partition_bytes: max_partition_bytes.max(1),
             }),
         }
@@ -164,6 +173,27 @@ impl PartitionLog {
 }
 
 impl State {
+    /// Wakes every waiting consumer (a change of topics, groups or assignments).
+    fn wake_all(&self) {
+        for sleeper in self.sleepers.values() {
+            sleeper.wake.notify_one();
+        }
+    }
+
+    /// Wakes the waiting consumers that read `topic` (a record was appended).
+    fn wake_readers_of(&self, topic: &str) {
+        for sleeper in self.sleepers.values() {
+            if sleeper.topics.iter().any(|t| t == topic) {
+                sleeper.wake.notify_one();
+            }
+        }
+    }
+
+    fn next_key(&mut self) -> u64 {
+        self.next_member += 1;
+        self.next_member
+    }
+
     fn partition_mut(&mut self, tp: &TopicPartition) -> QueueResult<(&mut PartitionLog, bool)> {
         let topic = self.topics.get_mut(&tp.topic).ok_or_else(|| QueueError::UnknownTopic(tp.topic.clone()))?;
         let compacted = topic.compacted;
@@ -239,8 +269,7 @@ impl Queue for EmbeddedQueue {
         let partitions = (0..spec.partitions.max(1)).map(|_| PartitionLog::default()).collect();
         state.topics.insert(spec.name.clone(), TopicState { compacted: spec.is_compacted(), partitions });
         state.rebalance_groups_of(&spec.name);
-        drop(state);
-        self.inner.changed.notify_all();
+        state.wake_all();
         Ok(())
     }
 
@@ -252,8 +281,7 @@ impl Queue for EmbeddedQueue {
                 g.committed.retain(|tp, _| tp.topic != name);
             }
         }
-        drop(state);
-        self.inner.changed.notify_all();
+        state.wake_all();
         Ok(())
     }
 
@@ -274,19 +302,21 @@ impl Queue for EmbeddedQueue {
 
     fn subscribe(&self, group: &str, _client_id: &str, topics: &[String]) -> QueueResult<Box<dyn Consumer>> {
         let mut state = self.inner.state.lock();
-        state.next_member += 1;
-        let id = state.next_member;
+        let id = state.next_key();
         let member = Member { topics: topics.to_vec(), assigned: Vec::new(), pending: VecDeque::new() };
         state.groups.entry(group.to_string()).or_default().members.insert(id, member);
         state.rebalance(group);
-        drop(state);
-        self.inner.changed.notify_all();
-        Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, Some(id), Vec::new())))
+        state.wake_all();
+        Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, id, true, topics.into(), Vec::new())))
     }
 
     fn assign(&self, group: &str, _client_id: &str, tp: &TopicPartition) -> QueueResult<Box<dyn Consumer>> {
-        self.inner.state.lock().groups.entry(group.to_string()).or_default();
-        Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, None, vec![tp.clone()])))
+        let mut state = self.inner.state.lock();
+        state.groups.entry(group.to_string()).or_default();
+        let key = state.next_key();
+        drop(state);
+        let topics: Arc<[String]> = Arc::from([tp.topic.clone()]);
+        Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, key, false, topics, vec![tp.clone()])))
     }
 }
 
@@ -322,6 +352,7 @@ impl EmbeddedProducer {
         let (log, compacted) = state.partition_mut(&tp)?;
         let offset = log.append(key.map(Bytes::copy_from_slice), Bytes::copy_from_slice(value), compacted);
         let dropped = log.enforce_bound(self.inner.max_partition_bytes);
+        state.wake_readers_of(topic);
         drop(state);
         if dropped > 0 {
             metrics::counter!("queue_embedded_dropped_records_total").increment(dropped as u64);
@@ -332,7 +363,6 @@ impl EmbeddedProducer {
                 "Embedded queue partition is full; oldest records were dropped."
             );
         }
-        self.inner.changed.notify_all();
         Ok((partition, offset))
     }
 }
@@ -340,15 +370,37 @@ impl EmbeddedProducer {
 struct EmbeddedConsumer {
     inner: Arc<Inner>,
     group: String,
+    /// This consumer's key among the sleepers (and, for a group member, in the group).
+    key: u64,
     member: Option<u64>,
+    /// The topics whose records wake this consumer.
+    topics: Arc<[String]>,
+    wake: Arc<Condvar>,
     assigned: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
     next_start: usize,
 }
 
 impl EmbeddedConsumer {
-    fn new(inner: Arc<Inner>, group: &str, member: Option<u64>, assigned: Vec<TopicPartition>) -> Self {
-        EmbeddedConsumer { inner, group: group.to_string(), member, assigned, positions: HashMap::new(), next_start: 0 }
+    fn new(
+        inner: Arc<Inner>,
+        group: &str,
+        key: u64,
+        is_member: bool,
+        topics: Arc<[String]>,
+        assigned: Vec<TopicPartition>,
+    ) -> Self {
+        EmbeddedConsumer {
+            inner,
+            group: group.to_string(),
+            key,
+            member: is_member.then_some(key),
+            topics,
+            wake: Arc::new(Condvar::new()),
+            assigned,
+            positions: HashMap::new(),
+            next_start: 0,
+        }
     }
 
     fn start_position(state: &State, group: &str, tp: &TopicPartition) -> i64 {
@@ -417,7 +469,10 @@ impl Consumer for EmbeddedConsumer {
             if !records.is_empty() {
                 return Ok(vec![ConsumerEvent::Records(records)]);
             }
-            if inner.changed.wait_until(&mut state, deadline).timed_out() {
+            state.sleepers.insert(self.key, Sleeper { topics: self.topics.clone(), wake: self.wake.clone() });
+            let timed_out = self.wake.wait_until(&mut state, deadline).timed_out();
+            state.sleepers.remove(&self.key);
+            if timed_out {
                 return Ok(Vec::new());
             }
         }
@@ -463,8 +518,7 @@ impl Drop for EmbeddedConsumer {
                 g.members.remove(&id);
             }
             state.rebalance(&self.group);
-            drop(state);
-            self.inner.changed.notify_all();
+            state.wake_all();
         }
     }
 }

@@ -12,7 +12,7 @@ use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU8, Ordering},
-        Arc,
+        Arc, Condvar, Mutex, MutexGuard, PoisonError,
     },
     thread::JoinHandle,
     time::Instant,
@@ -67,34 +67,43 @@ impl Pool {
 
     /// Sends every body (`None` = no body, for GET and DELETE) and returns one completion per
     /// body, in order, by `deadline`.
+    ///
+    /// Completions are written into the batch's slots by the workers; only the last one wakes
+    /// this thread (one wake-up per batch instead of one per request).
     pub fn run(&self, bodies: Vec<Option<Body>>, deadline: Instant) -> Vec<Completion> {
         let count = bodies.len();
-        let batch = Arc::new(Batch { states: (0..count).map(|_| AtomicU8::new(PENDING)).collect() });
-        let (results, replies) = crossbeam_channel::unbounded();
+        let batch = Arc::new(Batch {
+            states: (0..count).map(|_| AtomicU8::new(PENDING)).collect(),
+            done: Mutex::new(Done { slots: (0..count).map(|_| None).collect(), missing: count }),
+            all_done: Condvar::new(),
+        });
+        let mut queued = 0;
         if let Some(jobs) = &self.jobs {
             for (slot, body) in bodies.into_iter().enumerate() {
-                let job = Job { slot, body, deadline, batch: Arc::clone(&batch), results: results.clone() };
-                if jobs.send(job).is_err() {
+                if jobs.send(Job { slot, body, deadline, batch: Arc::clone(&batch) }).is_err() {
                     break;
                 }
+                queued += 1;
             }
         }
-        drop(results);
-        let mut done: Vec<Option<Completion>> = (0..count).map(|_| None).collect();
-        let mut missing = count;
-        while missing > 0 {
-            match replies.recv_deadline(deadline) {
-                Ok((slot, completion)) => {
-                    if let Some(entry) = done.get_mut(slot) {
-                        missing -= usize::from(entry.is_none());
-                        *entry = Some(completion);
-                    }
-                }
-                // The deadline passed, or every job was dropped (pool stopped).
-                Err(_) => break,
+        // Requests no worker will ever see (the pool is stopped): not sent.
+        for slot in queued..count {
+            if batch.cancel(slot) {
+                batch.finish(slot, Completion::NotSent);
             }
         }
-        done.into_iter()
+        let mut done = batch.lock();
+        while done.missing > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            done = batch.all_done.wait_timeout(done, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        let slots = std::mem::take(&mut done.slots);
+        drop(done);
+        slots
+            .into_iter()
             .enumerate()
             .map(|(slot, completion)| {
                 completion.unwrap_or_else(|| if batch.cancel(slot) { Completion::NotSent } else { Completion::NoReply })
@@ -122,13 +131,43 @@ const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const CANCELLED: u8 = 2;
 
-/// The per-request states of one batch.
+/// The per-request states of one batch, and the completions the workers wrote.
 #[derive(Debug)]
 struct Batch {
     states: Vec<AtomicU8>,
+    done: Mutex<Done>,
+    all_done: Condvar,
+}
+
+/// Completions so far; `missing` counts the empty slots.
+#[derive(Debug)]
+struct Done {
+    slots: Vec<Option<Completion>>,
+    missing: usize,
 }
 
 impl Batch {
+    fn lock(&self) -> MutexGuard<'_, Done> {
+        self.done.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the completion of `slot`; the last one wakes [`Pool::run`]. After `run` has
+    /// returned the slots are gone and this does nothing.
+    fn finish(&self, slot: usize, completion: Completion) {
+        let mut done = self.lock();
+        let Some(entry) = done.slots.get_mut(slot) else {
+            return;
+        };
+        let first = entry.is_none();
+        *entry = Some(completion);
+        if first {
+            done.missing -= 1;
+            if done.missing == 0 {
+                self.all_done.notify_one();
+            }
+        }
+    }
+
     /// Moves `slot` from pending to `to`; false when another party moved it first.
     fn claim(&self, slot: usize, to: u8) -> bool {
         self.states
@@ -152,21 +191,20 @@ struct Job {
     body: Option<Body>,
     deadline: Instant,
     batch: Arc<Batch>,
-    results: Sender<(usize, Completion)>,
 }
 
 fn work(service: &Service, queue: &Receiver<Job>) {
     for job in queue.iter() {
         if Instant::now() >= job.deadline {
             if job.batch.cancel(job.slot) {
-                let _ = job.results.send((job.slot, Completion::NotSent));
+                job.batch.finish(job.slot, Completion::NotSent);
             }
             continue;
         }
         if !job.batch.start(job.slot) {
             continue;
         }
-        let Job { slot, body, deadline, results, .. } = job;
+        let Job { slot, body, deadline, batch } = job;
         // A panic inside the HTTP stack must not kill the worker (the pool would shrink).
         let completion = catch_unwind(AssertUnwindSafe(|| {
             let exchange = service.send(body, deadline);
@@ -181,6 +219,6 @@ fn work(service: &Service, queue: &Receiver<Job>) {
             outcome: Outcome::Retry("internal error: the HTTP client panicked".to_string()),
             detail: None,
         });
-        let _ = results.send((slot, completion));
+        batch.finish(slot, completion);
     }
 }

@@ -6,13 +6,30 @@
 //! Agent settings that differ from ureq's defaults, and why:
 //! - statuses are not errors (`http_status_as_error(false)`): [`crate::retry`] needs the status;
 //! - no redirects are followed (TBMQ does not follow them either);
-//! - no proxy from the environment (TBMQ's client ignores `HTTP_PROXY` too).
+//! - no proxy from the environment (TBMQ's client ignores `HTTP_PROXY` too);
+//! - host names are resolved through [`CachingResolver`]: ureq's default resolver looks the
+//!   host up before every request, even on a kept-alive connection, and with a time limit does
+//!   it on a new thread each time (that thread was most of the CPU of a request to a local
+//!   target). An IP address is used as it is; a name's addresses are reused for 30 s, like the
+//!   JVM's default DNS cache under TBMQ;
+//! - a request's head and the start of its body leave in one write ([`Coalescing`]): ureq
+//!   writes them separately, which with `TCP_NODELAY` made two TCP segments (and two wake-ups of
+//!   the target) per request.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use ureq::{
-    http::Response,
+    config::Config,
+    http::{Response, Uri},
     typestate::{WithBody, WithoutBody},
+    unversioned::{
+        resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver},
+        transport::{Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, Transport},
+    },
     Agent, Body as UreqBody, RequestBuilder,
 };
 
@@ -42,7 +59,7 @@ impl Service {
     pub fn new(config: &HttpConfig) -> Service {
         let workers = config.workers();
         let connect = (config.connect_timeout_ms > 0).then(|| Duration::from_millis(config.connect_timeout_ms));
-        let agent: Agent = Agent::config_builder()
+        let agent_config = Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .proxy(None)
@@ -51,8 +68,9 @@ impl Service {
             .max_idle_connections(workers)
             .max_idle_connections_per_host(workers)
             .user_agent(concat!("trib-driver-http/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .build();
+        let connector = DefaultConnector::default().chain(CoalescingConnector);
+        let agent = Agent::with_parts(agent_config, connector, CachingResolver::default());
         let headers = request::headers(&config.headers, &config.credentials);
         Service {
             agent,
@@ -133,5 +151,130 @@ impl Service {
             Err(e) => format!("<response body not read: {e}>"),
         };
         Exchange::Response { status, location, body_excerpt }
+    }
+}
+
+/// How long a host name's addresses are reused (the JVM's default for successful lookups).
+const DNS_TTL: Duration = Duration::from_secs(30);
+
+/// ureq's resolver without a lookup per request: IP addresses are used as they are, and a host
+/// name's addresses are kept for [`DNS_TTL`] (failures are not kept). Lookups themselves are
+/// ureq's (with their time limit).
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: DefaultResolver,
+    /// The last successful lookup: `host:port`, when, the addresses.
+    cache: Mutex<Option<(String, Instant, ResolvedSocketAddrs)>>,
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let Some(key) = uri.scheme().zip(uri.authority()).and_then(|(s, a)| DefaultResolver::host_and_port(s, a))
+        else {
+            return self.inner.resolve(uri, config, timeout);
+        };
+        if let Ok(addr) = key.parse::<SocketAddr>() {
+            let mut addrs = self.inner.empty();
+            addrs.push(addr);
+            return Ok(addrs);
+        }
+        {
+            let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((k, at, addrs)) = cache.as_ref() {
+                if *k == key && at.elapsed() < DNS_TTL {
+                    return Ok(addrs.clone());
+                }
+            }
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((key, Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+}
+
+/// Writes up to this size are held back to go out with the next one.
+const HOLD_MAX: usize = 16 * 1024;
+
+/// Wraps every connection (plain or TLS) in [`Coalescing`].
+#[derive(Debug)]
+struct CoalescingConnector;
+
+impl Connector<Box<dyn Transport>> for CoalescingConnector {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| Box::new(Coalescing { inner, held: Vec::new() }) as Box<dyn Transport>))
+    }
+}
+
+/// A transport that holds back a small write (a request head) and sends it together with the
+/// next one (the start of the body), or before waiting for input, whichever comes first. The
+/// bytes and their order on the wire are unchanged; only the number of writes is.
+#[derive(Debug)]
+struct Coalescing {
+    inner: Box<dyn Transport>,
+    held: Vec<u8>,
+}
+
+impl Coalescing {
+    /// Sends what is held back, if anything.
+    fn flush(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let n = self.held.len();
+        // The held bytes came from this output buffer, so they fit.
+        self.inner.buffers().output()[..n].copy_from_slice(&self.held);
+        self.held.clear();
+        self.inner.transmit_output(n, timeout)
+    }
+}
+
+impl Transport for Coalescing {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if self.held.is_empty() && amount <= HOLD_MAX {
+            self.held.extend_from_slice(&self.inner.buffers().output()[..amount]);
+            return Ok(());
+        }
+        let held = self.held.len();
+        let out = self.inner.buffers().output();
+        if held + amount <= out.len() {
+            out.copy_within(..amount, held);
+            out[..held].copy_from_slice(&self.held);
+            self.held.clear();
+            self.inner.transmit_output(held + amount, timeout)
+        } else {
+            let later = out[..amount].to_vec();
+            self.flush(timeout)?;
+            self.inner.buffers().output()[..amount].copy_from_slice(&later);
+            self.inner.transmit_output(amount, timeout)
+        }
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.flush(timeout)?;
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.flush(timeout)?;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
     }
 }
