@@ -1,7 +1,8 @@
 //! Client authentication: the pluggable `Authenticator` trait and the built-in user list.
 //!
 //! The built-in `BasicAuthenticator` checks user names against argon2 password hashes (PHC strings)
-//! and lets anonymous clients in when configured. Authorization of topics is not done here yet.
+//! and lets anonymous clients in when configured; a client that presented a verified TLS client
+//! certificate is let in without a password. Topic authorization is in `acl`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,6 +26,8 @@ pub struct AuthRequest {
     pub password: Option<Vec<u8>>,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The subject CN of the client certificate the TLS handshake verified, if any.
+    pub certificate_cn: Option<String>,
 }
 
 /// The answer of an authenticator.
@@ -70,7 +73,8 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
         .map_err(|e| HashError(e.to_string()))
 }
 
-/// User name and password against a configured list; anonymous clients as configured.
+/// User name and password against a configured list; anonymous clients as configured; clients with
+/// a verified certificate always.
 #[derive(Debug, Clone)]
 pub struct BasicAuthenticator {
     allow_anonymous: bool,
@@ -89,6 +93,11 @@ impl BasicAuthenticator {
 
 impl Authenticator for BasicAuthenticator {
     fn authenticate(&self, request: &AuthRequest) -> AuthDecision {
+        if request.certificate_cn.is_some() {
+            // Verified against the configured CA during the handshake: the certificate is the
+            // credential, and any user name or password sent with it is not checked.
+            return AuthDecision::Allow;
+        }
         let Some(username) = &request.username else {
             return if self.allow_anonymous { AuthDecision::Allow } else { AuthDecision::NotAuthorized };
         };

@@ -10,8 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
+use crate::acl::{Acl, AclError};
 use crate::auth::Credential;
 
 #[cfg(test)]
@@ -37,6 +40,8 @@ pub struct ListenersConfig {
     pub tcp: TcpListenerConfig,
     /// TLS over TCP (`listener.ssl`).
     pub ssl: SslListenerConfig,
+    /// MQTT over WebSocket (`listener.ws`).
+    pub ws: WsListenerConfig,
 }
 
 /// The plain TCP listener.
@@ -80,6 +85,67 @@ pub struct SslListenerConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM file with the server private key (LISTENER_SSL_PEM_KEY).
     pub key_file: Option<PathBuf>,
+    /// Whether clients are asked for a certificate (LISTENER_SSL_CLIENT_AUTH, default none).
+    pub client_auth: ClientAuth,
+    /// PEM file with the CA certificates that client certificates must chain to
+    /// (LISTENER_SSL_PEM_CLIENT_CA); needed unless `client_auth` is `none`.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// Client certificates on the TLS listener.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// Not asked for.
+    #[default]
+    None,
+    /// Asked for; a client without one authenticates with its user name and password (or as
+    /// anonymous). A certificate that is presented must be valid.
+    Optional,
+    /// The TLS handshake fails without a valid certificate.
+    Required,
+}
+
+impl std::str::FromStr for ClientAuth {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Ok(ClientAuth::None),
+            "optional" | "want" => Ok(ClientAuth::Optional),
+            "required" | "need" => Ok(ClientAuth::Required),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The WebSocket listener (MQTT in binary WebSocket messages, HTTP upgrade on any path).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WsListenerConfig {
+    /// Whether to listen (LISTENER_WS_ENABLED, default false; TBMQ's is true).
+    pub enabled: bool,
+    /// Address to bind (LISTENER_WS_BIND_ADDRESS, default 0.0.0.0).
+    pub bind_address: String,
+    /// Port to bind; 0 picks a free port (LISTENER_WS_BIND_PORT, default 8084).
+    pub bind_port: u16,
+    /// Largest MQTT packet accepted from a client, in bytes (WS_NETTY_MAX_PAYLOAD_SIZE, default 65536).
+    pub max_payload_size: usize,
+    /// Comma-separated WebSocket subprotocols the listener agrees to, first offered match wins
+    /// (WS_NETTY_SUB_PROTOCOLS, default `mqttv3.1,mqtt`).
+    pub sub_protocols: String,
+}
+
+impl Default for WsListenerConfig {
+    fn default() -> Self {
+        WsListenerConfig {
+            enabled: false,
+            bind_address: default_bind_address(),
+            bind_port: 8084,
+            max_payload_size: default_max_payload_size(),
+            sub_protocols: "mqttv3.1,mqtt".to_owned(),
+        }
+    }
 }
 
 impl Default for SslListenerConfig {
@@ -91,6 +157,8 @@ impl Default for SslListenerConfig {
             max_payload_size: default_max_payload_size(),
             cert_file: None,
             key_file: None,
+            client_auth: ClientAuth::None,
+            client_ca_file: None,
         }
     }
 }
@@ -108,8 +176,12 @@ pub struct MqttConfig {
     /// Largest keep alive a client may use, in seconds; MQTT 5 clients asking for more (or 0) are
     /// told this value (MQTT_KEEP_ALIVE_MAX_KEEP_ALIVE_SEC, default 600).
     pub max_keep_alive_sec: u16,
-    /// Topic aliases an MQTT 5 client may use towards the broker (MQTT_TOPIC_ALIAS_MAX, default 10).
+    /// Topic aliases an MQTT 5 client may use towards the broker (MQTT_TOPIC_ALIAS_MAX, default 10);
+    /// 0 also turns off aliases from the broker to clients.
     pub topic_alias_max: u16,
+    /// Topics longer than this get an alias towards MQTT 5 clients that accept aliases
+    /// (MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT, default 50).
+    pub min_length_for_alias_replacement: usize,
     /// Messages queued per session, connected or not; further messages are dropped
     /// (MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_LIMIT, default 10000).
     pub max_queued_messages: usize,
@@ -135,6 +207,7 @@ impl Default for MqttConfig {
             flow_control_mqtt_3x_receive_max: default_mqtt3x_receive_max(),
             max_keep_alive_sec: default_max_keep_alive(),
             topic_alias_max: default_topic_alias_max(),
+            min_length_for_alias_replacement: 50,
             max_queued_messages: default_max_queued(),
             max_session_expiry_sec: default_max_session_expiry(),
             max_client_id_length_v31: default_max_client_id_v31(),
@@ -171,11 +244,16 @@ pub struct SecurityConfig {
     pub allow_anonymous: bool,
     /// Known users with argon2 PHC password hashes (make one with `auth::hash_password`).
     pub credentials: Vec<Credential>,
+    /// Topic authorization rules, inline (SECURITY_MQTT_ACL; syntax in the `acl` module). With no
+    /// rules here nor in `acl_file`, every client may publish and subscribe to every topic.
+    pub acl: String,
+    /// A file of topic authorization rules, added to `acl` (SECURITY_MQTT_ACL_FILE).
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for SecurityConfig {
     fn default() -> Self {
-        SecurityConfig { allow_anonymous: true, credentials: Vec::new() }
+        SecurityConfig { allow_anonymous: true, credentials: Vec::new(), acl: String::new(), acl_file: None }
     }
 }
 
@@ -199,6 +277,23 @@ pub enum ConfigError {
     /// The TLS listener is enabled without certificate and key files.
     #[error("listener.ssl needs cert_file and key_file")]
     MissingTlsFiles,
+    /// Client certificates are asked for without a CA file to verify them.
+    #[error("listener.ssl.client_auth needs client_ca_file")]
+    MissingClientCa,
+    /// The WebSocket listener has no subprotocol to agree to.
+    #[error("listener.ws.sub_protocols must name at least one subprotocol")]
+    NoSubProtocols,
+    /// The ACL file could not be read or has a rule that does not parse.
+    #[error("acl file {path}: {message}")]
+    AclFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        message: String,
+    },
+    /// An ACL rule that does not parse.
+    #[error(transparent)]
+    Acl(#[from] AclError),
     /// An environment variable whose value does not parse.
     #[error("environment variable {name} has an invalid value {value:?}")]
     Env {
@@ -213,11 +308,13 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub tcp: Option<Listener>,
-    pub ssl: Option<(Listener, PathBuf, PathBuf)>,
+    pub ssl: Option<SslSettings>,
+    pub ws: Option<WsSettings>,
     pub max_in_flight: u16,
     pub mqtt3x_receive_max: u16,
     pub max_keep_alive: u16,
     pub topic_alias_max: u16,
+    pub alias_min_length: usize,
     pub max_queued: usize,
     pub max_session_expiry: u32,
     pub max_client_id_v31: usize,
@@ -227,6 +324,24 @@ pub(crate) struct Settings {
     pub incoming_rate: Option<Vec<(u32, Duration)>>,
     pub allow_anonymous: bool,
     pub credentials: Vec<Credential>,
+    pub acl: Option<Arc<Acl>>,
+}
+
+/// The checked TLS listener.
+#[derive(Debug, Clone)]
+pub(crate) struct SslSettings {
+    pub listener: Listener,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_auth: ClientAuth,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The checked WebSocket listener.
+#[derive(Debug, Clone)]
+pub(crate) struct WsSettings {
+    pub listener: Listener,
+    pub sub_protocols: Vec<String>,
 }
 
 /// A checked listener.
@@ -249,8 +364,27 @@ impl BrokerConfig {
             let (Some(cert), Some(key)) = (&l.ssl.cert_file, &l.ssl.key_file) else {
                 return Err(ConfigError::MissingTlsFiles);
             };
-            let lst = listener(&l.ssl.bind_address, l.ssl.bind_port, l.ssl.max_payload_size)?;
-            Some((lst, cert.clone(), key.clone()))
+            if l.ssl.client_auth != ClientAuth::None && l.ssl.client_ca_file.is_none() {
+                return Err(ConfigError::MissingClientCa);
+            }
+            Some(SslSettings {
+                listener: listener(&l.ssl.bind_address, l.ssl.bind_port, l.ssl.max_payload_size)?,
+                cert: cert.clone(),
+                key: key.clone(),
+                client_auth: l.ssl.client_auth,
+                client_ca: l.ssl.client_ca_file.clone(),
+            })
+        } else {
+            None
+        };
+        let ws = if l.ws.enabled {
+            let sub_protocols: Vec<String> =
+                l.ws.sub_protocols.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+            if sub_protocols.is_empty() {
+                return Err(ConfigError::NoSubProtocols);
+            }
+            let lst = listener(&l.ws.bind_address, l.ws.bind_port, l.ws.max_payload_size)?;
+            Some(WsSettings { listener: lst, sub_protocols })
         } else {
             None
         };
@@ -269,13 +403,16 @@ impl BrokerConfig {
         }
         let incoming_rate =
             if m.incoming_rate_limit.enabled { Some(parse_rate_limit(&m.incoming_rate_limit.config)?) } else { None };
+        let acl = self.security.acl()?.map(Arc::new);
         Ok(Settings {
             tcp,
             ssl,
+            ws,
             max_in_flight: m.max_in_flight_msgs,
             mqtt3x_receive_max: m.flow_control_mqtt_3x_receive_max.min(m.max_in_flight_msgs),
             max_keep_alive: m.max_keep_alive_sec,
             topic_alias_max: m.topic_alias_max,
+            alias_min_length: m.min_length_for_alias_replacement,
             max_queued: m.max_queued_messages,
             max_session_expiry: m.max_session_expiry_sec,
             max_client_id_v31: m.max_client_id_length_v31,
@@ -285,7 +422,25 @@ impl BrokerConfig {
             incoming_rate,
             allow_anonymous: self.security.allow_anonymous,
             credentials: self.security.credentials.clone(),
+            acl,
         })
+    }
+}
+
+impl SecurityConfig {
+    /// The configured rules (inline, then the file's), or `None` when neither has any text.
+    fn acl(&self) -> Result<Option<Acl>, ConfigError> {
+        let mut acl = if self.acl.trim().is_empty() { None } else { Some(Acl::parse(&self.acl)?) };
+        if let Some(path) = &self.acl_file {
+            let file_err = |message: String| ConfigError::AclFile { path: path.clone(), message };
+            let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+            let from_file = Acl::parse(&text).map_err(|e| file_err(e.to_string()))?;
+            acl = Some(match acl {
+                Some(inline) => inline.merged(from_file),
+                None => from_file,
+            });
+        }
+        Ok(acl)
     }
 }
 

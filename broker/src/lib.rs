@@ -1,4 +1,4 @@
-//! Tributary's MQTT broker: MQTT 3.1, 3.1.1 and 5.0 over TCP and TLS, embeddable in a tokio
+//! Tributary's MQTT broker: MQTT 3.1, 3.1.1 and 5.0 over TCP, TLS and WebSocket, embeddable in a tokio
 //! process.
 //!
 //! Start it with [`Broker::start`] and keep the [`BrokerHandle`]; the handle's [`Router`] takes
@@ -9,8 +9,10 @@
 //! Module map: `config` (serde config and its checked form), `protocol` (wire format on top of
 //! rumqttc's codecs), `server` (listeners, start/stop), `link` (one connection), `session`
 //! (session state and registry), `router` (subscription trie, retained messages, integration
-//! hook), `auth`, `limits`, `message`, `tls`.
+//! hook), `auth` (authentication), `acl` (topic authorization), `limits`, `message`, `tls`
+//! (including client certificates), `ws` (MQTT over WebSocket).
 
+pub mod acl;
 pub mod auth;
 pub mod config;
 pub mod forward;
@@ -23,9 +25,11 @@ mod server;
 pub mod service;
 mod session;
 mod tls;
+mod ws;
 
+pub use acl::{Acl, AclError};
 pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Credential};
-pub use config::{BrokerConfig, ConfigError};
+pub use config::{BrokerConfig, ClientAuth, ConfigError};
 pub use message::PublishedMessage;
 pub use protocol::QoS;
 pub use router::{IntegrationSink, Router, RouterError};

@@ -21,6 +21,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::acl::ClientAcl;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::limits::{ConnectionCounter, ConnectionSlot, RateLimiter};
@@ -44,15 +45,21 @@ pub(crate) struct Context {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Serves one client connection until it closes.
-pub(crate) async fn serve<S>(stream: S, peer: SocketAddr, max_packet: usize, ctx: Arc<Context>)
-where
+/// Serves one client connection until it closes; `certificate_cn` is the identity of a verified TLS
+/// client certificate.
+pub(crate) async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    certificate_cn: Option<String>,
+    max_packet: usize,
+    ctx: Arc<Context>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
     let mut io = Io { reader, writer };
     let mut inbuf = BytesMut::with_capacity(4096);
-    let Some(est) = handshake::accept(&mut io, &mut inbuf, peer, max_packet, &ctx).await else {
+    let Some(est) = handshake::accept(&mut io, &mut inbuf, peer, certificate_cn, max_packet, &ctx).await else {
         let _ = io.writer.shutdown().await;
         return;
     };
@@ -125,10 +132,12 @@ pub(crate) struct Established {
     pub out_window: usize,
     pub client_max_packet: usize,
     pub alias_max: u16,
+    pub out_alias_max: u16,
     pub receive_max_in: usize,
     pub connect_expiry: u32,
     pub outbuf: BytesMut,
     pub slot: ConnectionSlot,
+    pub acl: Option<ClientAcl>,
 }
 
 /// An established connection's state (its stream halves are passed in separately).
@@ -147,12 +156,17 @@ pub(crate) struct Link {
     client_max_packet: usize,
     aliases: HashMap<u16, String>,
     alias_max: u16,
+    /// Topic aliases the broker gave this connection's client (MQTT 5), and how many it allows.
+    out_aliases: HashMap<String, u16>,
+    out_alias_max: u16,
     receive_max_in: usize,
     connect_expiry: u32,
     rate: Option<RateLimiter>,
     inbuf: BytesMut,
     out: BytesMut,
     _slot: ConnectionSlot,
+    /// Topic authorization; `None` when no rules are configured.
+    acl: Option<ClientAcl>,
 }
 
 impl Link {
@@ -173,12 +187,15 @@ impl Link {
             client_max_packet: est.client_max_packet,
             aliases: HashMap::new(),
             alias_max: est.alias_max,
+            out_aliases: HashMap::new(),
+            out_alias_max: est.out_alias_max,
             receive_max_in: est.receive_max_in,
             connect_expiry: est.connect_expiry,
             rate,
             inbuf,
             out: est.outbuf,
             _slot: est.slot,
+            acl: est.acl,
             ctx,
         }
     }

@@ -19,7 +19,7 @@ use crate::limits::ConnectionCounter;
 use crate::link::{self, Context};
 use crate::router::{IntegrationSink, Router};
 use crate::session::registry::Sessions;
-use crate::tls;
+use crate::{tls, ws};
 
 /// How long `shutdown` waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -60,6 +60,7 @@ pub enum StartError {
 pub struct BrokerHandle {
     tcp_addr: Option<SocketAddr>,
     tls_addr: Option<SocketAddr>,
+    ws_addr: Option<SocketAddr>,
     ctx: Arc<Context>,
     shutdown_tx: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
@@ -71,6 +72,7 @@ impl std::fmt::Debug for BrokerHandle {
         f.debug_struct("BrokerHandle")
             .field("tcp_addr", &self.tcp_addr)
             .field("tls_addr", &self.tls_addr)
+            .field("ws_addr", &self.ws_addr)
             .finish_non_exhaustive()
     }
 }
@@ -89,9 +91,16 @@ impl Broker {
             None => None,
         };
         let ssl = match &settings.ssl {
-            Some((l, cert, key)) => {
-                let acceptor = tls::acceptor(cert, key)?;
-                Some((bind(*l).await?, l.max_packet_size, acceptor))
+            Some(ssl) => {
+                let acceptor = tls::acceptor(&ssl.cert, &ssl.key, ssl.client_auth, ssl.client_ca.as_deref())?;
+                Some((bind(ssl.listener).await?, ssl.listener.max_packet_size, acceptor))
+            }
+            None => None,
+        };
+        let ws = match &settings.ws {
+            Some(ws) => {
+                let protocols: Arc<[String]> = ws.sub_protocols.clone().into();
+                Some((bind(ws.listener).await?, ws.listener.max_packet_size, protocols))
             }
             None => None,
         };
@@ -111,23 +120,25 @@ impl Broker {
         let mut listeners = Vec::new();
         let mut tcp_addr = None;
         let mut tls_addr = None;
+        let mut ws_addr = None;
         if let Some((listener, max)) = tcp {
             tcp_addr = listener.local_addr().ok();
             tracing::info!(addr = ?tcp_addr, "MQTT TCP listener started.");
-            listeners.push(tokio::spawn(accept_loop(listener, max, None, Arc::clone(&ctx), Arc::clone(&tasks))));
+            listeners.push(tokio::spawn(accept_loop(listener, max, Kind::Tcp, Arc::clone(&ctx), Arc::clone(&tasks))));
         }
         if let Some((listener, max, acceptor)) = ssl {
             tls_addr = listener.local_addr().ok();
             tracing::info!(addr = ?tls_addr, "MQTT TLS listener started.");
-            listeners.push(tokio::spawn(accept_loop(
-                listener,
-                max,
-                Some(acceptor),
-                Arc::clone(&ctx),
-                Arc::clone(&tasks),
-            )));
+            let kind = Kind::Tls(acceptor);
+            listeners.push(tokio::spawn(accept_loop(listener, max, kind, Arc::clone(&ctx), Arc::clone(&tasks))));
         }
-        Ok(BrokerHandle { tcp_addr, tls_addr, ctx, shutdown_tx, listeners, tasks })
+        if let Some((listener, max, protocols)) = ws {
+            ws_addr = listener.local_addr().ok();
+            tracing::info!(addr = ?ws_addr, "MQTT WebSocket listener started.");
+            let kind = Kind::Ws(protocols);
+            listeners.push(tokio::spawn(accept_loop(listener, max, kind, Arc::clone(&ctx), Arc::clone(&tasks))));
+        }
+        Ok(BrokerHandle { tcp_addr, tls_addr, ws_addr, ctx, shutdown_tx, listeners, tasks })
     }
 }
 
@@ -140,6 +151,11 @@ impl BrokerHandle {
     /// The bound address of the TLS listener, if enabled.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_addr
+    }
+
+    /// The bound address of the WebSocket listener, if enabled.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.ws_addr
     }
 
     /// The router, for integration subscriptions and the integration sink.
@@ -175,13 +191,15 @@ async fn bind(l: Listener) -> Result<TcpListener, StartError> {
     TcpListener::bind(l.addr).await.map_err(|source| StartError::Bind { addr: l.addr, source })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    max_packet: usize,
-    tls: Option<TlsAcceptor>,
-    ctx: Arc<Context>,
-    tasks: Arc<TaskCount>,
-) {
+/// What runs on top of an accepted TCP connection.
+#[derive(Clone)]
+enum Kind {
+    Tcp,
+    Tls(TlsAcceptor),
+    Ws(Arc<[String]>),
+}
+
+async fn accept_loop(listener: TcpListener, max_packet: usize, kind: Kind, ctx: Arc<Context>, tasks: Arc<TaskCount>) {
     let mut shutdown = ctx.shutdown.clone();
     loop {
         let accepted = tokio::select! {
@@ -200,19 +218,23 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let guard = TaskGuard::new(&tasks);
         let ctx = Arc::clone(&ctx);
-        let tls = tls.clone();
+        let kind = kind.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            match tls {
-                None => link::serve(stream, peer, max_packet, ctx).await,
-                Some(acceptor) => {
+            match kind {
+                Kind::Tcp => link::serve(stream, peer, None, max_packet, ctx).await,
+                Kind::Tls(acceptor) => {
                     let timeout = ctx.settings.connect_timeout;
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => link::serve(stream, peer, max_packet, ctx).await,
+                        Ok(Ok(stream)) => {
+                            let identity = tls::client_identity(&stream);
+                            link::serve(stream, peer, identity, max_packet, ctx).await
+                        }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed."),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
                     }
                 }
+                Kind::Ws(protocols) => ws::serve(stream, peer, max_packet, protocols, ctx).await,
             }
         });
     }

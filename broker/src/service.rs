@@ -49,6 +49,10 @@ impl SubscriptionSink for RouterSubscriptions {
     fn remove_integration_subscriptions(&self, integration_id: Uuid) {
         self.0.remove_integration(&integration_id.to_string());
     }
+
+    fn integration_subscriptions(&self, integration_id: Uuid) -> Option<Vec<String>> {
+        Some(self.0.integration_subscriptions(&integration_id.to_string()))
+    }
 }
 
 /// A running broker service.

@@ -5,6 +5,7 @@
 //! Where a test must show that something did not happen, it sends a later sentinel message and
 //! checks that the sentinel arrives first.
 
+mod acl;
 mod connect;
 mod forward;
 mod integration;
@@ -16,3 +17,5 @@ mod sessions;
 mod support;
 mod tls;
 mod v5_features;
+mod websocket;
+mod x509;

@@ -1,6 +1,9 @@
-//! TLS for the `listener.ssl` listener: loading PEM files into a rustls server configuration.
+//! TLS for the `listener.ssl` listener: loading PEM files into a rustls server configuration,
+//! with optional or required client certificates verified against a CA bundle.
 //!
-//! Client certificates (X.509 authentication) are not supported yet.
+//! A verified client certificate's subject CN (`subject::common_name`) is the client's identity.
+
+mod subject;
 
 use std::fs::File;
 use std::io::BufReader;
@@ -8,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio_rustls::TlsAcceptor;
+
+use crate::config::ClientAuth;
+
+pub(crate) use subject::common_name;
 
 /// Why the TLS listener could not be configured.
 #[derive(Debug, thiserror::Error)]
@@ -26,19 +33,23 @@ pub enum TlsError {
     /// The certificate file has no certificate.
     #[error("no certificate in {0}")]
     NoCert(PathBuf),
+    /// The client CA file has no certificate rustls accepts as a trust anchor.
+    #[error("no usable CA certificate in {0}")]
+    NoClientCa(PathBuf),
     /// rustls refused the certificate or key.
     #[error("invalid tls configuration: {0}")]
     Config(String),
 }
 
-/// Builds the acceptor from a PEM certificate chain and a PEM private key.
-pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
-    let read_err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| TlsError::Read { path, source }
-    };
-    let mut cert_reader = BufReader::new(File::open(cert).map_err(read_err(cert))?);
-    let certs = rustls_pemfile::certs(&mut cert_reader).collect::<Result<Vec<_>, _>>().map_err(read_err(cert))?;
+/// Builds the acceptor from a PEM certificate chain and a PEM private key; `client_ca` (PEM, one
+/// or more CA certificates) verifies client certificates when `client_auth` asks for them.
+pub(crate) fn acceptor(
+    cert: &Path,
+    key: &Path,
+    client_auth: ClientAuth,
+    client_ca: Option<&Path>,
+) -> Result<TlsAcceptor, TlsError> {
+    let certs = read_certs(cert)?;
     if certs.is_empty() {
         return Err(TlsError::NoCert(cert.to_path_buf()));
     }
@@ -47,11 +58,38 @@ pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError>
         .map_err(read_err(key))?
         .ok_or_else(|| TlsError::NoKey(key.to_path_buf()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, private_key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match (client_auth, client_ca) {
+        (ClientAuth::None, _) | (_, None) => builder.with_no_client_auth(),
+        (mode, Some(ca)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let (added, _ignored) = roots.add_parsable_certificates(read_certs(ca)?);
+            if added == 0 {
+                return Err(TlsError::NoClientCa(ca.to_path_buf()));
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if mode == ClientAuth::Optional { verifier.allow_unauthenticated() } else { verifier };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::Config(e.to_string()))?)
+        }
+    };
+    let config = builder.with_single_cert(certs, private_key).map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> TlsError {
+    let path = path.to_path_buf();
+    move |source| TlsError::Read { path, source }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+    let mut reader = BufReader::new(File::open(path).map_err(read_err(path))?);
+    rustls_pemfile::certs(&mut reader).collect::<Result<Vec<_>, _>>().map_err(read_err(path))
+}
+
+/// The CN of the verified client certificate of an accepted connection, if it presented one.
+pub(crate) fn client_identity<S>(stream: &tokio_rustls::server::TlsStream<S>) -> Option<String> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    common_name(leaf)
 }

@@ -8,6 +8,7 @@ fn request(username: Option<&str>, password: Option<&str>) -> AuthRequest {
         username: username.map(str::to_owned),
         password: password.map(|p| p.as_bytes().to_vec()),
         peer: "127.0.0.1:1".parse().expect("address"),
+        certificate_cn: None,
     }
 }
 
@@ -33,4 +34,14 @@ fn unparsable_stored_hash_refuses() {
     let users = [Credential { username: "u".to_owned(), password_hash: "plaintext".to_owned() }];
     let auth = BasicAuthenticator::new(false, &users);
     assert_eq!(auth.authenticate(&request(Some("u"), Some("plaintext"))), AuthDecision::BadCredentials);
+}
+
+#[test]
+fn a_verified_certificate_needs_no_password() {
+    let auth = BasicAuthenticator::new(false, &[]);
+    assert_eq!(auth.authenticate(&request(None, None)), AuthDecision::NotAuthorized);
+    let with_cert = AuthRequest { certificate_cn: Some("device-1".to_owned()), ..request(None, None) };
+    assert_eq!(auth.authenticate(&with_cert), AuthDecision::Allow);
+    let with_cert_and_user = AuthRequest { certificate_cn: Some("d".to_owned()), ..request(Some("x"), Some("y")) };
+    assert_eq!(auth.authenticate(&with_cert_and_user), AuthDecision::Allow);
 }

@@ -19,10 +19,11 @@ impl BrokerConfig {
                 }
             };
         }
+        // An empty value (the default in the distribution's config file) means no file.
         macro_rules! set_path {
             ($name:literal, $field:expr) => {
                 if let Some(value) = lookup($name) {
-                    $field = Some(PathBuf::from(value));
+                    $field = (!value.trim().is_empty()).then(|| PathBuf::from(value));
                 }
             };
         }
@@ -38,11 +39,20 @@ impl BrokerConfig {
         set!("SSL_NETTY_MAX_PAYLOAD_SIZE", ssl.max_payload_size);
         set_path!("LISTENER_SSL_PEM_CERT", ssl.cert_file);
         set_path!("LISTENER_SSL_PEM_KEY", ssl.key_file);
+        set!("LISTENER_SSL_CLIENT_AUTH", ssl.client_auth);
+        set_path!("LISTENER_SSL_PEM_CLIENT_CA", ssl.client_ca_file);
+        let ws = &mut self.listener.ws;
+        set!("LISTENER_WS_ENABLED", ws.enabled);
+        set!("LISTENER_WS_BIND_ADDRESS", ws.bind_address);
+        set!("LISTENER_WS_BIND_PORT", ws.bind_port);
+        set!("WS_NETTY_MAX_PAYLOAD_SIZE", ws.max_payload_size);
+        set!("WS_NETTY_SUB_PROTOCOLS", ws.sub_protocols);
         let m = &mut self.mqtt;
         set!("MQTT_MAX_IN_FLIGHT_MSGS", m.max_in_flight_msgs);
         set!("MQTT_FLOW_CONTROL_MQTT_3X_RECEIVE_MAX", m.flow_control_mqtt_3x_receive_max);
         set!("MQTT_KEEP_ALIVE_MAX_KEEP_ALIVE_SEC", m.max_keep_alive_sec);
         set!("MQTT_TOPIC_ALIAS_MAX", m.topic_alias_max);
+        set!("MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT", m.min_length_for_alias_replacement);
         set!("MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_LIMIT", m.max_queued_messages);
         set!("MQTT_CLIENT_SESSION_EXPIRY_MAX_EXPIRY_INTERVAL", m.max_session_expiry_sec);
         set!("MQTT_3_1_MAX_CLIENT_ID_LENGTH", m.max_client_id_length_v31);
@@ -51,7 +61,10 @@ impl BrokerConfig {
         set!("MQTT_RETAIN_AVAILABLE", m.retain_available);
         set!("MQTT_INCOMING_RATE_LIMITS_ENABLED", m.incoming_rate_limit.enabled);
         set!("MQTT_INCOMING_RATE_LIMITS_CONFIG", m.incoming_rate_limit.config);
-        set!("SECURITY_ALLOW_ANONYMOUS", self.security.allow_anonymous);
+        let sec = &mut self.security;
+        set!("SECURITY_ALLOW_ANONYMOUS", sec.allow_anonymous);
+        set!("SECURITY_MQTT_ACL", sec.acl);
+        set_path!("SECURITY_MQTT_ACL_FILE", sec.acl_file);
         Ok(())
     }
 }

@@ -64,3 +64,81 @@ fn invalid_values_are_refused() {
     c.mqtt.max_in_flight_msgs = 0;
     assert!(matches!(c.validate(), Err(ConfigError::OutOfRange { .. })));
 }
+
+#[test]
+fn new_listener_and_security_keys_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acl_file = dir.path().join("acl");
+    std::fs::write(&acl_file, "user carol\ntopic read c/#\n").expect("write");
+    let acl_path = acl_file.to_str().expect("utf-8 path").to_owned();
+    let env: HashMap<&str, &str> = [
+        ("LISTENER_SSL_CLIENT_AUTH", "Required"),
+        ("LISTENER_SSL_PEM_CLIENT_CA", "/etc/ca.pem"),
+        ("LISTENER_SSL_PEM_CERT", ""),
+        ("LISTENER_WS_ENABLED", "true"),
+        ("LISTENER_WS_BIND_PORT", "0"),
+        ("WS_NETTY_SUB_PROTOCOLS", "mqtt"),
+        ("WS_NETTY_MAX_PAYLOAD_SIZE", "2048"),
+        ("SECURITY_MQTT_ACL", "user bob; topic write b/#"),
+        ("SECURITY_MQTT_ACL_FILE", acl_path.as_str()),
+    ]
+    .into_iter()
+    .collect();
+    let mut c = BrokerConfig::default();
+    c.apply_env(|k| env.get(k).map(|v| (*v).to_owned())).expect("valid");
+    assert_eq!(c.listener.ssl.client_auth, ClientAuth::Required);
+    assert_eq!(c.listener.ssl.client_ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    assert_eq!(c.listener.ssl.cert_file, None, "an empty path is no file");
+    assert_eq!((c.listener.ws.enabled, c.listener.ws.bind_port, c.listener.ws.max_payload_size), (true, 0, 2048));
+    let s = c.validate().expect("valid");
+    assert_eq!(s.ws.expect("ws").sub_protocols, ["mqtt"]);
+    let acl = s.acl.expect("acl on");
+    use crate::acl::Principal;
+    assert!(acl.for_client(Principal::User("bob"), "x").can_publish("b/1"));
+    assert!(acl.for_client(Principal::User("carol"), "x").can_subscribe("c/1"));
+    let bad = c.apply_env(|k| (k == "LISTENER_SSL_CLIENT_AUTH").then(|| "sometimes".to_owned()));
+    assert!(matches!(bad, Err(ConfigError::Env { name: "LISTENER_SSL_CLIENT_AUTH", .. })));
+}
+
+#[test]
+fn acl_errors_and_defaults() {
+    let c = BrokerConfig::default();
+    assert!(c.validate().expect("valid").acl.is_none(), "no rules: no ACL");
+    assert!(c.validate().expect("valid").ws.is_none(), "WebSocket is off by default");
+    let mut c = BrokerConfig::default();
+    c.security.acl = "topic read a\nbogus".to_owned();
+    assert!(matches!(c.validate(), Err(ConfigError::Acl(crate::acl::AclError { line: 2, .. }))));
+    let mut c = BrokerConfig::default();
+    c.security.acl_file = Some(PathBuf::from("/nonexistent/acl"));
+    assert!(matches!(c.validate(), Err(ConfigError::AclFile { .. })));
+    let mut c = BrokerConfig::default();
+    c.listener.ws.enabled = true;
+    c.listener.ws.sub_protocols = " , ".to_owned();
+    assert_eq!(c.validate().err(), Some(ConfigError::NoSubProtocols));
+}
+
+/// The distribution's config file names the broker's keys with the broker's own defaults.
+#[test]
+fn distribution_file_defaults_are_the_broker_defaults() {
+    let text = include_str!("../../../dist/config/tbmq.yml");
+    let settings = trib_core::settings::Settings::parse(text, Default::default()).expect("file parses");
+    for key in [
+        "LISTENER_SSL_CLIENT_AUTH",
+        "LISTENER_SSL_PEM_CLIENT_CA",
+        "LISTENER_WS_ENABLED",
+        "LISTENER_WS_BIND_PORT",
+        "WS_NETTY_SUB_PROTOCOLS",
+        "WS_NETTY_MAX_PAYLOAD_SIZE",
+        "SECURITY_MQTT_ACL",
+        "SECURITY_MQTT_ACL_FILE",
+        "MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT",
+    ] {
+        assert!(settings.lookup(key).is_some(), "{key} is missing from dist/config/tbmq.yml");
+    }
+    let mut c = BrokerConfig::default();
+    c.apply_env(|k| settings.lookup(k)).expect("valid");
+    let defaults = BrokerConfig::default();
+    assert_eq!(c.listener, defaults.listener);
+    assert_eq!(c.security, defaults.security);
+    assert_eq!(c.mqtt.min_length_for_alias_replacement, defaults.mqtt.min_length_for_alias_replacement);
+}

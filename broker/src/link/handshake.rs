@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Context, Established, Io};
+use crate::acl::Principal;
 use crate::auth::{AuthDecision, AuthRequest};
 use crate::message::{now_ms, PublishedMessage};
 use crate::protocol::{self, packets, Codec, ConnectRequest, HandshakeError, ProtocolVersion, QoS};
@@ -26,6 +27,7 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite>(
     io: &mut Io<S>,
     inbuf: &mut BytesMut,
     peer: SocketAddr,
+    certificate_cn: Option<String>,
     max_packet: usize,
     ctx: &Context,
 ) -> Option<Established> {
@@ -51,7 +53,7 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite>(
         }
     };
     let codec = Codec::new(req.version, max_packet);
-    match establish(req, codec, peer, max_packet, ctx).await {
+    match establish(req, codec, peer, certificate_cn, max_packet, ctx).await {
         Ok(est) => Some(est),
         Err(code) => {
             tracing::debug!(%peer, code = ?code, "Connection refused.");
@@ -79,6 +81,7 @@ async fn establish(
     req: ConnectRequest,
     codec: Codec,
     peer: SocketAddr,
+    certificate_cn: Option<String>,
     max_packet: usize,
     ctx: &Context,
 ) -> Result<Established, Code> {
@@ -91,7 +94,20 @@ async fn establish(
         return Err(Code::ProtocolError);
     }
     let will = req.will.as_ref().map(|w| build_will(w, &client_id, s.retain_available)).transpose()?;
-    authenticate(&req, &client_id, peer, ctx).await?;
+    authenticate(&req, &client_id, peer, certificate_cn.clone(), ctx).await?;
+    let acl = ctx.settings.acl.as_ref().map(|rules| {
+        let principal = match (&certificate_cn, &req.login) {
+            (Some(cn), _) => Principal::Certificate(cn),
+            (None, Some(login)) => Principal::User(&login.username),
+            (None, None) => Principal::Anonymous,
+        };
+        rules.for_client(principal, &client_id)
+    });
+    if let (Some(acl), Some(will)) = (&acl, &will) {
+        if !acl.can_publish(&will.msg.topic) {
+            return Err(Code::NotAuthorized);
+        }
+    }
     let slot = ctx.connections.acquire(s.max_connections).ok_or(Code::QuotaExceeded)?;
 
     let requested_expiry = match props {
@@ -145,10 +161,13 @@ async fn establish(
         out_window: usize::from(out_window),
         client_max_packet,
         alias_max: s.topic_alias_max,
+        // Broker-to-client aliases: as many as the client allows, when aliases are enabled at all.
+        out_alias_max: if s.topic_alias_max > 0 { props.and_then(|p| p.topic_alias_max).unwrap_or(0) } else { 0 },
         receive_max_in: usize::from(s.max_in_flight),
         connect_expiry: requested_expiry,
         outbuf,
         slot,
+        acl,
     })
 }
 
@@ -185,8 +204,15 @@ fn keep_alive(v5: bool, requested: u16, max: u16) -> (u16, Option<u16>) {
     }
 }
 
-async fn authenticate(req: &ConnectRequest, client_id: &str, peer: SocketAddr, ctx: &Context) -> Result<(), Code> {
+async fn authenticate(
+    req: &ConnectRequest,
+    client_id: &str,
+    peer: SocketAddr,
+    certificate_cn: Option<String>,
+    ctx: &Context,
+) -> Result<(), Code> {
     let request = AuthRequest {
+        certificate_cn,
         client_id: client_id.to_owned(),
         username: req.login.as_ref().map(|l| l.username.clone()),
         password: req.login.as_ref().map(|l| l.password.clone().into_bytes()),

@@ -54,6 +54,10 @@ impl Link {
         if p.retain && !self.ctx.settings.retain_available {
             return Err(Close::Protocol(0x9A, "retain is not available".to_owned()));
         }
+        if self.acl.as_ref().is_some_and(|acl| !acl.can_publish(&topic)) {
+            tracing::debug!(topic = %topic, "PUBLISH refused by the ACL.");
+            return self.ack_publish(qos, p.pkid, Outcome::NotAuthorized);
+        }
         if qos == QoS::ExactlyOnce {
             let st = self.session.state.lock();
             if st.incoming_qos2.contains(&p.pkid) {
@@ -65,7 +69,7 @@ impl Link {
             }
         }
         if props.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
-            return self.ack_publish(qos, p.pkid, false);
+            return self.ack_publish(qos, p.pkid, Outcome::PayloadFormatInvalid);
         }
         let msg = RoutedMessage::new(PublishedMessage {
             topic,
@@ -89,25 +93,30 @@ impl Link {
         if qos == QoS::ExactlyOnce {
             self.session.state.lock().incoming_qos2.insert(p.pkid);
         }
-        self.ack_publish(qos, p.pkid, true)
+        self.ack_publish(qos, p.pkid, Outcome::Accepted)
     }
 
-    /// PUBACK or PUBREC for an incoming message; `ok == false` reports an invalid payload format.
-    fn ack_publish(&mut self, qos: QoS, pkid: u16, ok: bool) -> Result<(), Close> {
+    /// PUBACK or PUBREC for an incoming message, with the outcome's reason code (MQTT 5; MQTT 3.x
+    /// acknowledgements have none, so a refused message is acknowledged and dropped, as Mosquitto).
+    fn ack_publish(&mut self, qos: QoS, pkid: u16, outcome: Outcome) -> Result<(), Close> {
         match qos {
             QoS::AtMostOnce => Ok(()),
             QoS::AtLeastOnce => {
                 let mut ack = packets::PubAck::new(pkid, None);
-                if !ok {
-                    ack.reason = packets::PubAckReason::PayloadFormatInvalid;
-                }
+                ack.reason = match outcome {
+                    Outcome::Accepted => packets::PubAckReason::Success,
+                    Outcome::PayloadFormatInvalid => packets::PubAckReason::PayloadFormatInvalid,
+                    Outcome::NotAuthorized => packets::PubAckReason::NotAuthorized,
+                };
                 self.send(&Packet::PubAck(ack))
             }
             QoS::ExactlyOnce => {
                 let mut rec = packets::PubRec::new(pkid, None);
-                if !ok {
-                    rec.reason = packets::PubRecReason::PayloadFormatInvalid;
-                }
+                rec.reason = match outcome {
+                    Outcome::Accepted => packets::PubRecReason::Success,
+                    Outcome::PayloadFormatInvalid => packets::PubRecReason::PayloadFormatInvalid,
+                    Outcome::NotAuthorized => packets::PubRecReason::NotAuthorized,
+                };
                 self.send(&Packet::PubRec(rec))
             }
         }
@@ -185,6 +194,11 @@ impl Link {
             if parsed.share_group.is_some() && f.nolocal {
                 return Err(Close::Protocol(0x82, "no local on a shared subscription".to_owned()));
             }
+            if self.acl.as_ref().is_some_and(|acl| !acl.can_subscribe(&f.path)) {
+                tracing::debug!(filter = %f.path, "SUBSCRIBE refused by the ACL.");
+                codes.push(packets::SubscribeReasonCode::NotAuthorized);
+                continue;
+            }
             let granted = QoS::from_v5(f.qos);
             let opts = SubOptions {
                 qos: granted,
@@ -251,6 +265,14 @@ impl Link {
         }
         Close::Client { with_will: d.reason_code == packets::DisconnectReasonCode::DisconnectWithWillMessage }
     }
+}
+
+/// What happened to an incoming PUBLISH, for its acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Accepted,
+    PayloadFormatInvalid,
+    NotAuthorized,
 }
 
 fn empty_publish_properties() -> packets::PublishProperties {

@@ -1,6 +1,7 @@
 //! Messages to the client: draining the session queue within the in-flight window, and
 //! re-sending unacknowledged messages when a session is resumed.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::{Close, Link, HIGH_WATER};
@@ -40,10 +41,21 @@ impl Link {
                 pkid: 0,
                 subscription_ids: &delivery.sub_ids,
                 message_expiry,
+                topic_alias: None,
+                with_topic: true,
             };
+            let topic = &delivery.msg.msg.topic;
+            let alias = choose_alias(&self.out_aliases, self.out_alias_max, self.ctx.settings.alias_min_length, topic);
+            if let Some(a) = alias {
+                publish.topic_alias = Some(a.alias);
+                publish.with_topic = a.new;
+            }
             if publish_size(version, &publish) > self.client_max_packet {
-                tracing::debug!(topic = %delivery.msg.msg.topic, "Message over the client's maximum packet size dropped.");
+                tracing::debug!(topic = %topic, "Message over the client's maximum packet size dropped.");
                 continue;
+            }
+            if let Some(a) = alias.filter(|a| a.new) {
+                self.out_aliases.insert(topic.clone(), a.alias);
             }
             if delivery.qos == QoS::AtMostOnce {
                 encode_publish(version, &publish, &mut self.out);
@@ -78,8 +90,33 @@ impl Link {
                 pkid: entry.pkid,
                 subscription_ids: &d.sub_ids,
                 message_expiry: d.msg.remaining_expiry(now).unwrap_or(Some(1)),
+                // Aliases belong to a connection: a resumed session starts without any.
+                topic_alias: None,
+                with_topic: true,
             };
             encode_publish(version, &publish, &mut self.out);
         }
     }
+}
+
+/// A topic alias for one outgoing PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Alias {
+    pub alias: u16,
+    /// The client does not know it yet: the PUBLISH carries the topic too.
+    pub new: bool,
+}
+
+/// The alias to use for `topic`: the one already given, else a new one while the client's maximum
+/// allows and the topic is longer than `min_length` (aliases are never replaced, so the first
+/// long topics keep them for the connection's life).
+pub(super) fn choose_alias(aliases: &HashMap<String, u16>, max: u16, min_length: usize, topic: &str) -> Option<Alias> {
+    if let Some(&alias) = aliases.get(topic) {
+        return Some(Alias { alias, new: false });
+    }
+    if topic.len() <= min_length || aliases.len() >= usize::from(max) {
+        return None;
+    }
+    let alias = u16::try_from(aliases.len() + 1).ok()?;
+    Some(Alias { alias, new: true })
 }

@@ -26,6 +26,10 @@ pub struct OutgoingPublish<'a> {
     pub subscription_ids: &'a [usize],
     /// The message expiry interval left (MQTT 5).
     pub message_expiry: Option<u32>,
+    /// A topic alias for this topic (MQTT 5, broker to client).
+    pub topic_alias: Option<u16>,
+    /// Whether the topic name is written; false only with a `topic_alias` the client already knows.
+    pub with_topic: bool,
 }
 
 /// The size in bytes of the encoded packet, fixed header included.
@@ -41,7 +45,7 @@ pub fn encode_publish(version: ProtocolVersion, p: &OutgoingPublish<'_>, buf: &m
     let byte1 = 0x30 | (u8::from(p.dup) << 3) | ((p.qos as u8) << 1) | u8::from(p.retain);
     buf.put_u8(byte1);
     put_var_int(buf, remaining);
-    put_str(buf, p.msg.topic.as_bytes());
+    put_str(buf, topic(p));
     if p.qos != QoS::AtMostOnce {
         buf.put_u16(p.pkid);
     }
@@ -53,7 +57,7 @@ pub fn encode_publish(version: ProtocolVersion, p: &OutgoingPublish<'_>, buf: &m
 }
 
 fn remaining_len(version: ProtocolVersion, p: &OutgoingPublish<'_>) -> usize {
-    let mut len = 2 + p.msg.topic.len() + p.msg.payload.len();
+    let mut len = 2 + topic(p).len() + p.msg.payload.len();
     if p.qos != QoS::AtMostOnce {
         len += 2;
     }
@@ -64,9 +68,20 @@ fn remaining_len(version: ProtocolVersion, p: &OutgoingPublish<'_>) -> usize {
     len
 }
 
+fn topic<'a>(p: &OutgoingPublish<'a>) -> &'a [u8] {
+    if p.with_topic {
+        p.msg.topic.as_bytes()
+    } else {
+        &[]
+    }
+}
+
 fn properties_len(p: &OutgoingPublish<'_>) -> usize {
     let m = p.msg;
     let mut len = 0;
+    if p.topic_alias.is_some() {
+        len += 3;
+    }
     if m.payload_format_indicator.is_some() {
         len += 2;
     }
@@ -104,6 +119,10 @@ fn put_properties(buf: &mut BytesMut, p: &OutgoingPublish<'_>) {
     if let Some(ct) = &m.content_type {
         buf.put_u8(0x03);
         put_str(buf, ct.as_bytes());
+    }
+    if let Some(alias) = p.topic_alias {
+        buf.put_u8(0x23);
+        buf.put_u16(alias);
     }
     if let Some(rt) = &m.response_topic {
         buf.put_u8(0x08);

@@ -137,7 +137,35 @@ fn message() -> PublishedMessage {
 }
 
 fn outgoing(msg: &PublishedMessage, qos: QoS) -> OutgoingPublish<'_> {
-    OutgoingPublish { msg, qos, retain: true, dup: true, pkid: 7, subscription_ids: &[3, 300], message_expiry: Some(9) }
+    OutgoingPublish {
+        msg,
+        qos,
+        retain: true,
+        dup: true,
+        pkid: 7,
+        subscription_ids: &[3, 300],
+        message_expiry: Some(9),
+        topic_alias: None,
+        with_topic: true,
+    }
+}
+
+#[test]
+fn publish_v5_topic_alias_with_and_without_the_topic() {
+    let msg = message();
+    for with_topic in [true, false] {
+        let p = OutgoingPublish { topic_alias: Some(4), with_topic, ..outgoing(&msg, QoS::AtMostOnce) };
+        let mut buf = BytesMut::new();
+        encode_publish(ProtocolVersion::V5, &p, &mut buf);
+        assert_eq!(buf.len(), publish_size(ProtocolVersion::V5, &p));
+        let Ok(packets::Packet::Publish(got)) = packets::Packet::read(&mut buf, None) else {
+            panic!("decodes as publish");
+        };
+        let topic: &[u8] = if with_topic { b"a/b" } else { b"" };
+        assert_eq!((&got.topic[..], &got.payload[..]), (topic, &b"payload"[..]));
+        let props = got.properties.expect("properties");
+        assert_eq!((props.topic_alias, props.subscription_identifiers), (Some(4), vec![3, 300]));
+    }
 }
 
 #[test]

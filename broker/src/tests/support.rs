@@ -71,6 +71,11 @@ macro_rules! client_type {
                 let mut opts = <$opts>::new(id, addr.ip().to_string(), addr.port());
                 opts.set_keep_alive(Duration::from_secs(30));
                 f(&mut opts);
+                $name::from_options(opts)
+            }
+
+            /// Starts a client with options made by the caller (e.g. a `ws://` broker address).
+            pub fn from_options(opts: $opts) -> $name {
                 let (client, mut eventloop) = <$client>::new(opts, 100);
                 let (tx, events) = mpsc::unbounded_channel();
                 let task = tokio::spawn(async move {

@@ -184,3 +184,58 @@ async fn publish_rate_limit_disconnects_the_offender_and_spares_others() {
     }
     assert_eq!(seen.len(), 3, "two allowed spams and the polite message: {seen:?}");
 }
+
+/// A raw packet decoded by rumqttc's v5 reader.
+fn decode_v5(p: &RawPacket) -> rumqttc::v5::mqttbytes::v5::Packet {
+    let mut buf = bytes::BytesMut::new();
+    buf.extend_from_slice(&[p.byte1]);
+    let mut len = p.body.len();
+    loop {
+        let byte = (len % 128) as u8;
+        len /= 128;
+        buf.extend_from_slice(&[if len > 0 { byte | 0x80 } else { byte }]);
+        if len == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&p.body);
+    rumqttc::v5::mqttbytes::v5::Packet::read(&mut buf, None).expect("decodes")
+}
+
+#[tokio::test]
+async fn topic_aliases_to_the_client_within_its_maximum_for_long_topics() {
+    let broker = start(|c| c.mqtt.min_length_for_alias_replacement = 10).await;
+    let addr = broker.tcp_addr().expect("tcp");
+    let props = rumqttc::v5::mqttbytes::v5::ConnectProperties { topic_alias_max: Some(2), ..connect_props() };
+    let mut raw = connected_v5(addr, "aliased", Some(props)).await;
+    raw.send(&subscribe_v5(1, "alias-out/#", 0)).await;
+    assert_eq!(raw.read().await.expect("suback").kind(), 9);
+    let (mut plain, _) = C5::connect(addr, "plain", |_| {}).await;
+    plain.subscribe("alias-out/#", Q5::AtMostOnce).await;
+    let (mut publisher, _) = C5::connect(addr, "pub", |_| {}).await;
+    // (topic published, topic on the wire, alias on the wire)
+    let expected: [(&str, &str, Option<u16>); 6] = [
+        ("alias-out/one", "alias-out/one", Some(1)),
+        ("alias-out/one", "", Some(1)),
+        ("alias-out", "alias-out", None), // not longer than 10
+        ("alias-out/two", "alias-out/two", Some(2)),
+        ("alias-out/three", "alias-out/three", None), // the client allows two
+        ("alias-out/two", "", Some(2)),
+    ];
+    for (i, (topic, _, _)) in expected.iter().enumerate() {
+        publisher.publish(topic, Q5::AtMostOnce, false, format!("m{i}").as_bytes()).await;
+    }
+    for (i, (topic, wire_topic, wire_alias)) in expected.iter().enumerate() {
+        let rumqttc::v5::mqttbytes::v5::Packet::Publish(p) = decode_v5(&raw.read().await.expect("publish")) else {
+            panic!("expected a publish");
+        };
+        let alias = p.properties.and_then(|props| props.topic_alias);
+        assert_eq!(
+            (&p.topic[..], alias, &p.payload[..]),
+            (wire_topic.as_bytes(), *wire_alias, format!("m{i}").as_bytes())
+        );
+        // A client that did not allow aliases gets full topics and none.
+        let m = plain.message().await;
+        assert_eq!((&m.topic[..], m.properties.and_then(|p| p.topic_alias)), (topic.as_bytes(), None));
+    }
+}
