@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU32, AtomicU64, Ordering},
         OnceLock,
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -195,6 +195,10 @@ impl Drop for Node {
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
+        // A binary built beforehand (e.g. while the workspace does not build as a whole).
+        if let Some(path) = std::env::var_os("TRIB_TEST_BINARY").filter(|p| !p.is_empty()) {
+            return PathBuf::from(path);
+        }
         let exe = std::env::current_exe().expect("path of the test executable");
         let profile_dir = exe.parent().and_then(Path::parent).expect("the test executable is in target/<profile>/deps");
         let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
@@ -225,8 +229,28 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_path_buf()
 }
 
-/// A port nothing listens on right now (bound, read back, released).
+/// A port nothing listens on right now, for a server that is started later with it.
+///
+/// Ports come from below Linux's ephemeral range (32768 and up), so an outgoing connection of
+/// any process can never take one between this check and the server's bind; each is handed out
+/// once per test process, starting at a place that depends on the process id so that parallel
+/// test binaries rarely meet, and it is checked by binding it.
 pub fn free_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 

@@ -27,13 +27,6 @@ fn readme_walkthrough_runs_as_written() {
     let dir = tempfile::tempdir().expect("temp dir");
     let node = Node::start(Mode::AllInOne, &dir.path().join("node"), &[]);
     Rest::login(&node.api()).wait_executors(&["HTTP", "MQTT"], 1);
-    // FIXME: the all-in-one process installs its Prometheus recorder only on the first request
-    // to /metrics (`trib_core::service::prometheus()` is called lazily when the executor does not
-    // serve its own endpoints), so everything counted before that request is lost and the
-    // walkthrough's `grep '^ie_processor_msgs_total'` finds nothing. Remove this request once
-    // the recorder is installed at start.
-    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(PATIENCE)).build().into();
-    agent.get(&format!("{}/metrics", node.api())).call().expect("GET /metrics");
     let work = dir.path().join("walkthrough");
     std::fs::create_dir_all(&work).expect("create the work directory");
     std::os::unix::fs::symlink(repo_root().join("dist"), work.join("dist")).expect("link dist/");

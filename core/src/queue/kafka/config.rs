@@ -83,6 +83,18 @@ pub fn default_producer_properties() -> Vec<(String, String)> {
 /// group with Java members using `StickyAssignor` (no common protocol), which TBMQ's groups
 /// here never have.
 ///
+/// Tansu 0.6.0 (the Kafka-compatible broker of our CI) has a group-coordinator defect that no
+/// client setting avoids: when a member is killed (no LeaveGroup) and its session expires, the
+/// survivor's heartbeat removes it without a new generation and without clearing the group's
+/// leader. If the dead member was the leader, the survivor's next JoinGroup starts a generation
+/// led by the dead member, every SyncGroup is then refused with REBALANCE_IN_PROGRESS, and the
+/// survivor's partitions are revoked (its own session expires while it loops) and never assigned
+/// again; with an eager assignor (`range`) the group stays "formed" instead and hands the
+/// survivor its old assignment, so the dead member's partitions are never reassigned whoever led.
+/// With `cooperative-sticky` a killed follower is taken over (the leader survives and computes
+/// a new assignment), which `kafka/tests.rs` checks on a real broker; a killed leader is only
+/// taken over on Apache Kafka. A clean stop (LeaveGroup) works on both.
+///
 /// `topic.metadata.refresh.interval.ms=5000` (librdkafka: 300000): a consumer subscribed to a
 /// topic that did not exist yet, or was created moments ago and is not in its first metadata
 /// answer, gets its partitions within seconds instead of minutes.

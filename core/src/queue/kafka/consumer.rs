@@ -73,7 +73,7 @@ impl KafkaConsumer {
             .set("client.id", client_id)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest");
-        let context = EventContext { events: Mutex::new(VecDeque::new()) };
+        let context = EventContext { events: Mutex::new(VecDeque::new()), before_error: Mutex::new(Vec::new()) };
         let consumer = client.create_with_context(context).map_err(backend)?;
         Ok(KafkaConsumer { consumer, timeout: config.admin_timeout, manual: false })
     }
@@ -187,6 +187,8 @@ impl Consumer for KafkaConsumer {
 /// Records rebalances for [`KafkaConsumer::poll`]; runs on the polling thread.
 pub(super) struct EventContext {
     events: Mutex<VecDeque<ConsumerEvent>>,
+    /// The assignment when a failed rebalance started (rdkafka then unassigns it).
+    before_error: Mutex<Vec<TopicPartition>>,
 }
 
 impl ClientContext for EventContext {
@@ -200,13 +202,29 @@ impl ClientContext for EventContext {
 }
 
 impl ConsumerContext for EventContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Error(_), Ok(tpl)) = (rebalance, consumer.assignment()) {
+            *self.before_error.lock() = partitions(&tpl);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let event = match rebalance {
             Rebalance::Assign(tpl) => ConsumerEvent::Assigned(partitions(tpl)),
-            Rebalance::Revoke(tpl) => ConsumerEvent::Revoked(partitions(tpl)),
+            Rebalance::Revoke(tpl) => {
+                if consumer.assignment_lost() {
+                    tracing::warn!(
+                        partitions = tpl.count(),
+                        "Kafka group membership was lost (session expired or fenced); its partitions are revoked and the consumer joins again."
+                    );
+                }
+                ConsumerEvent::Revoked(partitions(tpl))
+            }
             Rebalance::Error(e) => {
+                // rdkafka has unassigned this member's partitions: report them as revoked, so
+                // that nothing keeps running on partitions it may no longer own.
                 tracing::warn!(error = %e, "Kafka consumer rebalance failed; the group retries.");
-                return;
+                ConsumerEvent::Revoked(std::mem::take(&mut *self.before_error.lock()))
             }
         };
         // Cooperative rebalancing often hands out nothing new in a round: not an event.

@@ -36,6 +36,11 @@ fn test_config(bootstrap: &str) -> KafkaConfig {
         ("topic.metadata.refresh.interval.ms", "1000"),
     ]);
     config.admin_timeout = Duration::from_secs(10);
+    // TRIB_TEST_KAFKA_DEBUG=cgrp (any librdkafka `debug` value) logs the group protocol to stderr.
+    if let Some(debug) = std::env::var("TRIB_TEST_KAFKA_DEBUG").ok().filter(|d| !d.is_empty()) {
+        config.extra_consumer_properties.push(("debug".into(), debug));
+        let _ = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).with_writer(std::io::stderr).try_init();
+    }
     config
 }
 
@@ -277,4 +282,171 @@ fn deleted_groups_forget_offsets() {
     let mut c = q.assign(&group, "c2", &tp).unwrap();
     assert_eq!(c.committed(&tp).unwrap(), None);
     assert_eq!(values(&poll_records(c.as_mut(), 1)), vec!["m0"]);
+}
+
+/// Turns [`group_member_child`] into a group member for [`killed_group_members_are_taken_over`]:
+/// `bootstrap|group|topic`.
+const CHILD_ENV: &str = "TRIB_TEST_KAFKA_GROUP_MEMBER";
+
+/// Not a test of its own: run by [`killed_group_members_are_taken_over`] in a child process
+/// (the test binary again), which it kills with SIGKILL. Does nothing otherwise.
+#[test]
+fn group_member_child() {
+    use std::io::Write as _;
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let parts: Vec<&str> = spec.split('|').collect();
+    let [bootstrap, group, topic] = parts[..] else { panic!("bad {CHILD_ENV}: {spec}") };
+    let q = KafkaQueue::new(test_config(bootstrap)).expect("kafka queue");
+    let mut c = q.subscribe(group, "child", &[topic.to_string()]).expect("subscribe");
+    let mut owned = std::collections::BTreeSet::new();
+    loop {
+        for e in c.poll(Duration::from_millis(100), 10).expect("poll") {
+            match e {
+                ConsumerEvent::Assigned(tps) => owned.extend(tps.into_iter().map(|tp| tp.partition)),
+                ConsumerEvent::Revoked(tps) => tps.iter().for_each(|tp| _ = owned.remove(&tp.partition)),
+                ConsumerEvent::Records(_) => continue,
+            }
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "member-owns {owned:?}");
+            let _ = out.flush();
+        }
+    }
+}
+
+/// A group member in another process, killed with SIGKILL (no LeaveGroup).
+struct ChildMember {
+    child: std::process::Child,
+    owned: mpsc::Receiver<Vec<i32>>,
+}
+
+impl ChildMember {
+    fn start(bootstrap: &str, group: &str, topic: &str) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "queue::kafka::tests::group_member_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, format!("{bootstrap}|{group}|{topic}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the child member");
+        let stdout = child.stdout.take().expect("child stdout");
+        let (tx, owned) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                // The first line follows libtest's "test <name> ... " (no newline).
+                if let Some(set) = line.split_once("member-owns ").map(|(_, set)| set) {
+                    let parts = set.trim_matches(|c| c == '{' || c == '}');
+                    let owned: Vec<i32> = parts.split(',').filter_map(|p| p.trim().parse().ok()).collect();
+                    if tx.send(owned).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        ChildMember { child, owned }
+    }
+
+    /// Waits (polling `other` meanwhile, as a rebalance needs every member polled) until the
+    /// child owns a non-empty set satisfying `done`.
+    fn wait_owns(&self, mut other: Option<(&mut dyn Consumer, &mut Vec<i32>)>, done: impl Fn(&[i32]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = Vec::new();
+        loop {
+            while let Ok(owned) = self.owned.try_recv() {
+                last = owned;
+            }
+            if !last.is_empty() && done(&last) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the child member owns {last:?}");
+            match other.as_mut() {
+                Some((c, owned)) => track(&mut **c, owned, Duration::from_millis(100)),
+                None => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `c` once and applies its rebalance events to `owned` (sorted partition numbers).
+fn track(c: &mut dyn Consumer, owned: &mut Vec<i32>, timeout: Duration) {
+    for e in c.poll(timeout, 10).unwrap() {
+        match e {
+            ConsumerEvent::Assigned(tps) => owned.extend(tps.iter().map(|tp| tp.partition)),
+            ConsumerEvent::Revoked(tps) => owned.retain(|p| !tps.iter().any(|tp| tp.partition == *p)),
+            ConsumerEvent::Records(_) => {}
+        }
+    }
+    owned.sort_unstable();
+    owned.dedup();
+}
+
+/// Polls `c` until it owns all of `partitions`; returns how long that took.
+fn wait_owns_all(c: &mut dyn Consumer, owned: &mut Vec<i32>, partitions: i32, what: &str) -> Duration {
+    let start = Instant::now();
+    let all: Vec<i32> = (0..partitions).collect();
+    while *owned != all {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}: the survivor owns only {owned:?}");
+        track(c, owned, Duration::from_millis(100));
+    }
+    start.elapsed()
+}
+
+/// A member in this process (the survivor, which joins first and so leads the group) and
+/// members in child processes that join after it and are killed with SIGKILL (no LeaveGroup).
+fn killed_group_members_are_taken_over_on(q: &dyn Queue, bootstrap: &str, prefix: &str) {
+    let (topic, group) = (format!("{prefix}.crash"), format!("{prefix}.g"));
+    q.create_topic(&spec(&topic, 6)).unwrap();
+    let mut owned = Vec::new();
+    let mut survivor = q.subscribe(&group, "survivor", std::slice::from_ref(&topic)).unwrap();
+    wait_owns_all(survivor.as_mut(), &mut owned, 6, "alone in the group");
+    kill_follower(bootstrap, &group, &topic, survivor.as_mut(), &mut owned, prefix);
+    // And again: a member that comes back after a crash is served and can crash again.
+    kill_follower(bootstrap, &group, &topic, survivor.as_mut(), &mut owned, prefix);
+}
+
+/// A child joins (the survivor leads), gets its share, and is killed: the survivor gets it back.
+fn kill_follower(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    survivor: &mut dyn Consumer,
+    owned: &mut Vec<i32>,
+    prefix: &str,
+) {
+    let follower = ChildMember::start(bootstrap, group, topic);
+    follower.wait_owns(Some((&mut *survivor, &mut *owned)), |o| o.len() < 6);
+    while owned.len() == 6 {
+        track(&mut *survivor, owned, Duration::from_millis(100));
+    }
+    follower.kill();
+    let took = wait_owns_all(survivor, owned, 6, "after killing a follower");
+    report(&format!("{prefix}: the survivor took over a killed follower's partitions in {took:?}"));
+}
+
+/// A line on stderr (shown with `--nocapture`).
+fn report(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+#[test]
+fn killed_group_members_are_taken_over_on_a_real_broker() {
+    // Only followers are killed: Tansu 0.6.0 (CI's broker) cannot re-form a group whose leader's
+    // session expired (see `default_consumer_properties`). Not on the mock: FIXME, a child
+    // process never got an assignment from the in-process mock cluster (not investigated).
+    if let (Some(q), Ok(bootstrap)) = (real(), std::env::var(REAL_BOOTSTRAP_ENV)) {
+        killed_group_members_are_taken_over_on(&q, bootstrap.trim(), &unique("real"));
+    }
 }

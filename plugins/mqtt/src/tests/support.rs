@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
         mpsc, Arc, OnceLock,
     },
     thread::JoinHandle,
@@ -122,8 +122,28 @@ pub fn embedded() -> &'static Target {
     })
 }
 
-/// A port nothing listens on right now (bound, read back, released).
+/// A port nothing listens on right now, for a server that is started later with it.
+///
+/// Ports come from below Linux's ephemeral range (32768 and up), so an outgoing connection of
+/// any process can never take one between this check and the server's bind; each is handed out
+/// once per test process, starting at a place that depends on the process id so that parallel
+/// test binaries rarely meet, and it is checked by binding it.
 pub fn free_port() -> u16 {
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % COUNT,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..COUNT {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
 }
 
