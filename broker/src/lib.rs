@@ -3,8 +3,9 @@
 //!
 //! Start it with [`Broker::start`] and keep the [`BrokerHandle`]; the handle's [`Router`] takes
 //! integration subscriptions, whose matching messages go to an [`IntegrationSink`].
-//! [`forward::QueueForwarder`] is the sink that puts those messages on the queue to the executors;
-//! the REST API and database live in the `trib-management` crate (`broker/management/`).
+//! `forward::QueueForwarder` is the sink that puts those messages on the queue to the executors;
+//! the REST API and database live in the `trib-management` crate (`broker/management/`). Both
+//! need the default `service` feature; without it (the fuzz build) the crate is the MQTT broker alone.
 //!
 //! Module map: `config` (serde config and its checked form), `protocol` (wire format on top of
 //! rumqttc's codecs), `server` (listeners, start/stop), `link` (one connection), `session`
@@ -15,6 +16,7 @@
 pub mod acl;
 pub mod auth;
 pub mod config;
+#[cfg(feature = "service")]
 pub mod forward;
 mod limits;
 mod link;
@@ -22,6 +24,7 @@ mod message;
 pub mod protocol;
 pub mod router;
 mod server;
+#[cfg(feature = "service")]
 pub mod service;
 mod session;
 mod tls;

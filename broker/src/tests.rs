@@ -7,6 +7,7 @@
 
 mod acl;
 mod connect;
+#[cfg(feature = "service")]
 mod forward;
 mod integration;
 mod malformed;

@@ -210,10 +210,17 @@ impl Worker {
             ctx.queue.assign(&topics.msg_group(self.def.id), &client_id, &tp).map_err(|e| e.to_string())?;
         // Like TBMQ: on the very first start the group has no offset, and what was queued before
         // is skipped; later starts resume from the committed offset and deliver the backlog.
-        if consumer.committed(&tp).map_err(|e| e.to_string())?.is_none() {
-            let (_, end) = consumer.watermarks(&tp).map_err(|e| e.to_string())?;
-            consumer.commit(&tp, end).map_err(|e| e.to_string())?;
-            consumer.seek(&tp, end).map_err(|e| e.to_string())?;
+        match consumer.committed(&tp).map_err(|e| e.to_string())? {
+            Some(offset) => tracing::info!(offset, "Message consumer resumes at the committed offset."),
+            None => {
+                let (_, end) = consumer.watermarks(&tp).map_err(|e| e.to_string())?;
+                tracing::info!(
+                    offset = end,
+                    "Message consumer has no committed offset; starting at the end (first start)."
+                );
+                consumer.commit(&tp, end).map_err(|e| e.to_string())?;
+                consumer.seek(&tp, end).map_err(|e| e.to_string())?;
+            }
         }
         Ok(Running { driver, consumer, tp })
     }

@@ -118,6 +118,7 @@ fn acl_errors_and_defaults() {
 }
 
 /// The distribution's config file names the broker's keys with the broker's own defaults.
+#[cfg(feature = "service")]
 #[test]
 fn distribution_file_defaults_are_the_broker_defaults() {
     let text = include_str!("../../../dist/config/tbmq.yml");
