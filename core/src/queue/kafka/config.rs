@@ -54,15 +54,19 @@ impl KafkaConfig {
     }
 }
 
-/// TBMQ's producer defaults in librdkafka terms: `acks=1`, `retries=1`, `batch.size=16384`,
-/// `linger.ms=5`, `compression.type=none`; `buffer.memory=33554432` becomes
-/// `queue.buffering.max.kbytes=32768` (past it `send` fails with [`QueueError::Full`]); Java's
-/// `delivery.timeout.ms` default (120 s) becomes `message.timeout.ms`; `murmur2_random` is the
-/// Java client's partitioner, so keyed records land where TBMQ's would.
+/// The producer defaults: TBMQ's in librdkafka terms (`batch.size=16384`, `linger.ms=5`,
+/// `compression.type=none`; `buffer.memory=33554432` becomes `queue.buffering.max.kbytes=32768`,
+/// past which `send` fails with [`QueueError::Full`]; Java's `delivery.timeout.ms` default (120 s)
+/// becomes `message.timeout.ms`; `murmur2_random` is the Java client's partitioner, so keyed records
+/// land where TBMQ's would), except for delivery safety: TBMQ's `acks=1`, `retries=1` can store a
+/// record twice and out of order (a retried batch behind later ones) and lose it when the one retry
+/// fails too, which a distributed test saw on an executor crash. We use the idempotent producer
+/// instead (`enable.idempotence=true`: `acks=all`, retries until `message.timeout.ms`, order kept,
+/// no duplicates from retries). `TB_KAFKA_DEFAULT_PRODUCER_CONFIG` overrides any of these.
 pub fn default_producer_properties() -> Vec<(String, String)> {
     pairs(&[
-        ("acks", "1"),
-        ("retries", "1"),
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
         ("batch.size", "16384"),
         ("linger.ms", "5"),
         ("compression.type", "none"),
