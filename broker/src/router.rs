@@ -124,18 +124,6 @@ impl Router {
         Ok(())
     }
 
-    /// The topic filters integration `integration_id` is subscribed to, sorted; empty when none.
-    pub fn integration_subscriptions(&self, integration_id: &str) -> Vec<String> {
-        let mut filters: Vec<String> = self
-            .integration_filters
-            .lock()
-            .get(integration_id)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
-        filters.sort();
-        filters
-    }
-
     /// Removes the given filters of an integration; unknown filters are ignored.
     pub fn remove_integration_subscriptions(&self, integration_id: &str, filters: &[String]) {
         let mut known = self.integration_filters.lock();

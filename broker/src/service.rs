@@ -51,7 +51,7 @@ impl SubscriptionSink for RouterSubscriptions {
     }
 
     fn integration_subscriptions(&self, integration_id: Uuid) -> Option<Vec<String>> {
-        Some(self.0.integration_subscriptions(&integration_id.to_string()))
+        Some(self.0.integration_filters(&integration_id.to_string()))
     }
 }
 

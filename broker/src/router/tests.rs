@@ -166,12 +166,12 @@ fn retained_store_replaces_and_clears() {
 #[test]
 fn integration_filters_are_listed_as_held() {
     let router = Router::new(None);
-    assert!(router.integration_subscriptions("i1").is_empty());
+    assert!(router.integration_filters("i1").is_empty());
     router.add_integration_subscriptions("i1", &["b/#".into(), "a/+".into(), "b/#".into()]).expect("valid filters");
-    assert_eq!(router.integration_subscriptions("i1"), ["a/+", "b/#"]);
+    assert_eq!(router.integration_filters("i1"), ["a/+", "b/#"]);
     assert!(router.add_integration_subscriptions("i1", &["$share/g/x".into()]).is_err());
     router.remove_integration_subscriptions("i1", &["a/+".into()]);
-    assert_eq!(router.integration_subscriptions("i1"), ["b/#"]);
+    assert_eq!(router.integration_filters("i1"), ["b/#"]);
     router.remove_integration("i1");
-    assert!(router.integration_subscriptions("i1").is_empty());
+    assert!(router.integration_filters("i1").is_empty());
 }

@@ -185,13 +185,17 @@ impl C5 {
         f: impl FnOnce(&mut rumqttc::v5::MqttOptions),
     ) -> (C5, rumqttc::v5::mqttbytes::v5::ConnAck) {
         let mut c = C5::spawn(addr, id, f);
-        let ack = c
-            .wait_for("connack", |ev| match ev {
-                rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(a)) => Some(a.clone()),
-                _ => None,
-            })
-            .await;
+        let ack = c.connack().await;
         (c, ack)
+    }
+
+    /// Waits for the CONNACK of a client started with `spawn` or `from_options`.
+    pub async fn connack(&mut self) -> rumqttc::v5::mqttbytes::v5::ConnAck {
+        self.wait_for("connack", |ev| match ev {
+            rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(a)) => Some(a.clone()),
+            _ => None,
+        })
+        .await
     }
 
     /// Subscribes with options and waits for the SUBACK.

@@ -95,16 +95,8 @@ async fn websocket_clients_publish_and_subscribe_with_tcp_clients_both_ways() {
     let got = ws_sub.message().await;
     assert_eq!((got.topic.as_str(), &got.payload[..], got.qos), ("to-ws/a", &b"tcp -> ws"[..], Q4::ExactlyOnce));
 
-    let (mut ws_pub, _) = {
-        let mut c = ws5(ws_addr, "ws-pub");
-        let ack = c
-            .wait_for("connack", |ev| match ev {
-                rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(a)) => Some(a.clone()),
-                _ => None,
-            })
-            .await;
-        (c, ack)
-    };
+    let mut ws_pub = ws5(ws_addr, "ws-pub");
+    ws_pub.connack().await;
     ws_pub.publish("from-ws/b", Q5::AtLeastOnce, false, b"ws -> tcp").await;
     assert_eq!(&tcp.message().await.payload[..], b"ws -> tcp");
     // A message bigger than one read of the bridge, both ways.
