@@ -106,7 +106,13 @@ impl Pool {
             .into_iter()
             .enumerate()
             .map(|(slot, completion)| {
-                completion.unwrap_or_else(|| if batch.cancel(slot) { Completion::NotSent } else { Completion::NoReply })
+                completion.unwrap_or_else(|| {
+                    if batch.cancel_or_cancelled(slot) {
+                        Completion::NotSent
+                    } else {
+                        Completion::NoReply
+                    }
+                })
             })
             .collect()
     }
@@ -181,6 +187,13 @@ impl Batch {
 
     fn cancel(&self, slot: usize) -> bool {
         self.claim(slot, CANCELLED)
+    }
+
+    /// Cancels `slot`, or finds it already cancelled by a worker that saw the deadline pass
+    /// (its `NotSent` may not have reached the slots before [`Pool::run`] took them); false only
+    /// when a worker started sending it.
+    fn cancel_or_cancelled(&self, slot: usize) -> bool {
+        self.cancel(slot) || self.states.get(slot).is_some_and(|s| s.load(Ordering::Acquire) == CANCELLED)
     }
 }
 

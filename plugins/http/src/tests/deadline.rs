@@ -64,6 +64,20 @@ fn past_deadline_sends_nothing() {
 }
 
 #[test]
+fn a_batch_already_past_its_deadline_is_never_reported_as_sent() {
+    // The worker may see the passed deadline (and cancel the request) before the batch's own
+    // check does; either way the outcome is "not sent", never "no reply".
+    let server = TestServer::status(200);
+    let mut driver = started(&config(&server.url("/x"), json!({})));
+    for _ in 0..300 {
+        let outcomes = driver.process(&[message(b"a")], Instant::now());
+        assert!(retry_reason(&outcomes[0]).starts_with("timeout before send"), "{outcomes:?}");
+    }
+    driver.stop();
+    assert!(server.requests().is_empty());
+}
+
+#[test]
 fn requests_not_started_by_the_deadline_are_never_sent() {
     // One worker; the first request hangs, so the next two cannot start before the deadline.
     let server = TestServer::start(|n, _| if n == 0 { Reply::Hang } else { Reply::Status(200) });
