@@ -1,11 +1,15 @@
 //! Hands messages that matched an integration's topic filters to the queue, as TBMQ does:
 //! a `PublishIntegrationMsgProto` on `tbmq.msg.ie.<id32>`, partition 0, key = MQTT topic.
 //!
-//! The broker never waits here. When the integration's topic is known to exist the record is
-//! handed to the producer at once (the embedded queue stores it synchronously, before the
-//! broker acknowledges the PUBLISH); otherwise the message goes through a bounded channel to a
+//! The broker never blocks here. When the integration's topic is known to exist the record is
+//! handed to the producer at once; otherwise the message goes through a bounded channel to a
 //! thread that creates the topic first, keeping the integration's order. A full channel or a
-//! refused record is counted (`broker_integration_msgs_dropped_total`) and logged, never blocks.
+//! refused record is counted (`broker_integration_msgs_dropped_total`) and logged.
+//!
+//! For QoS 1 and 2 the forwarder returns a [`Handover`] that settles when the queue has stored
+//! the record (at once on the embedded queue, when Kafka confirms otherwise); the connection
+//! sends PUBACK or PUBREC only then, as TBMQ acknowledges after its Kafka producer's callback.
+//! So a message its publisher saw acknowledged survives a killed broker process.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -13,6 +17,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         mpsc, Arc,
     },
+    time::{Duration, Instant},
 };
 
 use parking_lot::RwLock;
@@ -24,7 +29,14 @@ use trib_core::{
 };
 use uuid::Uuid;
 
-use crate::{message::PublishedMessage, router::IntegrationSink};
+use crate::{
+    message::PublishedMessage,
+    protocol::QoS,
+    router::{Handover, IntegrationSink},
+};
+
+/// Tells the publishing connection whether its message was stored (QoS 1 and 2 only).
+type Confirm = Option<tokio::sync::oneshot::Sender<Result<(), String>>>;
 
 /// Bound of the slow path (messages waiting for their topic to be created).
 const SLOW_PATH_CAPACITY: usize = 10_000;
@@ -49,8 +61,8 @@ pub struct QueueForwarder {
     /// Messages per topic still waiting on the slow path; the fast path is used only at zero,
     /// so a message never overtakes an earlier one of the same integration.
     pending: Arc<parking_lot::Mutex<HashMap<String, usize>>>,
-    slow: mpsc::SyncSender<(String, Vec<u8>, String)>,
-    acks: mpsc::SyncSender<Delivery>,
+    slow: mpsc::SyncSender<(String, Vec<u8>, String, Confirm)>,
+    acks: mpsc::Sender<(Delivery, Confirm)>,
     stats: Arc<ForwardStats>,
 }
 
@@ -66,24 +78,34 @@ impl QueueForwarder {
         let stats = Arc::new(ForwardStats::default());
         let known = Arc::new(RwLock::new(HashSet::new()));
         let pending: Arc<parking_lot::Mutex<HashMap<String, usize>>> = Arc::default();
-        let (acks_tx, acks_rx) = mpsc::sync_channel::<Delivery>(100_000);
-        let (slow_tx, slow_rx) = mpsc::sync_channel::<(String, Vec<u8>, String)>(SLOW_PATH_CAPACITY);
+        // Unbounded, but never long: every entry is a record the producer holds, and the
+        // producer's own buffer is bounded (`queue.buffering.max.kbytes`).
+        let (acks_tx, acks_rx) = mpsc::channel::<(Delivery, Confirm)>();
+        let (slow_tx, slow_rx) = mpsc::sync_channel::<(String, Vec<u8>, String, Confirm)>(SLOW_PATH_CAPACITY);
         let producer = queue.producer();
         {
             let stats = stats.clone();
             std::thread::Builder::new()
                 .name("broker-ie-acks".into())
                 .spawn(move || {
-                    for delivery in acks_rx {
-                        match wait_delivery(delivery) {
-                            Ok(_) => stats.stored.fetch_add(1, Ordering::Relaxed),
+                    for (delivery, confirm) in acks_rx {
+                        let result = match wait_delivery(delivery) {
+                            Ok(_) => {
+                                stats.stored.fetch_add(1, Ordering::Relaxed);
+                                Ok(())
+                            }
                             Err(e) => {
                                 tracing::error!(error = %e, "Integration message was not stored by the queue.");
                                 metrics::counter!("broker_integration_msgs_dropped_total", "reason" => "queue")
                                     .increment(1);
-                                stats.dropped.fetch_add(1, Ordering::Relaxed)
+                                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                                Err(e.to_string())
                             }
                         };
+                        if let Some(confirm) = confirm {
+                            // The connection may be gone; then nobody waits for the answer.
+                            let _ = confirm.send(result);
+                        }
                     }
                 })
                 .expect("spawn forwarder ack thread");
@@ -101,7 +123,7 @@ impl QueueForwarder {
             std::thread::Builder::new()
                 .name("broker-ie-topics".into())
                 .spawn(move || {
-                    for (topic, value, key) in slow_rx {
+                    for (topic, value, key, confirm) in slow_rx {
                         if !known.read().contains(&topic) {
                             let created = topic_spec(&topics, &topic).and_then(|spec| queue.create_topic(&spec).ok());
                             if created.is_some() {
@@ -110,7 +132,7 @@ impl QueueForwarder {
                         }
                         let d = producer.send(&topic, Partitioning::Fixed(0), Some(key.as_bytes()), &value);
                         stats.sent.fetch_add(1, Ordering::Relaxed);
-                        let _ = acks.send(d);
+                        let _ = acks.send((d, confirm));
                         let mut p = pending.lock();
                         if let Some(n) = p.get_mut(&topic) {
                             *n -= 1;
@@ -133,6 +155,20 @@ impl QueueForwarder {
     /// Forgets that a topic exists (after the cleanup task deleted it).
     pub fn forget_topic(&self, topic: &str) {
         self.known.write().remove(topic);
+    }
+
+    /// Waits until every message taken so far is with the queue (the slow path is empty) and the
+    /// queue has stored what it holds, for at most `timeout`. Called at shutdown, after the MQTT
+    /// listeners closed, so that nothing acknowledged or accepted is left in memory.
+    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while !self.pending.lock().is_empty() {
+            if Instant::now() >= deadline {
+                return Err("messages are still waiting for their integration topic".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.producer.flush(deadline.saturating_duration_since(Instant::now())).map_err(|e| e.to_string())
     }
 
     fn drop_message(&self, reason: &'static str) {
@@ -185,12 +221,21 @@ pub fn encode(msg: &PublishedMessage, broker_service_id: &str) -> Vec<u8> {
     proto.encode_to_vec()
 }
 
+/// What a connection waits for: nothing for QoS 0, the queue's answer otherwise.
+fn confirmation(qos: QoS) -> (Confirm, Handover) {
+    if qos == QoS::AtMostOnce {
+        return (None, Handover::Stored);
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    (Some(tx), Handover::Pending(rx))
+}
+
 impl IntegrationSink for QueueForwarder {
-    fn send(&self, integration_id: &str, msg: &PublishedMessage) {
+    fn send(&self, integration_id: &str, msg: &PublishedMessage) -> Handover {
         let Ok(id) = Uuid::parse_str(integration_id) else {
             tracing::error!(integration_id, "Integration subscription with a malformed id; message dropped.");
             self.drop_message("bad_id");
-            return;
+            return Handover::Failed(format!("malformed integration id {integration_id:?}"));
         };
         let topic = self.topics.msg(id);
         let value = encode(msg, &self.service_id);
@@ -201,29 +246,34 @@ impl IntegrationSink for QueueForwarder {
                 Ok(Ok(_)) => {
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     self.stats.stored.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return Handover::Stored;
                 }
                 // The topic was deleted (cleanup of a long-disabled integration): recreate it
                 // on the slow path, which also resends.
-                Ok(Err(QueueError::UnknownTopic(_))) => self.known.write().remove(&topic),
+                Ok(Err(QueueError::UnknownTopic(_))) => {
+                    self.known.write().remove(&topic);
+                }
                 Ok(Err(e)) => {
                     tracing::error!(integration_id, error = %e, "Integration message refused by the queue.");
                     self.drop_message("queue");
-                    return;
+                    return Handover::Failed(e.to_string());
                 }
                 Err(_) => {
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    if self.acks.try_send(d).is_err() {
-                        // Only the accounting is behind; the record itself is with the queue.
-                        tracing::debug!("Forwarder delivery accounting is behind.");
+                    let (confirm, handover) = confirmation(msg.qos);
+                    if self.acks.send((d, confirm)).is_err() {
+                        // The accounting thread is gone (it never exits while the forwarder
+                        // lives); the record itself is with the queue.
+                        return Handover::Stored;
                     }
-                    return;
+                    return handover;
                 }
             };
         }
         // Counted before it is queued, so the slow thread can never see a count of zero for it.
         *self.pending.lock().entry(topic.clone()).or_default() += 1;
-        if self.slow.try_send((topic.clone(), value, msg.topic.clone())).is_err() {
+        let (confirm, handover) = confirmation(msg.qos);
+        if self.slow.try_send((topic.clone(), value, msg.topic.clone(), confirm)).is_err() {
             let mut p = self.pending.lock();
             if let Some(n) = p.get_mut(&topic) {
                 *n -= 1;
@@ -233,6 +283,8 @@ impl IntegrationSink for QueueForwarder {
             }
             tracing::error!(integration_id, "Integration topic creation is backed up; message dropped.");
             self.drop_message("backlog");
+            return Handover::Failed("integration topic creation is backed up".into());
         }
+        handover
     }
 }

@@ -35,7 +35,7 @@ pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Cre
 pub use config::{BrokerConfig, ClientAuth, ConfigError};
 pub use message::PublishedMessage;
 pub use protocol::QoS;
-pub use router::{IntegrationSink, Router, RouterError};
+pub use router::{Handover, IntegrationSink, Router, RouterError};
 pub use server::{Broker, BrokerHandle, BrokerHooks, StartError};
 pub use tls::TlsError;
 

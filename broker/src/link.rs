@@ -6,6 +6,7 @@
 //! blocks its own reads of acknowledgements, nor anybody else. A misbehaving client gets a
 //! DISCONNECT with a reason code (MQTT 5) and is closed; no other connection is affected.
 
+mod acks;
 mod handshake;
 mod inbound;
 mod outbound;
@@ -167,6 +168,8 @@ pub(crate) struct Link {
     _slot: ConnectionSlot,
     /// Topic authorization; `None` when no rules are configured.
     acl: Option<ClientAcl>,
+    /// Acknowledgements waiting for the queue to store integration copies, in PUBLISH order.
+    waiting_acks: std::collections::VecDeque<acks::WaitingAck>,
 }
 
 impl Link {
@@ -196,6 +199,7 @@ impl Link {
             out: est.outbuf,
             _slot: est.slot,
             acl: est.acl,
+            waiting_acks: std::collections::VecDeque::new(),
             ctx,
         }
     }
@@ -227,7 +231,7 @@ impl Link {
             if sleep.deadline() != deadline {
                 sleep.as_mut().reset(deadline);
             }
-            let want_read = self.out.len() < HIGH_WATER;
+            let want_read = self.out.len() < HIGH_WATER && self.waiting_acks.len() < acks::MAX_WAITING_ACKS;
             if want_read {
                 self.inbuf.reserve(8192);
             }
@@ -253,6 +257,11 @@ impl Link {
                     }
                 }
                 _ = self.session.notify.notified() => {}
+                _ = acks::first_settled(&mut self.waiting_acks), if !self.waiting_acks.is_empty() => {
+                    if let Err(close) = self.release_acks() {
+                        return close;
+                    }
+                }
                 _ = &mut sleep, if self.keep_alive.is_some() => return Close::KeepAlive,
             }
         }

@@ -27,10 +27,31 @@ mod tests;
 /// Receives the messages that match an integration's topic filters.
 ///
 /// Called on the publishing client's task while the router is read-locked: it must not block
-/// (the intended implementation pushes into a bounded queue and drops or counts on overflow).
+/// (the intended implementation hands the message to a queue and reports when it is stored).
 pub trait IntegrationSink: Send + Sync + 'static {
     /// Takes one message for `integration_id`; called at most once per PUBLISH and integration.
-    fn send(&self, integration_id: &str, msg: &PublishedMessage);
+    fn send(&self, integration_id: &str, msg: &PublishedMessage) -> Handover;
+}
+
+/// How an [`IntegrationSink`] took a message. The broker acknowledges a QoS 1 or 2 PUBLISH only
+/// once every integration's copy is stored, so a message the publisher saw acknowledged is never
+/// lost with a crashed broker process.
+#[derive(Debug)]
+pub enum Handover {
+    /// Stored already (or nothing to wait for).
+    Stored,
+    /// Handed over; the receiver tells whether it was stored (`Err` with the reason if not).
+    Pending(tokio::sync::oneshot::Receiver<Result<(), String>>),
+    /// Not taken: the reason (the sink has logged and counted it).
+    Failed(String),
+}
+
+/// What the integrations made of one PUBLISH: the copies still being stored and the first
+/// failure, if any.
+#[derive(Debug, Default)]
+pub(crate) struct Handovers {
+    pub pending: Vec<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+    pub failed: Option<String>,
 }
 
 /// When retained messages are sent for a new subscription (MQTT 5 subscription option).
@@ -85,7 +106,8 @@ impl std::fmt::Debug for Router {
 }
 
 impl Router {
-    pub(crate) fn new(sink: Option<Arc<dyn IntegrationSink>>) -> Router {
+    /// An empty router handing integration matches to `sink` (`None`: they are dropped).
+    pub fn new(sink: Option<Arc<dyn IntegrationSink>>) -> Router {
         Router {
             trie: RwLock::new(Trie::default()),
             retained: RetainedStore::default(),
@@ -205,8 +227,13 @@ impl Router {
     }
 
     /// Routes a message to matching sessions and integrations; returns the number of sessions
-    /// that queued it.
+    /// that queued it. Integration hand-overs are not waited for (a will message).
     pub(crate) fn publish(&self, msg: &Arc<RoutedMessage>) -> usize {
+        self.publish_with(msg, &mut Handovers::default())
+    }
+
+    /// Like [`Router::publish`], and collects in `handovers` how the integrations took it.
+    pub(crate) fn publish_with(&self, msg: &Arc<RoutedMessage>, handovers: &mut Handovers) -> usize {
         let trie = self.trie.read();
         let mut matches = Matches::default();
         trie.collect(&msg.msg.topic, &mut matches);
@@ -216,7 +243,13 @@ impl Router {
             matches.integrations.dedup();
             if let Some(sink) = self.sink.read().as_ref() {
                 for id in &matches.integrations {
-                    sink.send(id, &msg.msg);
+                    match sink.send(id, &msg.msg) {
+                        Handover::Stored => {}
+                        Handover::Pending(stored) => handovers.pending.push(stored),
+                        Handover::Failed(why) => {
+                            handovers.failed.get_or_insert(why);
+                        }
+                    }
                 }
             }
         }

@@ -35,6 +35,10 @@ pub struct BrokerHooks {
     pub authenticator: Option<Arc<dyn Authenticator>>,
     /// Receives messages matching integration subscriptions (can also be set later on the router).
     pub integration_sink: Option<Arc<dyn IntegrationSink>>,
+    /// A router prepared before the listeners open, e.g. with the integration subscriptions
+    /// restored, so that no client's message can arrive before them. `integration_sink`, when
+    /// set, replaces its sink.
+    pub router: Option<Arc<Router>>,
 }
 
 /// Why the broker did not start.
@@ -107,10 +111,14 @@ impl Broker {
         let authenticator = hooks
             .authenticator
             .unwrap_or_else(|| Arc::new(BasicAuthenticator::new(settings.allow_anonymous, &settings.credentials)));
+        let router = hooks.router.unwrap_or_else(|| Arc::new(Router::new(None)));
+        if let Some(sink) = hooks.integration_sink {
+            router.set_integration_sink(Some(sink));
+        }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
             settings,
-            router: Arc::new(Router::new(hooks.integration_sink)),
+            router,
             sessions: Arc::new(Sessions::default()),
             authenticator,
             connections: Arc::new(ConnectionCounter::default()),

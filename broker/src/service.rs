@@ -11,6 +11,9 @@ use uuid::Uuid;
 
 use crate::{forward::QueueForwarder, Broker, BrokerConfig, BrokerHandle, BrokerHooks, Router};
 
+/// How long shutdown waits for the queue to store the messages the forwarder handed it.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A lookup of configuration variables (see `trib_core::settings::Settings::lookup`).
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -78,10 +81,13 @@ impl BrokerService {
         let management_config = management_config(lookup)?;
         let service_id = management_config.effective_service_id();
         let forwarder = QueueForwarder::new(queue.clone(), management_config.topics.clone(), service_id.clone());
-        let hooks = BrokerHooks { integration_sink: Some(forwarder.clone()), ..Default::default() };
-        let broker = Broker::start_with(broker_config, hooks).await?;
-        let subscriptions = Arc::new(RouterSubscriptions(broker.router().clone()));
+        // The management plane restores the integrations' topic filters into the router before
+        // the MQTT listeners open: a message accepted earlier would miss its integrations.
+        let router = Arc::new(Router::new(Some(forwarder.clone())));
+        let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
+        let hooks = BrokerHooks { router: Some(router), ..Default::default() };
+        let broker = Broker::start_with(broker_config, hooks).await?;
         tracing::info!(
             service_id,
             mqtt = ?broker.tcp_addr(),
@@ -107,9 +113,16 @@ impl BrokerService {
         &self.forwarder
     }
 
-    /// Stops accepting MQTT connections, then the management plane.
+    /// Stops accepting MQTT connections, hands what the forwarder still holds to the queue and
+    /// waits (up to 30 s) until the queue stored it, then stops the management plane.
     pub async fn shutdown(self) {
         self.broker.shutdown().await;
+        let forwarder = self.forwarder.clone();
+        match tokio::task::spawn_blocking(move || forwarder.flush(SHUTDOWN_FLUSH_TIMEOUT)).await {
+            Ok(Ok(())) => tracing::info!("Integration messages flushed to the queue."),
+            Ok(Err(e)) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush failed."),
+            Err(e) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush panicked."),
+        }
         self.management.shutdown().await;
     }
 }

@@ -187,6 +187,13 @@ pub fn wait_delivery(delivery: Delivery) -> QueueResult<(i32, i64)> {
 pub trait Producer: Send + Sync {
     /// Queues a record; the returned [`Delivery`] resolves when the backend stored it (or failed).
     fn send(&self, topic: &str, partitioning: Partitioning, key: Option<&[u8]>, value: &[u8]) -> Delivery;
+
+    /// Waits up to `timeout` until every record sent so far is stored (or failed). A backend
+    /// that stores synchronously has nothing to wait for. Called at shutdown: without it a
+    /// Kafka producer drops what it still buffers.
+    fn flush(&self, _timeout: Duration) -> QueueResult<()> {
+        Ok(())
+    }
 }
 
 /// Reads records. One consumer is used by one thread.

@@ -46,6 +46,45 @@ pub fn publish_all(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) {
     let _ = client.disconnect();
 }
 
+/// Publishes `messages` in order with QoS 1 like [`publish_all`], but rides out a broker that
+/// goes away: when the connection drops, it reconnects (for up to [`PATIENCE`]) and sends again
+/// every message not acknowledged yet (those may arrive twice; an acknowledged one is never sent
+/// again). Returns how many connections it took.
+pub fn publish_through_restarts(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) -> usize {
+    const WINDOW: usize = 100;
+    let deadline = Instant::now() + PATIENCE;
+    let (mut acked, mut connections) = (0, 0);
+    while acked < messages.len() {
+        assert!(Instant::now() < deadline, "publisher {client_id}: only {acked} acknowledged");
+        let Some((client, notes)) = try_connect("127.0.0.1", port, client_id) else {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        connections += 1;
+        let mut sent = acked;
+        let failed = loop {
+            while sent < messages.len() && sent < acked + WINDOW {
+                let (topic, payload) = &messages[sent];
+                client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone()).expect("queue a publish");
+                sent += 1;
+            }
+            if acked == messages.len() {
+                break false;
+            }
+            match next(&notes, deadline) {
+                // PUBACKs come in PUBLISH order (MQTT 4.6), so counting them is enough.
+                Note::Acked => acked += 1,
+                Note::Failed(_) => break true,
+                _ => {}
+            }
+        };
+        if !failed {
+            let _ = client.disconnect();
+        }
+    }
+    connections
+}
+
 /// A subscriber on another broker (or the same one).
 pub struct Subscriber {
     client: Client,
@@ -103,6 +142,27 @@ impl Drop for Subscriber {
 }
 
 fn connect(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
+    let (client, notes) = start(host, port, client_id);
+    let deadline = Instant::now() + PATIENCE;
+    match next(&notes, deadline) {
+        Note::Connected => {}
+        Note::Failed(e) => panic!("{client_id} cannot connect to {host}:{port}: {e}"),
+        _ => panic!("{client_id}: unexpected first event"),
+    }
+    (client, notes)
+}
+
+/// Like [`connect`], but `None` when the broker does not accept the connection.
+fn try_connect(host: &str, port: u16, client_id: &str) -> Option<(Client, Receiver<Note>)> {
+    let (client, notes) = start(host, port, client_id);
+    match next(&notes, Instant::now() + PATIENCE) {
+        Note::Connected => Some((client, notes)),
+        _ => None,
+    }
+}
+
+/// A client whose event loop runs on its own thread and stops at the first error.
+fn start(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
     let mut options = MqttOptions::new(client_id, host, port);
     options.set_keep_alive(Duration::from_secs(30)).set_clean_session(true);
     let (client, mut connection) = Client::new(options, 1000);
@@ -127,12 +187,6 @@ fn connect(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
             }
         }
     });
-    let deadline = Instant::now() + PATIENCE;
-    match next(&notes, deadline) {
-        Note::Connected => {}
-        Note::Failed(e) => panic!("{client_id} cannot connect to {host}:{port}: {e}"),
-        _ => panic!("{client_id}: unexpected first event"),
-    }
     (client, notes)
 }
 

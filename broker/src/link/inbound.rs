@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::{Close, Link};
 use crate::message::{now_ms, PublishedMessage, RoutedMessage};
 use crate::protocol::{packets, QoS};
-use crate::router::{topic, RetainHandling, SubOptions};
+use crate::router::{topic, Handovers, RetainHandling, SubOptions};
 use crate::session::Delivery;
 
 use packets::Packet;
@@ -62,7 +62,8 @@ impl Link {
             let st = self.session.state.lock();
             if st.incoming_qos2.contains(&p.pkid) {
                 drop(st);
-                return self.send(&Packet::PubRec(packets::PubRec::new(p.pkid, None)));
+                // Behind any acknowledgement still waiting, to keep their order.
+                return self.ack_publish(qos, p.pkid, Outcome::Accepted);
             }
             if st.incoming_qos2.len() >= self.receive_max_in {
                 return Err(Close::Protocol(0x93, "receive maximum exceeded".to_owned()));
@@ -88,17 +89,18 @@ impl Link {
         if msg.msg.retain {
             self.ctx.router.retain(&msg);
         }
-        let delivered = self.ctx.router.publish(&msg);
+        let mut handovers = Handovers::default();
+        let delivered = self.ctx.router.publish_with(&msg, &mut handovers);
         tracing::trace!(topic = %msg.msg.topic, qos = ?qos, delivered, "Message routed.");
         if qos == QoS::ExactlyOnce {
             self.session.state.lock().incoming_qos2.insert(p.pkid);
         }
-        self.ack_publish(qos, p.pkid, Outcome::Accepted)
+        self.ack_after(qos, p.pkid, Outcome::Accepted, handovers)
     }
 
     /// PUBACK or PUBREC for an incoming message, with the outcome's reason code (MQTT 5; MQTT 3.x
     /// acknowledgements have none, so a refused message is acknowledged and dropped, as Mosquitto).
-    fn ack_publish(&mut self, qos: QoS, pkid: u16, outcome: Outcome) -> Result<(), Close> {
+    pub(super) fn send_ack(&mut self, qos: QoS, pkid: u16, outcome: Outcome) -> Result<(), Close> {
         match qos {
             QoS::AtMostOnce => Ok(()),
             QoS::AtLeastOnce => {
@@ -107,6 +109,7 @@ impl Link {
                     Outcome::Accepted => packets::PubAckReason::Success,
                     Outcome::PayloadFormatInvalid => packets::PubAckReason::PayloadFormatInvalid,
                     Outcome::NotAuthorized => packets::PubAckReason::NotAuthorized,
+                    Outcome::NotStored => packets::PubAckReason::UnspecifiedError,
                 };
                 self.send(&Packet::PubAck(ack))
             }
@@ -116,6 +119,7 @@ impl Link {
                     Outcome::Accepted => packets::PubRecReason::Success,
                     Outcome::PayloadFormatInvalid => packets::PubRecReason::PayloadFormatInvalid,
                     Outcome::NotAuthorized => packets::PubRecReason::NotAuthorized,
+                    Outcome::NotStored => packets::PubRecReason::UnspecifiedError,
                 };
                 self.send(&Packet::PubRec(rec))
             }
@@ -268,11 +272,14 @@ impl Link {
 }
 
 /// What happened to an incoming PUBLISH, for its acknowledgement.
+/// How an incoming message was taken, as its acknowledgement tells the client (MQTT 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     Accepted,
     PayloadFormatInvalid,
     NotAuthorized,
+    /// An integration's copy could not be stored by the queue (0x80, unspecified error).
+    NotStored,
 }
 
 fn empty_publish_properties() -> packets::PublishProperties {

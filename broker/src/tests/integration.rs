@@ -9,15 +9,16 @@ use rumqttc::QoS as Q4;
 
 use super::support::{eventually, start_with, C4, C5};
 use crate::router::topic::TopicError;
-use crate::{BrokerHooks, IntegrationSink, PublishedMessage, QoS, RouterError};
+use crate::{BrokerHooks, Handover, IntegrationSink, PublishedMessage, QoS, RouterError};
 
 /// A sink that records what it is given.
 #[derive(Default)]
 struct Recorder(Mutex<Vec<(String, PublishedMessage)>>);
 
 impl IntegrationSink for Recorder {
-    fn send(&self, integration_id: &str, msg: &PublishedMessage) {
+    fn send(&self, integration_id: &str, msg: &PublishedMessage) -> Handover {
         self.0.lock().push((integration_id.to_owned(), msg.clone()));
+        Handover::Stored
     }
 }
 
@@ -113,4 +114,74 @@ async fn invalid_integration_filters_are_refused_whole() {
         Err(RouterError::SharedForIntegration("$share/g/t".to_owned()))
     );
     assert!(router.integration_filters("i").is_empty());
+}
+
+/// A sink that holds the copies of `held/...` messages until the test settles them, refuses
+/// `refused/...` ones and stores everything else at once.
+#[derive(Default)]
+struct Holding(Mutex<Vec<tokio::sync::oneshot::Sender<Result<(), String>>>>);
+
+impl IntegrationSink for Holding {
+    fn send(&self, _integration_id: &str, msg: &PublishedMessage) -> Handover {
+        if msg.topic.starts_with("refused/") {
+            return Handover::Failed("queue refused it".to_owned());
+        }
+        if !msg.topic.starts_with("held/") {
+            return Handover::Stored;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.lock().push(tx);
+        Handover::Pending(rx)
+    }
+}
+
+impl Holding {
+    fn settle_first(&self, result: Result<(), String>) {
+        let tx = self.0.lock().remove(0);
+        tx.send(result).expect("the connection waits for it");
+    }
+}
+
+/// The next PUBACK (packet id and reason); other events are skipped.
+async fn next_puback(c: &mut C5) -> (u16, rumqttc::v5::mqttbytes::v5::PubAckReason) {
+    c.wait_for("PUBACK", |ev| match ev {
+        rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::PubAck(a)) => Some((a.pkid, a.reason)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn acknowledgements_wait_until_integration_copies_are_stored_and_keep_their_order() {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason;
+    let sink = Arc::new(Holding::default());
+    let hooks = BrokerHooks { integration_sink: Some(sink.clone()), ..Default::default() };
+    let broker = start_with(|_| {}, hooks).await;
+    broker.router().add_integration_subscriptions("i1", &filters(&["#"])).expect("valid filters");
+    let mut publisher = C5::spawn(broker.tcp_addr().expect("tcp"), "p", |_| {});
+    publisher
+        .wait_for("CONNACK", |ev| {
+            matches!(ev, rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(_))).then_some(())
+        })
+        .await;
+
+    // A held copy holds back its own PUBACK and the one of the message after it.
+    publisher.client.publish("held/1", Q5::AtLeastOnce, false, b"1".to_vec()).await.expect("queued");
+    eventually("the held copy", || sink.0.lock().len() == 1).await;
+    publisher.client.publish("free/2", Q5::AtLeastOnce, false, b"2".to_vec()).await.expect("queued");
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), next_puback(&mut publisher)).await;
+    assert!(early.is_err(), "a PUBACK came before the copy was stored: {early:?}");
+    sink.settle_first(Ok(()));
+    let first = next_puback(&mut publisher).await;
+    let second = next_puback(&mut publisher).await;
+    assert_eq!((first.1, second.1), (PubAckReason::Success, PubAckReason::Success));
+    assert!(first.0 < second.0, "PUBACKs in PUBLISH order: {first:?} then {second:?}");
+
+    // A copy the queue could not store, later or at once: the publisher is told (MQTT 5).
+    publisher.client.publish("held/3", Q5::AtLeastOnce, false, b"3".to_vec()).await.expect("queued");
+    eventually("the held copy", || sink.0.lock().len() == 1).await;
+    sink.settle_first(Err("broker down".to_owned()));
+    assert_eq!(next_puback(&mut publisher).await.1, PubAckReason::UnspecifiedError);
+    publisher.client.publish("refused/4", Q5::AtLeastOnce, false, b"4".to_vec()).await.expect("queued");
+    assert_eq!(next_puback(&mut publisher).await.1, PubAckReason::UnspecifiedError);
 }

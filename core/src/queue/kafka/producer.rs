@@ -6,7 +6,7 @@ use rdkafka::{
     config::RDKafkaLogLevel,
     error::{KafkaError, RDKafkaErrorCode},
     message::Message,
-    producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer},
+    producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer},
 };
 use tokio::sync::oneshot;
 
@@ -51,6 +51,10 @@ impl Producer for KafkaProducer {
             let _ = record.delivery_opaque.send(Err(produce_error(&e, topic, partition)));
         }
         rx
+    }
+
+    fn flush(&self, timeout: std::time::Duration) -> QueueResult<()> {
+        self.producer.flush(timeout).map_err(|e| QueueError::Backend(format!("flush: {e}")))
     }
 }
 
