@@ -3,7 +3,8 @@
 //! * [`embedded`]: an in-process backend for the all-in-one mode. It is the smallest thing with
 //!   the semantics the executor relies on (topics with partitions, keyed records, consumer
 //!   groups with assignment and revocation, committed offsets, compacted topics read from the
-//!   beginning, topic create/delete), kept in memory. It is not a Kafka: no persistence, no
+//!   beginning, topic create/delete), kept in memory and, when given a directory, stored in
+//!   segment files so that it survives a restart or a killed process. It is not a Kafka: no
 //!   replication, one process.
 //! * `kafka` (rdkafka): production, several processes.
 //!
@@ -233,13 +234,18 @@ pub trait Queue: Send + Sync {
     fn assign(&self, group: &str, client_id: &str, tp: &TopicPartition) -> QueueResult<Box<dyn Consumer>>;
 }
 
-/// Partition for a key in the embedded backend (the Kafka backend leaves this to librdkafka's
-/// partitioner). Stable within a process, which is all an in-process queue needs.
+/// Partition for a key in the embedded backend: Kafka's default partitioner,
+/// `(murmur2(key) & 0x7fffffff) % partitions` (the Kafka backend leaves this to librdkafka's
+/// `murmur2_random`, which gives the same answer for keyed records). Stored records outlive the
+/// process, so a key must map to the same partition in every run and with every toolchain, which
+/// the standard library's hasher does not promise.
 pub fn partition_for_key(key: &[u8], partitions: i32) -> i32 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % partitions.max(1) as u64) as i32
+    (murmur2(key) & 0x7fff_ffff) as i32 % partitions.max(1)
+}
+
+/// Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`).
+pub fn murmur2(key: &[u8]) -> u32 {
+    murmur2::murmur2(key, murmur2::KAFKA_SEED)
 }
 
 #[cfg(test)]

@@ -64,10 +64,21 @@ pub fn prometheus() -> PrometheusHandle {
 }
 
 /// Opens the queue named by `TB_QUEUE_TYPE` (`in-memory` or `kafka`, default `default_type`).
+/// The in-process queue is kept in the directory `TB_QUEUE_IN_MEMORY_DIR` (default `data/queue`,
+/// relative to the working directory); an empty value keeps it in memory only.
 pub fn open_queue(lookup: Lookup<'_>, default_type: &str) -> Result<Arc<dyn Queue>, ServiceError> {
     let kind = lookup("TB_QUEUE_TYPE").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default_type.to_string());
     match kind.trim() {
-        "in-memory" => Ok(Arc::new(EmbeddedQueue::new())),
+        "in-memory" => {
+            let dir = lookup("TB_QUEUE_IN_MEMORY_DIR").unwrap_or_else(|| "data/queue".into());
+            let dir = dir.trim();
+            if dir.is_empty() {
+                tracing::info!("TB_QUEUE_IN_MEMORY_DIR is empty: the queue is kept in memory only and lost at exit.");
+                return Ok(Arc::new(EmbeddedQueue::new()));
+            }
+            let max = crate::queue::embedded::DEFAULT_MAX_PARTITION_BYTES;
+            Ok(Arc::new(EmbeddedQueue::open(Path::new(dir), max)?))
+        }
         "kafka" => {
             let servers = lookup("TB_KAFKA_SERVERS").unwrap_or_else(|| "localhost:9092".into());
             let mut config = KafkaConfig::new(servers);

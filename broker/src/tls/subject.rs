@@ -87,7 +87,7 @@ fn string(tag: u8, bytes: &[u8]) -> Option<String> {
         // UTF8String, PrintableString, TeletexString (ASCII in practice), IA5String
         0x0C | 0x13 | 0x14 | 0x16 => String::from_utf8(bytes.to_vec()).ok(),
         // BMPString: UCS-2 big endian
-        0x1E if bytes.len() % 2 == 0 => {
+        0x1E if bytes.len().is_multiple_of(2) => {
             let units: Vec<u16> = bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             String::from_utf16(&units).ok()
         }

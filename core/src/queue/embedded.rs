@@ -9,10 +9,33 @@
 //! Memory is bounded: a partition keeps at most `max_partition_bytes` of record data. Past that
 //! the oldest records are dropped, as Kafka's `retention.bytes` would, with an ERROR log and the
 //! `queue_embedded_dropped_records_total` counter (nothing else in the embedded mode drops data).
-//! Nothing is persisted: the embedded queue lives and dies with the process.
+//!
+//! Persistence: [`EmbeddedQueue::new`] keeps everything in memory only (tests, examples).
+//! [`EmbeddedQueue::open`] also keeps the queue in a directory (the all-in-one process uses
+//! `TB_QUEUE_IN_MEMORY_DIR`, default `data/queue`), so that a restarted process sees the same
+//! topics, the same records at the same offsets and the same committed offsets. Every record is
+//! written to its partition's active segment file (one write, under the state lock) before
+//! `send` answers, so a stored record survives the death of the process, SIGKILL included; files
+//! are synced to the disk once a second by a background thread, so a power loss can lose about
+//! the last second of records and commits (as Kafka's default does without replication).
+//! Segments are deleted once the partition's bound has dropped all their records, so disk use
+//! per partition stays about the memory bound; compacted topics are compacted on disk at start.
+//! Consumer group membership is not stored (members are live consumers), committed offsets are.
+//! A record cut short by a crash is dropped at start with a WARN; damage elsewhere keeps what
+//! was read before it, logs an ERROR naming the file and position, and the start goes on. The
+//! file format is in `embedded/store.rs`. Records are read from memory, never from the files.
+//!
+//! Keys are spread over partitions with Kafka's murmur2 partitioner, which, unlike the standard
+//! library's hasher, is fixed by definition: a key stays in its partition across restarts and
+//! toolchain upgrades.
+
+mod store;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -20,6 +43,7 @@ use std::{
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 
+use self::store::{PartitionStore, Store};
 use super::{
     partition_for_key, Consumer, ConsumerEvent, Delivery, Partitioning, Producer, Queue, QueueError, QueueResult,
     Record, TopicPartition, TopicSpec,
@@ -54,6 +78,8 @@ struct State {
     /// topic (with many idle consumers, waking all of them for every record cost more CPU than
     /// storing the record); other changes (topics, groups, assignments) wake every one.
     sleepers: HashMap<u64, Sleeper>,
+    /// The files of a persistent queue ([`EmbeddedQueue::open`]).
+    store: Option<Store>,
 }
 
 /// A consumer waiting in `poll`: the topics it reads and its own condition variable (always
@@ -74,6 +100,8 @@ struct PartitionLog {
     entries: VecDeque<Option<(Option<Bytes>, Bytes)>>,
     bytes: usize,
     latest_by_key: HashMap<Bytes, i64>,
+    /// The partition's segments in a persistent queue.
+    disk: Option<PartitionStore>,
 }
 
 #[derive(Default)]
@@ -89,12 +117,13 @@ struct Member {
 }
 
 impl EmbeddedQueue {
-    /// A new, empty queue with the default partition bound.
+    /// A new, empty queue with the default partition bound, in memory only.
     pub fn new() -> Self {
         Self::with_max_partition_bytes(DEFAULT_MAX_PARTITION_BYTES)
     }
 
-    /// A new, empty queue whose partitions keep at most `max_partition_bytes` of record data.
+    /// A new, empty queue whose partitions keep at most `max_partition_bytes` of record data,
+    /// in memory only.
     pub fn with_max_partition_bytes(max_partition_bytes: usize) -> Self {
         EmbeddedQueue {
             inner: Arc::new(Inner {
@@ -103,6 +132,52 @@ impl EmbeddedQueue {
             }),
         }
     }
+
+    /// A persistent queue kept in `dir` (created when missing), whose partitions keep at most
+    /// `max_partition_bytes` of record data: what the directory holds is loaded, and every change
+    /// is written to it (see the module documentation).
+    ///
+    /// Fails when the directory cannot be used: it cannot be created or read, or another process
+    /// holds it (one process per directory, enforced with a lock file). Damaged contents do not
+    /// fail it: they are cut off or skipped with a log line.
+    pub fn open(dir: &Path, max_partition_bytes: usize) -> QueueResult<Self> {
+        let max = max_partition_bytes.max(1);
+        let started = Instant::now();
+        let cannot =
+            |e: std::io::Error| QueueError::Backend(format!("cannot open the queue directory {}: {e}", dir.display()));
+        let (store, loaded) = Store::open(dir, store::roll_bytes(max)).map_err(cannot)?;
+        let mut state = State { store: Some(store), ..State::default() };
+        let mut records = 0;
+        for topic in loaded.topics {
+            let mut partitions = Vec::with_capacity(topic.partitions.len());
+            for loaded in topic.partitions {
+                let log = PartitionLog::restore(loaded, topic.compacted, max).map_err(cannot)?;
+                records += log.entries.iter().flatten().count();
+                partitions.push(log);
+            }
+            state.topics.insert(topic.name, TopicState { compacted: topic.compacted, partitions });
+        }
+        let commits = loaded.commits.len();
+        for (group, tp, offset) in loaded.commits {
+            state.groups.entry(group).or_default().committed.insert(tp, offset);
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            topics = state.topics.len(),
+            records,
+            committed_offsets = commits,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Embedded queue loaded from its directory."
+        );
+        Ok(EmbeddedQueue { inner: Arc::new(Inner { state: Mutex::new(state), max_partition_bytes: max }) })
+    }
+}
+
+/// The queue error of a failed disk operation (also logged and counted: the disk needs a look).
+fn disk_error(what: &str, e: std::io::Error) -> QueueError {
+    metrics::counter!("queue_embedded_disk_errors_total").increment(1);
+    tracing::error!(error = %e, "The embedded queue cannot {what} on disk.");
+    QueueError::Backend(format!("cannot {what} on disk: {e}"))
 }
 
 impl Default for EmbeddedQueue {
@@ -112,6 +187,51 @@ impl Default for EmbeddedQueue {
 }
 
 impl PartitionLog {
+    /// Rebuilds a partition from its files: the records are replayed as appends (so a compacted
+    /// partition keeps the latest per key, at the same offsets), the offset the next record gets
+    /// is the stored one, the bound applies, and empty slots before the first record go. Then
+    /// the files are brought in line: a compacted partition is rewritten as one segment (when
+    /// that removes anything), segments below the oldest kept offset are deleted.
+    fn restore(loaded: store::LoadedPartition, compacted: bool, max: usize) -> std::io::Result<PartitionLog> {
+        let store::LoadedPartition { first_offset, next_offset, records, single_clean_segment, store: mut disk } =
+            loaded;
+        let read = records.len();
+        let mut log = PartitionLog { base: first_offset, ..PartitionLog::default() };
+        for r in records {
+            while log.next_offset() < r.offset {
+                log.entries.push_back(None);
+            }
+            log.append(r.key, r.value, compacted);
+        }
+        if log.entries.is_empty() {
+            log.base = next_offset;
+        }
+        while log.next_offset() < next_offset {
+            log.entries.push_back(None);
+        }
+        log.enforce_bound(max);
+        while let Some(None) = log.entries.front() {
+            log.entries.pop_front();
+            log.base += 1;
+        }
+        if compacted {
+            let live = log.entries.iter().flatten().count();
+            if !single_clean_segment || live < read {
+                let base = log.base;
+                let live = log
+                    .entries
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| e.as_ref().map(|(k, v)| (base + i as i64, k.as_deref(), v.as_ref())));
+                disk.rewrite(base, live)?;
+            }
+        } else {
+            disk.release_below(log.base);
+        }
+        log.disk = Some(disk);
+        Ok(log)
+    }
+
     fn next_offset(&self) -> i64 {
         self.base + self.entries.len() as i64
     }
@@ -266,8 +386,18 @@ impl Queue for EmbeddedQueue {
         if state.topics.contains_key(&spec.name) {
             return Ok(());
         }
-        let partitions = (0..spec.partitions.max(1)).map(|_| PartitionLog::default()).collect();
-        state.topics.insert(spec.name.clone(), TopicState { compacted: spec.is_compacted(), partitions });
+        let (count, compacted) = (spec.partitions.max(1), spec.is_compacted());
+        let disks: Vec<Option<PartitionStore>> = match state.store.as_mut() {
+            Some(store) => store
+                .create_topic(&spec.name, count, compacted)
+                .map_err(|e| disk_error(&format!("create topic {}", spec.name), e))?
+                .into_iter()
+                .map(Some)
+                .collect(),
+            None => (0..count).map(|_| None).collect(),
+        };
+        let partitions = disks.into_iter().map(|disk| PartitionLog { disk, ..PartitionLog::default() }).collect();
+        state.topics.insert(spec.name.clone(), TopicState { compacted, partitions });
         state.rebalance_groups_of(&spec.name);
         state.wake_all();
         Ok(())
@@ -275,7 +405,13 @@ impl Queue for EmbeddedQueue {
 
     fn delete_topic(&self, name: &str) -> QueueResult<()> {
         let mut state = self.inner.state.lock();
-        if state.topics.remove(name).is_some() {
+        if state.topics.contains_key(name) {
+            if let Some(store) = state.store.as_mut() {
+                // A failure after the committed offsets were deleted leaves a topic that is read
+                // again from its start after a restart: duplicates, no loss.
+                store.delete_topic(name).map_err(|e| disk_error(&format!("delete topic {name}"), e))?;
+            }
+            state.topics.remove(name);
             state.rebalance_groups_of(name);
             for g in state.groups.values_mut() {
                 g.committed.retain(|tp, _| tp.topic != name);
@@ -291,10 +427,14 @@ impl Queue for EmbeddedQueue {
 
     fn delete_group(&self, group: &str) -> QueueResult<()> {
         let mut state = self.inner.state.lock();
-        if let Some(g) = state.groups.get_mut(group) {
+        let State { groups, store, .. } = &mut *state;
+        if let Some(g) = groups.get_mut(group) {
+            if let (Some(store), false) = (store.as_mut(), g.committed.is_empty()) {
+                store.delete_group(group).map_err(|e| disk_error(&format!("delete group {group}"), e))?;
+            }
             g.committed.clear();
             if g.members.is_empty() {
-                state.groups.remove(group);
+                groups.remove(group);
             }
         }
         Ok(())
@@ -350,8 +490,17 @@ impl EmbeddedProducer {
         };
         let tp = TopicPartition::new(topic, partition);
         let (log, compacted) = state.partition_mut(&tp)?;
+        let next = log.next_offset();
+        if let Some(disk) = log.disk.as_mut() {
+            // Written before the record is visible or acknowledged; a failed write stores nothing.
+            disk.append(next, key, value).map_err(|e| disk_error("store a record", e))?;
+        }
         let offset = log.append(key.map(Bytes::copy_from_slice), Bytes::copy_from_slice(value), compacted);
         let dropped = log.enforce_bound(self.inner.max_partition_bytes);
+        let base = log.base;
+        if let Some(disk) = log.disk.as_mut() {
+            disk.release_below(base);
+        }
         state.wake_readers_of(topic);
         drop(state);
         if dropped > 0 {
@@ -483,7 +632,22 @@ impl Consumer for EmbeddedConsumer {
             return Err(QueueError::NotAssigned(tp.topic.clone(), tp.partition));
         }
         let mut state = self.inner.state.lock();
-        state.groups.entry(self.group.clone()).or_default().committed.insert(tp.clone(), next_offset);
+        let State { groups, store, .. } = &mut *state;
+        let committed = &mut groups.entry(self.group.clone()).or_default().committed;
+        if committed.get(tp) == Some(&next_offset) {
+            return Ok(());
+        }
+        if let Some(store) = store.as_mut() {
+            store.commit(&self.group, tp, next_offset).map_err(|e| disk_error("store a committed offset", e))?;
+        }
+        committed.insert(tp.clone(), next_offset);
+        if let Some(store) = store.as_mut().filter(|s| s.groups_log_is_large()) {
+            let all = groups.iter().flat_map(|(g, s)| s.committed.iter().map(move |(tp, o)| (g.as_str(), tp, *o)));
+            if let Err(e) = store.rewrite_groups(all) {
+                metrics::counter!("queue_embedded_disk_errors_total").increment(1);
+                tracing::error!(error = %e, "Cannot rewrite the committed offsets file; it keeps growing.");
+            }
+        }
         Ok(())
     }
 

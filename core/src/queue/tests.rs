@@ -10,16 +10,16 @@ use super::{
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn spec(name: &str, partitions: i32) -> TopicSpec {
+pub(super) fn spec(name: &str, partitions: i32) -> TopicSpec {
     TopicSpec::from_properties(name, &format!("partitions:{partitions}")).unwrap()
 }
 
-fn send(q: &dyn Queue, topic: &str, partitioning: Partitioning, key: &str, value: &str) -> (i32, i64) {
+pub(super) fn send(q: &dyn Queue, topic: &str, partitioning: Partitioning, key: &str, value: &str) -> (i32, i64) {
     wait_delivery(q.producer().send(topic, partitioning, Some(key.as_bytes()), value.as_bytes())).unwrap()
 }
 
 /// Polls until `n` records arrived (or fails after a generous timeout), collecting events.
-fn poll_records(c: &mut dyn Consumer, n: usize) -> (Vec<Record>, Vec<ConsumerEvent>) {
+pub(super) fn poll_records(c: &mut dyn Consumer, n: usize) -> (Vec<Record>, Vec<ConsumerEvent>) {
     let deadline = Instant::now() + WAIT;
     let (mut records, mut other) = (Vec::new(), Vec::new());
     while records.len() < n {
@@ -35,7 +35,7 @@ fn poll_records(c: &mut dyn Consumer, n: usize) -> (Vec<Record>, Vec<ConsumerEve
 }
 
 /// Polls until an assignment event arrives; returns the partitions assigned.
-fn poll_assigned(c: &mut dyn Consumer) -> Vec<TopicPartition> {
+pub(super) fn poll_assigned(c: &mut dyn Consumer) -> Vec<TopicPartition> {
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(Instant::now() < deadline, "no assignment arrived");
@@ -47,7 +47,7 @@ fn poll_assigned(c: &mut dyn Consumer) -> Vec<TopicPartition> {
     }
 }
 
-fn values(records: &[Record]) -> Vec<String> {
+pub(super) fn values(records: &[Record]) -> Vec<String> {
     records.iter().map(|r| String::from_utf8_lossy(&r.value).into_owned()).collect()
 }
 
@@ -207,6 +207,39 @@ fn embedded_partitions_are_bounded_and_drop_oldest() {
     let (records, _) = poll_records(c.as_mut(), 2);
     assert_eq!(values(&records), vec!["bbbb", "cccc"]);
     assert_eq!(c.watermarks(&TopicPartition::new("b", 0)).unwrap(), (1, 3));
+}
+
+/// The conformance checks on a persistent embedded queue; each queue is dropped and its
+/// directory opened again before the check runs once more on other topics (prefix `r`).
+fn persistent(check: fn(&dyn Queue, &str)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    check(&EmbeddedQueue::open(dir.path(), super::embedded::DEFAULT_MAX_PARTITION_BYTES).unwrap(), "t");
+    check(&EmbeddedQueue::open(dir.path(), super::embedded::DEFAULT_MAX_PARTITION_BYTES).unwrap(), "r");
+}
+
+#[test]
+fn persistent_keyed_records_keep_order() {
+    persistent(keyed_records_keep_order);
+}
+
+#[test]
+fn persistent_compacted_topic_keeps_latest_per_key() {
+    persistent(compacted_topic_keeps_latest_per_key);
+}
+
+#[test]
+fn persistent_committed_offsets_are_resumed() {
+    persistent(committed_offsets_are_resumed);
+}
+
+#[test]
+fn persistent_group_members_split_and_take_over() {
+    persistent(group_members_split_and_take_over);
+}
+
+#[test]
+fn persistent_deleted_topics_are_gone() {
+    persistent(deleted_topics_are_gone);
 }
 
 #[test]
