@@ -208,8 +208,9 @@ impl Worker {
         let client_id = format!("{}ie-msg-consumer-{}-{}", topics.prefix, ctx.service_id, self.def.id);
         let mut consumer =
             ctx.queue.assign(&topics.msg_group(self.def.id), &client_id, &tp).map_err(|e| e.to_string())?;
-        // Like TBMQ: on the very first start the group has no offset, and what was queued before
-        // is skipped; later starts resume from the committed offset and deliver the backlog.
+        // The broker commits the group's first offset when the integration is saved, so starts
+        // resume from the committed offset and deliver the backlog. Without one (a group deleted
+        // by hand, a broker that does not commit it) this starts at the end, as TBMQ does.
         match consumer.committed(&tp).map_err(|e| e.to_string())? {
             Some(offset) => tracing::info!(offset, "Message consumer resumes at the committed offset."),
             None => {

@@ -1,11 +1,10 @@
 //! The distributed deployment on real services: one `tbmq` process (Kafka queue, PostgreSQL)
 //! and two `tbmq-integration-executor` processes, one serving only HTTP and one serving all
 //! types. HTTP integrations spread over both pools deliver every message published at QoS 1
-//! (duplicates are counted and reported), also across a broker killed with SIGKILL in the middle
-//! of a burst and started again. With `TRIB_TEST_DISTRIBUTED_KILL=1`, one executor is
-//! also killed with SIGKILL in the middle of a burst (the survivor takes its integrations over)
-//! and then started again; that part is off by default until the loss seen on Tansu is
-//! understood (see the FIXME in the test).
+//! (duplicates are counted and reported), across one executor killed with SIGKILL in the middle
+//! of a burst (the survivor takes its integrations over) and started again, and across the
+//! broker killed with SIGKILL in the middle of a burst and started again.
+//! `TRIB_TEST_KEEP_LOGS=1` keeps the processes' directories and logs.
 //!
 //! Consumer groups use a 6 s session timeout and 1 s heartbeats
 //! (`TB_KAFKA_DEFAULT_CONSUMER_CONFIG`), so a killed executor's partitions move after about
@@ -131,15 +130,13 @@ fn two_executor_pools_deliver_everything() {
     wait_all("the first burst", COUNT);
 
     // SIGKILL, in the middle of a burst, the executor that joined second, then start it again.
-    // FIXME: not run by default (`TRIB_TEST_DISTRIBUTED_KILL=1` runs it). On Tansu the takeover
-    // itself works (survivor resumes every taken-over integration at its committed offset,
-    // ~8 s after the kill), but about one run in three a block of consecutive messages of one
-    // integration (11 or 18 seen) never arrives. Diagnosis so far (2026-11-26): the survivor
-    // resumes at the right committed offset and reads to the end, but the topic holds fewer
-    // records than were published: the broker's producer did not store them (with TBMQ's
-    // acks=1/retries=1 the same runs also showed records stored twice). Look for the broker's
-    // "Integration message was not stored by the queue." log line and Tansu's produce errors.
-    let kill = std::env::var("TRIB_TEST_DISTRIBUTED_KILL").is_ok_and(|v| v.trim() == "1");
+    // On by default; `TRIB_TEST_DISTRIBUTED_KILL=0` skips it. (Runs on Tansu before 2026-11-26
+    // lost blocks of 11-18 messages around this kill about one time in three; since the broker
+    // acknowledges only what Kafka stored and the producer is idempotent, 10 runs in a row lost
+    // nothing. The cause on the Tansu side was not pinned down: if it comes back, keep the logs
+    // with TRIB_TEST_KEEP_LOGS=1 and compare the integration topic's records with what was
+    // acknowledged.)
+    let kill = !std::env::var("TRIB_TEST_DISTRIBUTED_KILL").is_ok_and(|v| v.trim() == "0");
     let victim = 1;
     let publisher = std::thread::spawn({
         let (device, root) = (device.clone(), root.clone());
@@ -165,7 +162,7 @@ fn two_executor_pools_deliver_everything() {
     } else {
         publisher.join().expect("the publisher");
         wait_all("the second burst", 2 * COUNT);
-        report("distributed: executor kill skipped (set TRIB_TEST_DISTRIBUTED_KILL=1 to run it; see the FIXME)");
+        report("distributed: executor kill skipped (TRIB_TEST_DISTRIBUTED_KILL=0)");
     }
     burst(device.clone(), root.clone(), 2 * COUNT..3 * COUNT);
     wait_all("every message of the third burst", 3 * COUNT);

@@ -18,8 +18,7 @@ use crate::{
 const COUNT: usize = 20;
 
 /// One node with one JSON HTTP integration of `<root>/#` to a fresh target, warmed up: a first
-/// message (`n` = -1) was delivered, so later bursts do not race the forwarder's topic creation
-/// (see the FIXME in `mqtt_to_http`).
+/// message (`n` = -1) was delivered, so the integration is known to run before a fault starts.
 struct Setup {
     node: Node,
     rest: Rest,

@@ -84,8 +84,7 @@ fn deliver(bootstrap: &str, topics: &[String; 2]) {
         rest.wait_state(&id, "Active");
     }
     let device = unique("device");
-    // A first message, so that the ordered burst does not race the forwarder's topic creation
-    // (see the FIXME in `mqtt_to_http`).
+    // A first message, consumed below, shows the whole path runs before the ordered burst.
     publish_all(node.mqtt_port, &device, &[(format!("{source}/warm"), b"warm".to_vec())]);
     for topic in topics {
         consume(bootstrap, topic, 1);

@@ -69,8 +69,7 @@ fn forward_to(node: &Node, rest: &Rest, target: &str, host: &str, port: u16) {
         rest.wait_state(&id, "Active");
     }
     let device = unique("device");
-    // A first message per integration, so that the ordered burst does not race the forwarder's
-    // topic creation (see the FIXME in `mqtt_to_http`).
+    // A first message per integration shows the whole path runs before the ordered burst.
     publish_all(node.mqtt_port, &device, &[(format!("{source}/warm"), b"warm".to_vec())]);
     subscriber.take(2);
 

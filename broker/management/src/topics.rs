@@ -6,7 +6,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use parking_lot::Mutex;
 use trib_core::{
-    queue::{Partitioning, Queue, QueueError, QueueResult, TopicSpec},
+    queue::{Partitioning, Queue, QueueError, QueueResult, TopicPartition, TopicSpec},
     topics::TopicNames,
 };
 use uuid::Uuid;
@@ -46,10 +46,30 @@ impl Topics {
         Ok(())
     }
 
-    /// Creates an integration's message topic if it does not exist. Not cached: the cleanup
-    /// task or another node may have deleted it.
+    /// Creates an integration's message topic if it does not exist and, when the integration's
+    /// consumer group has no committed offset yet, commits the topic's current end for it. Not
+    /// cached: the cleanup task or another node may have deleted them.
+    ///
+    /// Called before the integration's topic filters go into the broker, so its very first start
+    /// begins with the first message that matched it, wherever the executor is by then. TBMQ
+    /// leaves the offset to the executor, which commits the end when it first gets there: the
+    /// messages of that window are never delivered.
     pub async fn ensure_msg(&self, integration_id: Uuid) -> QueueResult<()> {
-        self.create(self.names.msg_spec(integration_id)?).await
+        let spec = self.names.msg_spec(integration_id)?;
+        let group = self.names.msg_group(integration_id);
+        let client_id = format!("{}ie-msg-offset-init", self.names.prefix);
+        let queue = self.queue.clone();
+        blocking(move || {
+            queue.create_topic(&spec)?;
+            let tp = TopicPartition::new(spec.name.clone(), 0);
+            let mut consumer = queue.assign(&group, &client_id, &tp)?;
+            if consumer.committed(&tp)?.is_none() {
+                let (_, end) = consumer.watermarks(&tp)?;
+                consumer.commit(&tp, end)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Whether a type's downlink topic exists on the queue.

@@ -12,13 +12,15 @@ use super::{
     validation::lifecycle_names,
 };
 use crate::model::Integration;
+use trib_core::queue::{Partitioning, TopicPartition};
 
 on_both_backends!(
     dao_checks_use_tbmq_messages,
     paging_178_by_23_and_text_search,
     delete_then_404,
     restart_enable_disable,
-    subscriptions_restored_at_startup
+    subscriptions_restored_at_startup,
+    first_offset_is_committed_when_saved
 );
 
 async fn dao_checks_use_tbmq_messages(backend: Backend) {
@@ -177,6 +179,32 @@ async fn delete_then_404(backend: Backend) {
     let enabled_id = Uuid::parse_str(enabled["id"].as_str().expect("id")).expect("uuid");
     let topic = env.config.topics.msg(enabled_id);
     env.wait_until("executor deletes the topic", || async { !env.queue.topic_exists(&topic).expect("queue") }).await;
+    stop_executor(executor);
+    env.stop().await;
+}
+
+/// The integration's consumer group gets its first offset when the integration is saved, before
+/// its topic filters reach the broker: its first start delivers what matched from then on.
+async fn first_offset_is_committed_when_saved(backend: Backend) {
+    let env = Env::start(backend).await;
+    let executor = env.start_executor("ie-1").await;
+    // Disabled, so that no executor consumes (and commits) while the test looks.
+    let mut saved = env.create("offsets", false, json!({})).await;
+    let uuid = Uuid::parse_str(saved["id"].as_str().expect("id")).expect("uuid");
+    let tp = TopicPartition::new(env.config.topics.msg(uuid), 0);
+    let group = env.config.topics.msg_group(uuid);
+    let committed = || env.queue.assign(&group, "test", &tp).expect("assign").committed(&tp).expect("committed");
+    assert_eq!(committed(), Some(0));
+    // Messages that match it while it waits stay ahead of that offset, also across later saves.
+    for n in 0..3 {
+        let value = format!("m{n}");
+        let stored = env.queue.producer().send(&tp.topic, Partitioning::Fixed(0), None, value.as_bytes()).await;
+        stored.expect("answered").expect("stored");
+    }
+    saved["name"] = json!("offsets renamed");
+    let (code, body) = env.post("/api/integration", saved).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(committed(), Some(0));
     stop_executor(executor);
     env.stop().await;
 }
