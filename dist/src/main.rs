@@ -7,12 +7,20 @@
 // The binary prints the effective configuration and check results on stdout.
 #![allow(clippy::print_stdout)]
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use trib_broker::service::BrokerService;
 use trib_core::{
+    queue::{
+        kafka::{KafkaConfig, KafkaQueue},
+        ConsumerEvent, Queue, TopicPartition, TopicSpec,
+    },
     service::{open_queue, ExecutorService},
     settings::Settings,
 };
@@ -40,6 +48,25 @@ enum Command {
     CheckConfig {
         /// Files to check.
         files: Vec<PathBuf>,
+    },
+    /// Create a Kafka topic (one partition) unless it exists, and exit: a target for trying a
+    /// Kafka integration out.
+    KafkaCreateTopic {
+        /// Bootstrap servers, e.g. localhost:9092.
+        bootstrap: String,
+        /// Topic name.
+        topic: String,
+    },
+    /// Print the first COUNT records of a Kafka topic's partition 0, from the beginning, one
+    /// `key<TAB>value` line each (lossy UTF-8); fails when they do not arrive within 30 s.
+    KafkaRead {
+        /// Bootstrap servers, e.g. localhost:9092.
+        bootstrap: String,
+        /// Topic name.
+        topic: String,
+        /// How many records to print.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
     },
 }
 
@@ -118,6 +145,12 @@ fn main() -> anyhow::Result<()> {
             println!("configuration OK ({} settings)", settings.settings().len());
             Ok(())
         }
+        Command::KafkaCreateTopic { bootstrap, topic } => {
+            kafka_queue(&bootstrap)?.create_topic(&TopicSpec::from_properties(&topic, "partitions:1")?)?;
+            println!("topic {topic} exists");
+            Ok(())
+        }
+        Command::KafkaRead { bootstrap, topic, count } => kafka_read(&bootstrap, &topic, count),
         Command::Run => {
             let settings = load(&cli.config, mode)?;
             let l = lookup(&settings, mode);
@@ -125,6 +158,37 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(mode, &l))
         }
     }
+}
+
+/// A Kafka queue client for the `kafka-*` commands (errors only in the log).
+fn kafka_queue(bootstrap: &str) -> anyhow::Result<KafkaQueue> {
+    let mut config = KafkaConfig::new(bootstrap);
+    config.client_id = "tributary-cli".into();
+    Ok(KafkaQueue::new(config)?)
+}
+
+fn kafka_read(bootstrap: &str, topic: &str, count: usize) -> anyhow::Result<()> {
+    let queue = kafka_queue(bootstrap)?;
+    let tp = TopicPartition::new(topic, 0);
+    let group = format!("tributary-cli-read-{}", std::process::id());
+    let mut consumer = queue.assign(&group, "tributary-cli", &tp)?;
+    consumer.seek(&tp, 0)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut printed = 0;
+    while printed < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        anyhow::ensure!(!left.is_zero(), "only {printed} of {count} records arrived from {topic} within 30 s");
+        for event in consumer.poll(left.min(Duration::from_millis(500)), count - printed)? {
+            if let ConsumerEvent::Records(records) = event {
+                for r in records {
+                    let key = r.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    println!("{key}\t{}", String::from_utf8_lossy(&r.value));
+                    printed += 1;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn run(mode: Mode, lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
