@@ -1,6 +1,7 @@
 //! The distributed deployment on real services: one `tbmq` process (Kafka queue, PostgreSQL)
 //! and two `tbmq-integration-executor` processes, one serving only HTTP and one serving all
-//! types. HTTP integrations spread over both pools deliver every message published at QoS 1
+//! types. An MQTT and a Kafka integration deliver every message once, in order, to their
+//! targets. HTTP integrations spread over both pools deliver every message published at QoS 1
 //! (duplicates are counted and reported), across one executor killed with SIGKILL in the middle
 //! of a burst (the survivor takes its integrations over) and started again, and across the
 //! broker killed with SIGKILL in the middle of a burst and started again.
@@ -19,9 +20,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use serde_json::json;
+
 use crate::{
-    devices::{publish_all, publish_through_restarts},
+    devices::{publish_all, publish_through_restarts, Subscriber},
     http_target::{numbers, HttpTarget},
+    mqtt_to_kafka::{consume, create_topics},
     node::{unique, wait_for, Mode, Node},
     report,
     rest::{http_integration, Rest},
@@ -99,6 +103,53 @@ fn two_executor_pools_deliver_everything() {
     let rest = Rest::login(&broker.api());
     rest.wait_executors(&["HTTP"], 2);
     rest.wait_executors(&["MQTT", "KAFKA"], 1);
+
+    // MQTT and Kafka integrations (only the executor serving every type runs them): each
+    // message reaches the target broker and the Kafka topic once, in order. The MQTT target is
+    // the broker named by TRIB_TEST_MQTT_BROKER, or else this broker itself (under another topic).
+    let (mqtt_host, mqtt_port) = match std::env::var("TRIB_TEST_MQTT_BROKER").ok().filter(|v| !v.trim().is_empty()) {
+        Some(addr) => {
+            let (host, port) = addr.rsplit_once(':').expect("TRIB_TEST_MQTT_BROKER is host:port");
+            (host.to_string(), port.parse::<u16>().expect("a port number"))
+        }
+        None => ("127.0.0.1".to_string(), broker.mqtt_port),
+    };
+    let (source, out, kafka_topic) = (unique("mk"), unique("out"), unique("dist-out"));
+    let subscriber = Subscriber::start(&mqtt_host, mqtt_port, &unique("sub"), &format!("{out}/#"));
+    create_topics(&kafka, std::slice::from_ref(&kafka_topic));
+    let mqtt_id = rest.create_integration(&json!({
+        "name": unique("dist-mqtt"), "type": "MQTT", "enabled": true,
+        "configuration": {
+            "clientConfiguration": {
+                "host": mqtt_host, "port": mqtt_port, "clientId": unique("dist-bridge"),
+                "topicName": format!("{out}/${{topic}}"), "useMsgTopicName": false,
+                "qos": 1, "useMsgQoS": false, "retained": false, "sendOnlyMsgPayload": true
+            },
+            "topicFilters": [format!("{source}/#")], "metadata": {}
+        }
+    }));
+    let kafka_id = rest.create_integration(&json!({
+        "name": unique("dist-kafka"), "type": "KAFKA", "enabled": true,
+        "configuration": {
+            "clientConfiguration": {
+                "bootstrapServers": kafka, "topic": kafka_topic, "key": "${clientId}",
+                "acks": "-1", "compression": "none", "sendOnlyMsgPayload": true
+            },
+            "topicFilters": [format!("{source}/#")], "metadata": {}
+        }
+    }));
+    rest.wait_state(&mqtt_id, "Active");
+    rest.wait_state(&kafka_id, "Active");
+    let messages: Vec<(String, Vec<u8>)> =
+        (0..20).map(|i| (format!("{source}/line/{}", i % 2), format!("m{i}").into_bytes())).collect();
+    publish_all(broker.mqtt_port, &unique("dev"), &messages);
+    let forwarded: Vec<Vec<u8>> = subscriber.take(messages.len()).into_iter().map(|m| m.payload).collect();
+    let produced: Vec<Vec<u8>> = consume(&kafka, &kafka_topic, messages.len()).into_iter().map(|(_, v)| v).collect();
+    let sent: Vec<Vec<u8>> = messages.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(forwarded, sent, "the MQTT target got every message once, in order");
+    assert_eq!(produced, sent, "the Kafka topic got every message once, in order");
+    report("distributed: MQTT and Kafka integrations delivered 20 messages each, in order");
+    drop(subscriber);
 
     // Several integrations, so that both executors get some (they are spread by partition).
     let root = unique("plant");

@@ -36,8 +36,20 @@ const POLL_GRACE: Duration = Duration::from_millis(10);
 pub(super) struct KafkaConsumer {
     consumer: BaseConsumer<EventContext>,
     timeout: Duration,
-    /// Manually assigned (not a group member): seeking re-assigns with the offset.
-    manual: bool,
+    /// Set for a manually assigned consumer (not a group member).
+    manual: Option<Manual>,
+}
+
+/// The partition of a manually assigned consumer. librdkafka is given the assignment only at the
+/// first `poll`, with the offset a `seek` chose before it: assigning and at once re-assigning
+/// (the only way to seek a partition that is not fetching yet) can abort the process in
+/// librdkafka 2.12 (`rd_kafka_assignment_partition_stopped: Assertion rktp->rktp_started`, a
+/// duplicate FETCH_STOP, librdkafka issue #5573, fixed after 2.15), seen in CI.
+struct Manual {
+    tp: TopicPartition,
+    /// Where to start; `Offset::Stored` = the group's committed offset, else the beginning.
+    start: Offset,
+    assigned: bool,
 }
 
 impl KafkaConsumer {
@@ -54,14 +66,24 @@ impl KafkaConsumer {
         Ok(this)
     }
 
-    /// A consumer of exactly `tp`, starting at `group`'s committed offset.
+    /// A consumer of exactly `tp`, starting at `group`'s committed offset (assigned at the first
+    /// `poll`, see [`Manual`]).
     pub(super) fn assign(config: &KafkaConfig, group: &str, client_id: &str, tp: &TopicPartition) -> QueueResult<Self> {
         let mut this = Self::new(config, group, client_id)?;
-        this.manual = true;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Stored).map_err(backend)?;
-        this.consumer.assign(&tpl).map_err(backend)?;
+        this.manual = Some(Manual { tp: tp.clone(), start: Offset::Stored, assigned: false });
         Ok(this)
+    }
+
+    /// Gives librdkafka a manual consumer's assignment, once, before the first poll.
+    fn start_manual(&mut self) -> QueueResult<()> {
+        let Some(manual) = self.manual.as_mut().filter(|m| !m.assigned) else {
+            return Ok(());
+        };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&manual.tp.topic, manual.tp.partition, manual.start).map_err(backend)?;
+        self.consumer.assign(&tpl).map_err(backend)?;
+        manual.assigned = true;
+        Ok(())
     }
 
     fn new(config: &KafkaConfig, group: &str, client_id: &str) -> QueueResult<Self> {
@@ -75,7 +97,7 @@ impl KafkaConsumer {
             .set("auto.offset.reset", "earliest");
         let context = EventContext { events: Mutex::new(VecDeque::new()), before_error: Mutex::new(Vec::new()) };
         let consumer = client.create_with_context(context).map_err(backend)?;
-        Ok(KafkaConsumer { consumer, timeout: config.admin_timeout, manual: false })
+        Ok(KafkaConsumer { consumer, timeout: config.admin_timeout, manual: None })
     }
 
     fn take_events(&self) -> Vec<ConsumerEvent> {
@@ -83,6 +105,13 @@ impl KafkaConsumer {
     }
 
     fn check_assigned(&self, tp: &TopicPartition) -> QueueResult<()> {
+        if let Some(manual) = &self.manual {
+            return if manual.tp == *tp {
+                Ok(())
+            } else {
+                Err(QueueError::NotAssigned(tp.topic.clone(), tp.partition))
+            };
+        }
         let assignment = self.consumer.assignment().map_err(backend)?;
         if assignment.find_partition(&tp.topic, tp.partition).is_some() {
             Ok(())
@@ -94,6 +123,7 @@ impl KafkaConsumer {
 
 impl Consumer for KafkaConsumer {
     fn poll(&mut self, timeout: Duration, max_records: usize) -> QueueResult<Vec<ConsumerEvent>> {
+        self.start_manual()?;
         let max_records = max_records.max(1);
         let deadline = Instant::now() + timeout;
         let mut events = self.take_events();
@@ -159,9 +189,13 @@ impl Consumer for KafkaConsumer {
 
     fn seek(&mut self, tp: &TopicPartition, offset: i64) -> QueueResult<()> {
         self.check_assigned(tp)?;
-        if self.manual {
-            // librdkafka refuses to seek a partition it is not fetching yet ("Erroneous state"),
-            // which is the case right after `assign`; assigning again with the offset always works.
+        if let Some(manual) = self.manual.as_mut() {
+            if !manual.assigned {
+                manual.start = Offset::Offset(offset);
+                return Ok(());
+            }
+            // librdkafka refuses to seek a partition it is not fetching yet ("Erroneous state");
+            // assigning again with the offset always works (polls after the first one).
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(offset)).map_err(backend)?;
             return self.consumer.assign(&tpl).map_err(backend);
