@@ -55,6 +55,10 @@ pub struct ExecutorConfig {
     pub msg_max_poll_records: usize,
     /// `queue.integration-msg.pack-processing-timeout` (`TB_IE_MSG_PACK_PROCESSING_TIMEOUT`, ms).
     pub pack_processing_timeout: Duration,
+    /// `queue.integration-msg.dead-letters` (`TB_IE_MSG_DEAD_LETTERS_ENABLED`; ours): messages an
+    /// integration gives up on go to `<p>tbmq.ie.dlq.<id32>` with the reason before the pack is
+    /// committed. Off = TBMQ's behaviour (counted and dropped).
+    pub dead_letters_enabled: bool,
     /// `queue.integration-msg.ack-strategy.*`.
     pub ack_strategy: AckStrategy,
     /// `integrations.statistics.enabled` (`INTEGRATIONS_STATISTICS_ENABLED`).
@@ -93,6 +97,7 @@ impl Default for ExecutorConfig {
             msg_max_poll_records: 50,
             pack_processing_timeout: Duration::from_millis(30_000),
             ack_strategy: AckStrategy::SkipAll,
+            dead_letters_enabled: true,
             statistics_enabled: true,
             statistics_persist_frequency: Duration::from_millis(3_600_000),
             reinit_enabled: true,
@@ -160,6 +165,7 @@ impl ExecutorConfig {
         }
         millis(lookup, "TB_IE_MSG_PACK_PROCESSING_TIMEOUT", &mut c.pack_processing_timeout)?;
         c.ack_strategy = ack_strategy(lookup)?;
+        parse(lookup, "TB_IE_MSG_DEAD_LETTERS_ENABLED", &mut c.dead_letters_enabled)?;
         parse(lookup, "INTEGRATIONS_STATISTICS_ENABLED", &mut c.statistics_enabled)?;
         millis(lookup, "INTEGRATIONS_STATISTICS_PERSIST_FREQUENCY", &mut c.statistics_persist_frequency)?;
         parse(lookup, "INTEGRATIONS_REINIT_ENABLED", &mut c.reinit_enabled)?;

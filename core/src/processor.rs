@@ -13,11 +13,11 @@ use std::{
 use crate::{
     config::AckStrategy,
     manager::{Context, IntegrationDef},
-    queue::{Consumer, ConsumerEvent, QueueError, Record, TopicPartition},
+    queue::{wait_delivery, Consumer, ConsumerEvent, Partitioning, QueueError, Record, TopicPartition},
     registry::DriverHandle,
     retry::{decide, AttemptResult, Decision},
     stats::{ProcessorStats, State},
-    wire::{ComponentLifecycleEvent as Lc, PublishIntegrationMsgProto},
+    wire::{ComponentLifecycleEvent as Lc, DeadLetterProto, PublishIntegrationMsgProto, WIRE_VERSION},
 };
 use abi_stable::std_types::{RSlice, RStr};
 use prost::Message as _;
@@ -250,13 +250,19 @@ impl Worker {
         tracing::info!(deleted = delete, "Integration stopped.");
     }
 
-    /// Removes the message topic and consumer group of a deleted integration (TBMQ waits 10 s
-    /// first so that in-flight broker writes land; the group and topic go together).
+    /// Removes the message topic and consumer group of a deleted integration, and its dead
+    /// letters (TBMQ waits 10 s first so that in-flight broker writes land; the group and topic
+    /// go together).
     fn delete_queue_data(&self) {
         let (queue, topics, id) = (self.ctx.queue.clone(), self.ctx.config.topics.clone(), self.def.id);
         let _ = std::thread::Builder::new().name("ie-msg-cleanup".into()).spawn(move || {
             std::thread::sleep(Duration::from_secs(10));
-            if let Err(e) = queue.delete_group(&topics.msg_group(id)).and_then(|_| queue.delete_topic(&topics.msg(id))) {
+            let deleted = queue
+                .delete_group(&topics.msg_group(id))
+                .and_then(|_| queue.delete_topic(&topics.msg(id)))
+                .and_then(|_| queue.delete_group(&topics.dlq_replay_group(id)))
+                .and_then(|_| queue.delete_topic(&topics.dlq(id)));
+            if let Err(e) = deleted {
                 tracing::warn!(integration_id = %id, error = %e, "Could not delete the queue data of a deleted integration.");
             }
         });
@@ -320,12 +326,19 @@ impl Worker {
         let id = self.def.id;
         let last_offset = records.last().map_or(0, |r| r.offset);
         let mut decoded = Vec::with_capacity(records.len());
+        let mut sources: Vec<&Record> = Vec::with_capacity(records.len());
+        // Messages given up on in this pack: (record, reason, attempts).
+        let mut dead: Vec<(&Record, String, u32)> = Vec::new();
         for r in records {
             match PublishIntegrationMsgProto::decode(r.value.clone()) {
-                Ok(m) if m.publish_msg_proto.is_some() => decoded.push(m),
+                Ok(m) if m.publish_msg_proto.is_some() => {
+                    decoded.push(m);
+                    sources.push(r);
+                }
                 _ => {
                     tracing::error!(offset = r.offset, "Undecodable record on the integration topic was skipped.");
                     self.stats.add(id, 5, 1);
+                    dead.push((r, "undecodable record".to_string(), 0));
                 }
             }
         }
@@ -363,6 +376,12 @@ impl Worker {
                     self.stats.add(id, 5, (result.failed.len() + result.rejected.len()) as u64);
                     let clean = result.timed_out.is_empty() && result.failed.is_empty() && result.rejected.is_empty();
                     self.stats.add(id, if clean { 6 } else { 7 }, 1);
+                    for &j in result.timed_out.iter().chain(&result.failed).chain(&result.rejected) {
+                        dead.push((sources[pending[j]], outcome_reason(&outcomes[j]), attempt));
+                    }
+                    if let Err(command) = self.store_dead_letters(&mut dead) {
+                        return PackEnd::Abandoned(command);
+                    }
                     self.commit(last_offset + 1);
                     return match broken {
                         Some(reason) => PackEnd::DriverBroken(reason),
@@ -373,6 +392,9 @@ impl Worker {
                     self.stats.add(id, 2, result.timed_out.len() as u64);
                     self.stats.add(id, 3, result.failed.len() as u64);
                     self.stats.add(id, 5, result.rejected.len() as u64);
+                    for &j in &result.rejected {
+                        dead.push((sources[pending[j]], outcome_reason(&outcomes[j]), attempt));
+                    }
                     self.stats.add(id, 7, 1);
                     let mut retry: Vec<usize> =
                         result.timed_out.iter().chain(&result.failed).map(|&i| pending[i]).collect();
@@ -386,6 +408,60 @@ impl Worker {
                             );
                             return PackEnd::Abandoned(c);
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the pack's given-up messages to the integration's dead-letter topic and waits until
+    /// the queue stored them, so the pack is committed only once nothing is lost. A queue that
+    /// refuses is retried every second; a command in the meantime abandons the pack (it is
+    /// redelivered). Dead letters off: they are only counted, as TBMQ does.
+    fn store_dead_letters(&mut self, dead: &mut Vec<(&Record, String, u32)>) -> Result<(), Command> {
+        if dead.is_empty() || !self.ctx.config.dead_letters_enabled {
+            return Ok(());
+        }
+        dead.sort_by_key(|(r, _, _)| r.offset);
+        let topics = &self.ctx.config.topics;
+        let topic = topics.dlq(self.def.id);
+        let producer = self.ctx.queue.producer();
+        loop {
+            let stored =
+                topics.dlq_spec(self.def.id).and_then(|spec| self.ctx.queue.create_topic(&spec)).and_then(|()| {
+                    let deliveries: Vec<_> = dead
+                        .iter()
+                        .map(|(record, reason, attempts)| {
+                            let letter = DeadLetterProto {
+                                record: record.value.to_vec(),
+                                offset: record.offset,
+                                reason: reason.clone(),
+                                attempts: *attempts,
+                                failed_at: crate::now_ms(),
+                                service_id: self.ctx.service_id.clone(),
+                                wire_version: WIRE_VERSION,
+                            };
+                            producer.send(
+                                &topic,
+                                Partitioning::Fixed(0),
+                                record.key.as_deref(),
+                                &letter.encode_to_vec(),
+                            )
+                        })
+                        .collect();
+                    deliveries.into_iter().try_for_each(|d| wait_delivery(d).map(|_| ()))
+                });
+            match stored {
+                Ok(()) => {
+                    metrics::counter!("ie_dead_letters_total", "integration" => self.def.id.to_string())
+                        .increment(dead.len() as u64);
+                    tracing::warn!(count = dead.len(), topic, "Messages given up on were stored as dead letters.");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, topic, "Dead letters could not be stored; the pack is not committed, retrying.");
+                    if let Ok(command) = self.commands.recv_timeout(Duration::from_secs(1)) {
+                        return Err(command);
                     }
                 }
             }
@@ -450,5 +526,14 @@ fn to_message<'a>(m: &'a PublishIntegrationMsgProto, props: &'a [UserProperty<'a
         message_expiry_secs: mp.and_then(|x| x.message_expiry_interval).into(),
         payload_is_utf8: mp.and_then(|x| x.payload_format_indicator).map(|v| v == 1).into(),
         client_cert_cn: opt_str(p.client_cert_cn.as_ref()),
+    }
+}
+
+/// The reason a message was given up on, as stored with its dead letter.
+fn outcome_reason(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Delivered => "delivered".to_string(),
+        Outcome::Retry(reason) => format!("retry: {reason}"),
+        Outcome::Rejected(reason) => format!("rejected: {reason}"),
     }
 }

@@ -6,6 +6,7 @@
 //! | events and service info from executors | `<p>tbmq.ie.uplink` |
 //! | answers to one broker node | `<p>tbmq.ie.uplink.notifications.<brokerServiceId>` |
 //! | messages of one integration (1 partition) | `<p>tbmq.msg.ie.<id without hyphens>` |
+//! | messages an integration gave up on (ours, 1 partition) | `<p>tbmq.ie.dlq.<id without hyphens>` |
 //!
 //! Shared by the broker and the executor so that both always agree.
 
@@ -138,5 +139,20 @@ impl TopicNames {
     /// `<p>ie-msg-consumer-group-<id32>`.
     pub fn msg_group(&self, integration_id: Uuid) -> String {
         format!("{}ie-msg-consumer-group-{}", self.prefix, id32(integration_id))
+    }
+
+    /// `<p>tbmq.ie.dlq.<id32>`: the messages an integration gave up on ([`crate::wire::DeadLetterProto`]).
+    pub fn dlq(&self, integration_id: Uuid) -> String {
+        format!("{}tbmq.ie.dlq.{}", self.prefix, id32(integration_id))
+    }
+
+    /// Spec of an integration's dead-letter topic: the message topic's settings, one partition.
+    pub fn dlq_spec(&self, integration_id: Uuid) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.dlq(integration_id), &self.msg_properties)?.with_partitions(1))
+    }
+
+    /// `<p>ie-dlq-replay-group-<id32>`: how far the dead letters were replayed.
+    pub fn dlq_replay_group(&self, integration_id: Uuid) -> String {
+        format!("{}ie-dlq-replay-group-{}", self.prefix, id32(integration_id))
     }
 }

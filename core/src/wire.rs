@@ -78,6 +78,33 @@ pub struct PublishMsgProto {
     pub client_cert_cn: Option<String>,
 }
 
+/// A message an integration gave up on (ours; TBMQ drops them): the value of
+/// `tbmq.ie.dlq.<id32>` records, written by the executor before it commits the pack.
+#[derive(Clone, PartialEq, Message)]
+pub struct DeadLetterProto {
+    /// The original record value (a [`PublishIntegrationMsgProto`], or undecodable bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub record: Vec<u8>,
+    /// Its offset on the integration's message topic.
+    #[prost(int64, tag = "2")]
+    pub offset: i64,
+    /// Why: the driver's last reason (`rejected: ...`, `retry: ...`) or `undecodable record`.
+    #[prost(string, tag = "3")]
+    pub reason: String,
+    /// Delivery attempts made.
+    #[prost(uint32, tag = "4")]
+    pub attempts: u32,
+    /// When it was given up (ms since the epoch).
+    #[prost(int64, tag = "5")]
+    pub failed_at: i64,
+    /// Service id of the executor that gave it up.
+    #[prost(string, tag = "6")]
+    pub service_id: String,
+    /// Wire version.
+    #[prost(uint32, tag = "15")]
+    pub wire_version: u32,
+}
+
 /// `integration.PublishIntegrationMsgProto`: the value of `tbmq.msg.ie.<id32>` records.
 #[derive(Clone, PartialEq, Message)]
 pub struct PublishIntegrationMsgProto {

@@ -23,7 +23,7 @@ use crate::{
     },
     topics::TopicNames,
     wire::{
-        uuid_to_bits, ComponentLifecycleEvent as Lc, DownlinkIntegrationMsgProto, IntegrationMsgProto,
+        uuid_to_bits, ComponentLifecycleEvent as Lc, DeadLetterProto, DownlinkIntegrationMsgProto, IntegrationMsgProto,
         IntegrationProto, IntegrationValidationRequestProto, PublishIntegrationMsgProto, PublishMsgProto,
         UplinkIntegrationMsgProto, UplinkIntegrationNotificationMsgProto, WIRE_VERSION,
     },
@@ -419,6 +419,80 @@ fn rejected_messages_are_not_retried() {
     wait_counters_where(&ex, id, |c| c["successfulMsgs"] == 1 && c["failedMsgs"] == 1);
     let c = ex.stats().processor(id).snapshot();
     assert_eq!((c["totalMsgs"], c["tmpFailed"], c["failedIterations"]), (2, 0, 1), "{c:?}");
+    ex.shutdown();
+}
+
+/// Reads the integration's dead-letter topic until `n` letters arrived.
+fn dead_letters(h: &Harness, id: Uuid, n: usize) -> Vec<(Option<bytes::Bytes>, DeadLetterProto)> {
+    let tp = TopicPartition::new(h.topics.dlq(id), 0);
+    let deadline = Instant::now() + WAIT;
+    let mut letters = Vec::new();
+    while letters.len() < n {
+        assert!(Instant::now() < deadline, "only {} of {n} dead letters", letters.len());
+        if !h.queue.topic_exists(&tp.topic).unwrap() {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        let mut c = h.queue.assign(&format!("reader-{}", Uuid::new_v4()), "reader", &tp).unwrap();
+        c.seek(&tp, 0).unwrap();
+        letters.clear();
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until && letters.len() < n {
+            for e in c.poll(Duration::from_millis(100), 100).unwrap() {
+                if let ConsumerEvent::Records(rs) = e {
+                    letters.extend(rs.into_iter().map(|r| (r.key, DeadLetterProto::decode(r.value).unwrap())));
+                }
+            }
+        }
+    }
+    letters
+}
+
+#[test]
+fn given_up_messages_become_dead_letters_with_their_reason() {
+    let mut h = Harness::new();
+    let ex = h.start("ie1", retry_all(1));
+    let id = Uuid::new_v4();
+    let out = h.file("out");
+    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
+    h.wait_lifecycle(id, Lc::Started, true);
+    h.publish(id, &["reject", "retry", "fine"]);
+    // And a record that does not decode.
+    wait_delivery(h.queue.producer().send(&h.topics.msg(id), Partitioning::Fixed(0), Some(b"t/1"), b"\xff\xff"))
+        .unwrap();
+    h.publish(id, &["after"]);
+    assert_eq!(wait_lines(&out, 2), vec!["fine", "after"]);
+    let letters = dead_letters(&h, id, 3);
+    let summary: Vec<(i64, &str, u32)> =
+        letters.iter().map(|(_, l)| (l.offset, l.reason.as_str(), l.attempts)).collect();
+    assert_eq!(
+        summary,
+        [(0, "rejected: scripted reject", 1), (1, "retry: scripted retry", 2), (3, "undecodable record", 0)],
+        "offsets, reasons and attempts"
+    );
+    let (key, first) = &letters[0];
+    assert_eq!(key.as_deref(), Some(&b"t/1"[..]), "keyed by the MQTT topic");
+    let original = PublishIntegrationMsgProto::decode(first.record.as_slice()).unwrap();
+    assert_eq!(original.publish_msg_proto.unwrap().payload.as_ref(), b"reject");
+    assert_eq!(letters[2].1.record, b"\xff\xff");
+    assert!(letters.iter().all(|(_, l)| l.service_id == "ie1" && l.failed_at > 0 && l.wire_version == WIRE_VERSION));
+    ex.shutdown();
+}
+
+#[test]
+fn dead_letters_can_be_switched_off() {
+    let mut h = Harness::new();
+    let mut config = h.config("ie1", AckStrategy::SkipAll);
+    config.dead_letters_enabled = false;
+    let ex = Executor::start(config, h.queue.clone(), &h.report).unwrap();
+    let id = Uuid::new_v4();
+    let out = h.file("out");
+    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
+    h.wait_lifecycle(id, Lc::Started, true);
+    h.publish(id, &["reject", "fine"]);
+    assert_eq!(wait_lines(&out, 1), vec!["fine"]);
+    wait_counters_where(&ex, id, |c| c["failedMsgs"] == 1);
+    assert!(!h.queue.topic_exists(&h.topics.dlq(id)).unwrap(), "no dead-letter topic");
     ex.shutdown();
 }
 

@@ -189,3 +189,27 @@ fn uuid_bits_match_java() {
     assert_eq!(uuid_to_bits(id), (1314564453825188563, -6605018797301088256));
     assert_eq!(uuid_from_bits(1314564453825188563, -6605018797301088256), id);
 }
+
+#[test]
+fn dead_letter() {
+    check(
+        &[
+            0x0a, 0x02, 0x01, 0x02, // record, 2 bytes
+            0x10, 0x07, // offset 7
+            0x1a, 0x03, b'w', b'h', b'y', // reason "why"
+            0x20, 0x03, // attempts 3
+            0x28, 0x09, // failedAt 9
+            0x32, 0x02, b'i', b'e', // serviceId "ie"
+            0x78, 0x01, // wire_version 1 (field 15)
+        ],
+        DeadLetterProto {
+            record: vec![1, 2],
+            offset: 7,
+            reason: "why".into(),
+            attempts: 3,
+            failed_at: 9,
+            service_id: "ie".into(),
+            wire_version: 1,
+        },
+    );
+}
