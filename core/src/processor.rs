@@ -379,7 +379,7 @@ impl Worker {
                     for &j in result.timed_out.iter().chain(&result.failed).chain(&result.rejected) {
                         dead.push((sources[pending[j]], outcome_reason(&outcomes[j]), attempt));
                     }
-                    if let Err(command) = self.store_dead_letters(&mut dead) {
+                    if let Some(command) = self.store_dead_letters(&mut dead) {
                         return PackEnd::Abandoned(command);
                     }
                     self.commit(last_offset + 1);
@@ -418,9 +418,11 @@ impl Worker {
     /// the queue stored them, so the pack is committed only once nothing is lost. A queue that
     /// refuses is retried every second; a command in the meantime abandons the pack (it is
     /// redelivered). Dead letters off: they are only counted, as TBMQ does.
-    fn store_dead_letters(&mut self, dead: &mut Vec<(&Record, String, u32)>) -> Result<(), Command> {
+    ///
+    /// Returns the command that interrupted the wait, if any.
+    fn store_dead_letters(&mut self, dead: &mut Vec<(&Record, String, u32)>) -> Option<Command> {
         if dead.is_empty() || !self.ctx.config.dead_letters_enabled {
-            return Ok(());
+            return None;
         }
         dead.sort_by_key(|(r, _, _)| r.offset);
         let topics = &self.ctx.config.topics;
@@ -456,12 +458,12 @@ impl Worker {
                     metrics::counter!("ie_dead_letters_total", "integration" => self.def.id.to_string())
                         .increment(dead.len() as u64);
                     tracing::warn!(count = dead.len(), topic, "Messages given up on were stored as dead letters.");
-                    return Ok(());
+                    return None;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, topic, "Dead letters could not be stored; the pack is not committed, retrying.");
                     if let Ok(command) = self.commands.recv_timeout(Duration::from_secs(1)) {
-                        return Err(command);
+                        return Some(command);
                     }
                 }
             }
