@@ -153,3 +153,33 @@ fn killed_process_restarts_with_its_integrations_and_delivers_the_backlog() {
     expected.extend(50..53);
     s.check_delivered("messages after a clean restart", &expected);
 }
+
+#[test]
+fn rejected_messages_are_kept_as_dead_letters_and_replayed() {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    let s = Setup::new();
+    // 404: the target refuses for good, so nothing is retried; the executor keeps them.
+    s.target.set_status(404);
+    s.publish(0..5);
+    let path = format!("/api/integration/{}/deadLetters", s.id);
+    let letters = wait_for("five dead letters", || {
+        let (code, body) = s.rest.get(&path);
+        (code == 200 && body["data"].as_array().is_some_and(|d| d.len() == 5)).then_some(body)
+    });
+    assert_eq!(letters["total"], 5, "{letters}");
+    for (n, letter) in letters["data"].as_array().expect("data").iter().enumerate() {
+        assert!(letter["reason"].as_str().is_some_and(|r| r.starts_with("rejected: ")), "{letter}");
+        assert_eq!(letter["attempts"], 1, "{letter}");
+        let payload = STANDARD.decode(letter["payload"].as_str().expect("payload")).expect("base64");
+        assert_eq!(payload, format!("{{\"n\":{n}}}").into_bytes(), "in order: {letter}");
+    }
+
+    // The target is fixed: a replay sends them through the integration again, once.
+    s.target.set_status(200);
+    let (code, body) = s.rest.post(&format!("{path}/replay"), &Value::Null);
+    assert_eq!((code, body["replayed"].as_i64()), (200, Some(5)), "{body}");
+    let duplicates = s.check_delivered("the replayed dead letters", &(0..5).collect::<Vec<_>>());
+    let (code, body) = s.rest.post(&format!("{path}/replay"), &Value::Null);
+    assert_eq!((code, body["replayed"].as_i64()), (200, Some(0)), "a second replay sends nothing: {body}");
+    report(&format!("dead letters: 5 rejected, kept with their reason, replayed once ({duplicates} duplicate(s))"));
+}

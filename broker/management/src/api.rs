@@ -375,3 +375,20 @@ pub fn page_link(
     };
     Ok(PageLink { page_size: page_size as u64, page: page as u64, text_search, sort })
 }
+
+/// Dead letters per request when `limit` is absent.
+pub const DEAD_LETTERS_DEFAULT_LIMIT: i64 = 100;
+/// The largest `limit` of a dead-letter request.
+pub const DEAD_LETTERS_MAX_LIMIT: i64 = 1000;
+
+/// The dead-letter parameters, checked: `(limit, fromOffset)`.
+pub fn dead_letter_range(limit: Option<i64>, from_offset: Option<i64>) -> Result<(usize, Option<i64>), ApiError> {
+    let limit = limit.unwrap_or(DEAD_LETTERS_DEFAULT_LIMIT);
+    if !(1..=DEAD_LETTERS_MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!("Limit must be between 1 and {DEAD_LETTERS_MAX_LIMIT}")));
+    }
+    if from_offset.is_some_and(|o| o < 0) {
+        return Err(ApiError::bad_request("From offset must not be negative"));
+    }
+    Ok((limit as usize, from_offset))
+}

@@ -14,6 +14,7 @@ mod api;
 mod auth;
 pub mod config;
 mod db;
+mod dead_letters;
 mod executors;
 mod model;
 mod service;

@@ -1,6 +1,6 @@
 //! What the REST API does with integrations (TBMQ's `IntegrationController` +
 //! `DefaultPlatformIntegrationService`): the save flow with the validation round-trip, check,
-//! restart, enable/disable, delete, and the status summary.
+//! restart, enable/disable, delete, the status summary, and (ours) dead letters.
 
 use std::sync::Arc;
 
@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{Db, DbError},
+    dead_letters::DeadLetters,
     executors::Executors,
     model::{Event, EventBody, EventKind, ExecutorInfo, Integration, IntegrationInput, Page, PageLink},
     subscriptions::Subscriptions,
@@ -89,6 +90,8 @@ pub struct Service {
     service_id: String,
     /// Serializes check-then-write of saves so two saves cannot both take one name.
     save_lock: tokio::sync::Mutex<()>,
+    /// Serializes dead-letter replays on this node, so two calls do not replay the same records.
+    replay_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Service {
@@ -113,7 +116,16 @@ impl Service {
         service_id: String,
     ) -> Self {
         let subscriptions = Subscriptions::new(subscriptions);
-        Service { db, topics, validator, executors, subscriptions, service_id, save_lock: tokio::sync::Mutex::new(()) }
+        Service {
+            db,
+            topics,
+            validator,
+            executors,
+            subscriptions,
+            service_id,
+            save_lock: tokio::sync::Mutex::new(()),
+            replay_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// Puts every stored integration's topic filters into the subscription sink (startup).
@@ -244,7 +256,24 @@ impl Service {
             // No executor runs it, so nobody else would remove its queue data.
             self.topics.delete_msg(id).await?;
         }
+        // Its dead letters go too, enabled or not (the executor that stops it removes them
+        // again after its wait, in case it stored more in between).
+        self.topics.delete_dead_letters(id).await?;
         Ok(())
+    }
+
+    /// Up to `limit` dead letters of an integration from `from` (default: the oldest kept).
+    pub async fn dead_letters(&self, id: Uuid, from: Option<i64>, limit: usize) -> ServiceResult<DeadLetters> {
+        self.get(id).await?;
+        Ok(self.topics.dead_letters(id, from, limit).await?)
+    }
+
+    /// Replays the dead letters of an integration not replayed yet to its message topic (also
+    /// when it is disabled: they wait there until it is enabled); returns how many.
+    pub async fn replay_dead_letters(&self, id: Uuid) -> ServiceResult<u64> {
+        self.get(id).await?;
+        let _one_at_a_time = self.replay_lock.lock().await;
+        Ok(self.topics.replay_dead_letters(id).await?)
     }
 
     /// Status and the latest events.

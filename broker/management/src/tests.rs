@@ -4,6 +4,7 @@
 
 mod api_shape;
 mod auth;
+mod dead_letters;
 mod events;
 mod integrations;
 mod strict_bodies;

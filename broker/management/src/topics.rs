@@ -1,8 +1,9 @@
 //! Queue housekeeping of the management plane: making sure topics exist before producing to
-//! them, deleting an integration's message topic and consumer group, and producing records
-//! from async code. Queue calls may block (Kafka admin requests), so they run on the blocking pool.
+//! them, deleting an integration's message topic and consumer group (and its dead letters),
+//! reading and replaying dead letters ([`crate::dead_letters`]), and producing records from
+//! async code. Queue calls may block (Kafka admin requests), so they run on the blocking pool.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use parking_lot::Mutex;
 use trib_core::{
@@ -10,6 +11,8 @@ use trib_core::{
     topics::TopicNames,
 };
 use uuid::Uuid;
+
+use crate::dead_letters::{self, DeadLetters};
 
 /// Topic names plus the queue.
 pub struct Topics {
@@ -55,21 +58,8 @@ impl Topics {
     /// leaves the offset to the executor, which commits the end when it first gets there: the
     /// messages of that window are never delivered.
     pub async fn ensure_msg(&self, integration_id: Uuid) -> QueueResult<()> {
-        let spec = self.names.msg_spec(integration_id)?;
-        let group = self.names.msg_group(integration_id);
-        let client_id = format!("{}ie-msg-offset-init", self.names.prefix);
-        let queue = self.queue.clone();
-        blocking(move || {
-            queue.create_topic(&spec)?;
-            let tp = TopicPartition::new(spec.name.clone(), 0);
-            let mut consumer = queue.assign(&group, &client_id, &tp)?;
-            if consumer.committed(&tp)?.is_none() {
-                let (_, end) = consumer.watermarks(&tp)?;
-                consumer.commit(&tp, end)?;
-            }
-            Ok(())
-        })
-        .await
+        let (queue, names) = (self.queue.clone(), self.names.clone());
+        blocking(move || ensure_msg_blocking(queue.as_ref(), &names, integration_id)).await
     }
 
     /// Whether a type's downlink topic exists on the queue.
@@ -95,6 +85,36 @@ impl Topics {
         .await
     }
 
+    /// Deletes an integration's dead-letter topic and replay group.
+    pub async fn delete_dead_letters(&self, integration_id: Uuid) -> QueueResult<()> {
+        let (queue, topic, group) =
+            (self.queue.clone(), self.names.dlq(integration_id), self.names.dlq_replay_group(integration_id));
+        blocking(move || {
+            queue.delete_group(&group)?;
+            queue.delete_topic(&topic)
+        })
+        .await
+    }
+
+    /// Up to `limit` dead letters of an integration from `from` (default: the beginning).
+    pub async fn dead_letters(
+        &self,
+        integration_id: Uuid,
+        from: Option<i64>,
+        limit: usize,
+    ) -> QueueResult<DeadLetters> {
+        let (queue, names) = (self.queue.clone(), self.names.clone());
+        let deadline = Instant::now() + dead_letters::READ_DEADLINE;
+        blocking(move || dead_letters::read(queue.as_ref(), &names, integration_id, from, limit, deadline)).await
+    }
+
+    /// Replays an integration's dead letters not replayed yet to its message topic; returns how many.
+    pub async fn replay_dead_letters(&self, integration_id: Uuid) -> QueueResult<u64> {
+        let (queue, names) = (self.queue.clone(), self.names.clone());
+        let deadline = Instant::now() + dead_letters::READ_DEADLINE;
+        blocking(move || dead_letters::replay(queue.as_ref(), &names, integration_id, deadline)).await
+    }
+
     /// Produces a record by key and waits until the queue stored it.
     pub async fn send(&self, topic: &str, key: &[u8], value: &[u8]) -> QueueResult<()> {
         self.queue
@@ -109,6 +129,21 @@ impl Topics {
         let queue = self.queue.clone();
         blocking(move || queue.create_topic(&spec)).await
     }
+}
+
+/// [`Topics::ensure_msg`] on the calling thread.
+pub fn ensure_msg_blocking(queue: &dyn Queue, names: &TopicNames, integration_id: Uuid) -> QueueResult<()> {
+    let spec = names.msg_spec(integration_id)?;
+    let group = names.msg_group(integration_id);
+    let client_id = format!("{}ie-msg-offset-init", names.prefix);
+    queue.create_topic(&spec)?;
+    let tp = TopicPartition::new(spec.name.clone(), 0);
+    let mut consumer = queue.assign(&group, &client_id, &tp)?;
+    if consumer.committed(&tp)?.is_none() {
+        let (_, end) = consumer.watermarks(&tp)?;
+        consumer.commit(&tp, end)?;
+    }
+    Ok(())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> QueueResult<T> + Send + 'static) -> QueueResult<T> {

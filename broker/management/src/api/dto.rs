@@ -9,6 +9,7 @@ use super::{
     json::{JsonObject, Text},
 };
 use crate::{
+    dead_letters::{DeadLetter, DeadLetters},
     model::{Event, EventBody, EventFilter, ExecutorInfo, Integration, IntegrationInput, Page},
     service::StatusSummary,
 };
@@ -363,4 +364,90 @@ impl From<ExecutorInfo> for ExecutorDto {
             live: e.live,
         }
     }
+}
+
+/// Dead letters of an integration (ours): the messages it gave up on, oldest first.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeadLetterPage {
+    /// Records in the dead-letter topic now (0 when it does not exist yet).
+    pub total: i64,
+    /// Dead letters below this offset were replayed; null before the first replay.
+    pub replayed_up_to: Option<i64>,
+    /// At most `limit` dead letters from `fromOffset`.
+    pub data: Vec<DeadLetterDto>,
+}
+
+impl From<DeadLetters> for DeadLetterPage {
+    fn from(d: DeadLetters) -> Self {
+        DeadLetterPage {
+            total: d.total,
+            replayed_up_to: d.replayed_up_to,
+            data: d.data.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One dead letter. The message fields are null and `undecodable` is true when the stored
+/// record does not decode; the dead-letter fields too when the dead letter itself does not.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeadLetterDto {
+    /// Offset on the dead-letter topic (`fromOffset` of a next page: the last one + 1).
+    pub offset: i64,
+    /// Offset of the message on the integration's message topic.
+    pub msg_offset: Option<i64>,
+    /// Why it was given up (`rejected: ...`, `retry: ...`, `undecodable record`, ...).
+    pub reason: Option<String>,
+    /// Delivery attempts made.
+    pub attempts: Option<u32>,
+    /// When it was given up (ms).
+    pub failed_at: Option<i64>,
+    /// The executor that gave it up.
+    pub service_id: Option<String>,
+    /// MQTT topic.
+    pub topic_name: Option<String>,
+    /// Publisher's client id.
+    pub client_id: Option<String>,
+    /// QoS.
+    pub qos: Option<i32>,
+    /// Retain flag.
+    pub retain: Option<bool>,
+    /// Payload, base64 (standard alphabet, padded).
+    pub payload: Option<String>,
+    /// When the broker queued it for the integration (ms).
+    pub received_at: Option<i64>,
+    /// The stored record does not decode (a replay skips it).
+    pub undecodable: bool,
+}
+
+impl From<DeadLetter> for DeadLetterDto {
+    fn from(d: DeadLetter) -> Self {
+        use base64::Engine as _;
+        let undecodable = d.message.is_none();
+        let letter = d.letter;
+        let message = d.message;
+        DeadLetterDto {
+            offset: d.offset,
+            msg_offset: letter.as_ref().map(|l| l.offset),
+            reason: letter.as_ref().map(|l| l.reason.clone()),
+            attempts: letter.as_ref().map(|l| l.attempts),
+            failed_at: letter.as_ref().map(|l| l.failed_at),
+            service_id: letter.map(|l| l.service_id),
+            topic_name: message.as_ref().map(|m| m.publish.topic_name.clone()),
+            client_id: message.as_ref().map(|m| m.publish.client_id.clone()),
+            qos: message.as_ref().map(|m| m.publish.qos),
+            retain: message.as_ref().map(|m| m.publish.retain),
+            payload: message.as_ref().map(|m| base64::engine::general_purpose::STANDARD.encode(&m.publish.payload)),
+            received_at: message.map(|m| m.received_at),
+            undecodable,
+        }
+    }
+}
+
+/// What a replay did.
+#[derive(Debug, Object)]
+pub struct ReplayDto {
+    /// Dead letters produced again to the integration's message topic.
+    pub replayed: u64,
 }

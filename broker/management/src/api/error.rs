@@ -223,6 +223,8 @@ error_sets! {
     SaveErrors = [400, 401, 413, 415, 500, 503, 504];
     /// Restart, delete, enable, disable: bad id, token, missing, database, queue.
     ChangeErrors = [400, 401, 404, 500, 503];
+    /// Dead letters (read, replay): bad id or parameter, token, missing, database, queue.
+    DeadLetterErrors = [400, 401, 404, 500, 503];
     /// Token only.
     TokenErrors = [401];
     /// A query parameter and the token.
@@ -268,7 +270,7 @@ fn describe(status: u16) -> &'static str {
         413 => "Request body over the limit (errorCode 31)",
         415 => "Content-Type missing or not application/json (errorCode 31)",
         500 => "Database failure (errorCode 46)",
-        503 => "Queue unavailable (errorCode 2)",
+        503 => "Queue unavailable, or a topic not read in time (errorCode 2)",
         504 => "No integration executor answered in time; nothing was saved (errorCode 2)",
         _ => "Error",
     }

@@ -7,8 +7,9 @@ use poem_openapi::{
 };
 
 use super::{
-    dto::{ExecutorDto, IntegrationDto, IntegrationPage, IntegrationRequest, StatusDto},
-    error::{ApiResult, ChangeErrors, GetErrors, PageErrors, SaveErrors, TokenErrors},
+    dead_letter_range,
+    dto::{DeadLetterPage, ExecutorDto, IntegrationDto, IntegrationPage, IntegrationRequest, ReplayDto, StatusDto},
+    error::{ApiResult, ChangeErrors, DeadLetterErrors, GetErrors, PageErrors, SaveErrors, TokenErrors},
     page_link, State, UuidParam,
 };
 use crate::db::INTEGRATION_SORT_PROPERTIES;
@@ -116,6 +117,40 @@ impl IntegrationApi {
     ) -> ApiResult<Json<StatusDto>, GetErrors> {
         let id = integration_id.0 .0;
         Ok(Json(self.0.service.status(id).await?.into()))
+    }
+
+    /// Dead letters (ours): the messages the integration gave up on (TBMQ drops them), oldest
+    /// first, at most `limit` (default 100, at most 1000) from `fromOffset` (default: the oldest
+    /// kept). `total` counts the records in the dead-letter topic; dead letters below
+    /// `replayedUpTo` were replayed. An integration without dead letters has an empty list.
+    #[oai(path = "/integration/:integrationId/deadLetters", method = "get", operation_id = "getIntegrationDeadLetters")]
+    async fn dead_letters(
+        &self,
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] limit: Query<Option<i64>>,
+        #[oai(name = "fromOffset", validator(minimum(value = "0")))] from_offset: Query<Option<i64>>,
+    ) -> ApiResult<Json<DeadLetterPage>, DeadLetterErrors> {
+        let id = integration_id.0 .0;
+        let (limit, from) = dead_letter_range(limit.0, from_offset.0)?;
+        Ok(Json(self.0.service.dead_letters(id, from, limit).await?.into()))
+    }
+
+    /// Replay the dead letters not replayed yet (ours): each one whose message decodes goes
+    /// back, byte for byte and in order, to the integration's message topic, up to the last
+    /// dead letter present when the call started; returns how many. A second call replays only
+    /// newer ones. A disabled integration is allowed: the messages wait in its topic until it is
+    /// enabled.
+    #[oai(
+        path = "/integration/:integrationId/deadLetters/replay",
+        method = "post",
+        operation_id = "replayIntegrationDeadLetters"
+    )]
+    async fn replay_dead_letters(
+        &self,
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<ReplayDto>, DeadLetterErrors> {
+        let id = integration_id.0 .0;
+        Ok(Json(ReplayDto { replayed: self.0.service.replay_dead_letters(id).await? }))
     }
 
     /// Integration executors this node heard from, with their types and refused plugins.

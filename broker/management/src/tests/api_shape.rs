@@ -143,6 +143,8 @@ async fn swagger_ui_and_openapi_document(backend: Backend) {
         "/integration/check",
         "/integration/{integrationId}",
         "/integration/{integrationId}/status",
+        "/integration/{integrationId}/deadLetters",
+        "/integration/{integrationId}/deadLetters/replay",
         "/executors",
         "/events/{entityId}/{eventType}",
         "/events/{entityId}/clear",
@@ -180,6 +182,11 @@ async fn fuzzed_parameters_are_documented_and_enforced(backend: Backend) {
     assert_eq!(statuses("/auth/login", "post"), ["200", "400", "401", "413", "415", "500"]);
     assert_eq!(statuses("/executors", "get"), ["200", "401"]);
     assert_eq!(statuses("/subscription/integration", "get"), ["200", "400", "401"]);
+    assert_eq!(statuses("/integration/{integrationId}/deadLetters", "get"), ["200", "400", "401", "404", "500", "503"]);
+    assert_eq!(
+        statuses("/integration/{integrationId}/deadLetters/replay", "post"),
+        ["200", "400", "401", "404", "500", "503"]
+    );
     let error_schema =
         &op("/integration/{integrationId}", "get")["responses"]["404"]["content"]["application/json"]["schema"];
     assert_eq!(error_schema["$ref"], "#/components/schemas/ErrorBody", "{error_schema}");
@@ -203,6 +210,10 @@ async fn fuzzed_parameters_are_documented_and_enforced(backend: Backend) {
     assert_eq!(param("/events/{entityId}/clear", "post", "entityId")["format"], "uuid");
     let page_size = param("/integrations", "get", "pageSize");
     assert_eq!((page_size["minimum"].as_f64(), page_size["maximum"].as_f64()), (Some(1.0), Some(100_000.0)));
+    let limit = param("/integration/{integrationId}/deadLetters", "get", "limit");
+    assert_eq!((limit["minimum"].as_f64(), limit["maximum"].as_f64()), (Some(1.0), Some(1000.0)));
+    assert_eq!(param("/integration/{integrationId}/deadLetters", "get", "fromOffset")["minimum"].as_f64(), Some(0.0));
+    assert_eq!(param("/integration/{integrationId}/deadLetters/replay", "post", "integrationId")["format"], "uuid");
     let page = param("/events/{entityId}/{eventType}", "get", "page");
     assert_eq!((page["minimum"].as_f64(), page["maximum"].as_f64()), (Some(0.0), Some(1_000_000_000.0)));
     assert!(param("/integrations", "get", "sortOrder")["pattern"].is_string());
@@ -273,6 +284,8 @@ async fn method_not_allowed_lists_allowed_methods(backend: Backend) {
     for (path, allowed) in [
         (format!("/api/integration/{id}/enable"), "POST"),
         (format!("/api/integration/{id}/status"), "GET"),
+        (format!("/api/integration/{id}/deadLetters"), "GET"),
+        (format!("/api/integration/{id}/deadLetters/replay"), "POST"),
         ("/api/integration/check".to_string(), "POST"),
         ("/api/executors".to_string(), "GET"),
         ("/api/auth/login".to_string(), "POST"),

@@ -68,6 +68,8 @@ async fn login_and_token_checks(backend: Backend) {
         ("POST", format!("/api/integration/{id}/enable")),
         ("POST", format!("/api/integration/{id}/disable")),
         ("GET", format!("/api/integration/{id}/status")),
+        ("GET", format!("/api/integration/{id}/deadLetters")),
+        ("POST", format!("/api/integration/{id}/deadLetters/replay")),
         ("GET", "/api/executors".to_string()),
         ("GET", format!("/api/events/{id}/LC_EVENT?pageSize=1&page=0")),
         ("POST", format!("/api/events/{id}?pageSize=1&page=0")),
