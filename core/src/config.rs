@@ -51,7 +51,9 @@ pub struct ExecutorConfig {
     /// `queue.integration-msg.poll-interval` (`TB_IE_MSG_POLL_INTERVAL`, ms): the longest wait of an
     /// idle integration consumer; records are handed over as soon as they arrive.
     pub msg_poll_interval: Duration,
-    /// `max.poll.records` of the message consumers (from `TB_KAFKA_IE_MSG_ADDITIONAL_CONSUMER_CONFIG`).
+    /// `max.poll.records` of the message consumers (from `TB_KAFKA_IE_MSG_ADDITIONAL_CONSUMER_CONFIG`):
+    /// the largest pack. Default 500 (TBMQ: 50, which holds an integration to 50 messages per
+    /// target round trip: 26k msg/s to a local Mosquitto here, against 54-64k with 500).
     pub msg_max_poll_records: usize,
     /// `queue.integration-msg.pack-processing-timeout` (`TB_IE_MSG_PACK_PROCESSING_TIMEOUT`, ms).
     pub pack_processing_timeout: Duration,
@@ -94,7 +96,7 @@ impl Default for ExecutorConfig {
             topics: TopicNames::default(),
             downlink_poll_interval: Duration::from_millis(1000),
             msg_poll_interval: Duration::from_millis(1000),
-            msg_max_poll_records: 50,
+            msg_max_poll_records: 500,
             pack_processing_timeout: Duration::from_millis(30_000),
             ack_strategy: AckStrategy::SkipAll,
             dead_letters_enabled: true,

@@ -279,7 +279,7 @@ fn created_integration_starts_and_delivers_in_order() {
     let msgs = numbered("m", 0..200);
     h.publish(id, &strs(&msgs));
     assert_eq!(wait_lines(&out, 200), msgs);
-    // Packs are cut by what has arrived (at most 50), so only the message counts are exact.
+    // Packs are cut by what has arrived (at most `max.poll.records`), so only the message counts are exact.
     let c = ex.stats().processor(id).snapshot();
     wait_counters_where(&ex, id, |c| c["successfulMsgs"] == 200);
     assert_eq!((c["totalMsgs"] >= 1, c["failedMsgs"], c["timeoutMsgs"], c["failedIterations"]), (true, 0, 0, 0));
