@@ -16,8 +16,12 @@ pub enum AckStrategy {
     RetryAll {
         /// Attempts after the first; 0 = unlimited.
         retries: u32,
-        /// Pause between attempts.
+        /// Pause before the first retry.
         pause: Duration,
+        /// Longest pause (ours). Above `pause`, each retry waits twice as long as the one before,
+        /// up to this, with ±20 % jitter; equal to `pause` (the default), every pause is `pause`,
+        /// as in TBMQ.
+        max_pause: Duration,
     },
 }
 
@@ -206,13 +210,67 @@ fn ack_strategy(lookup: Lookup<'_>) -> Result<AckStrategy, ConfigError> {
     let mut pause_secs: u64 = 1;
     parse(lookup, "TB_IE_MSG_ACK_STRATEGY_RETRIES", &mut retries)?;
     parse(lookup, "TB_IE_MSG_ACK_STRATEGY_PAUSE_BETWEEN_RETRIES", &mut pause_secs)?;
+    let mut max_pause_secs: u64 = pause_secs;
+    if lookup("TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES").is_some_and(|v| !v.trim().is_empty()) {
+        parse(lookup, "TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES", &mut max_pause_secs)?;
+    }
+    if max_pause_secs < pause_secs {
+        return Err(ConfigError {
+            name: "TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES".into(),
+            value: max_pause_secs.to_string(),
+            reason: format!("must not be below TB_IE_MSG_ACK_STRATEGY_PAUSE_BETWEEN_RETRIES ({pause_secs})"),
+        });
+    }
     match kind.trim().to_ascii_uppercase().as_str() {
         "SKIP_ALL" => Ok(AckStrategy::SkipAll),
-        "RETRY_ALL" => Ok(AckStrategy::RetryAll { retries, pause: Duration::from_secs(pause_secs) }),
+        "RETRY_ALL" => Ok(AckStrategy::RetryAll {
+            retries,
+            pause: Duration::from_secs(pause_secs),
+            max_pause: Duration::from_secs(max_pause_secs),
+        }),
         _ => Err(ConfigError {
             name: "TB_IE_MSG_ACK_STRATEGY_TYPE".into(),
             value: kind,
             reason: "use SKIP_ALL or RETRY_ALL".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{AckStrategy, ExecutorConfig};
+
+    fn config(vars: &[(&str, &str)]) -> Result<ExecutorConfig, super::ConfigError> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ExecutorConfig::from_lookup(&|name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn retry_all_pauses_are_tbmqs_unless_a_longer_maximum_is_set() {
+        let retry_all =
+            [("TB_IE_MSG_ACK_STRATEGY_TYPE", "RETRY_ALL"), ("TB_IE_MSG_ACK_STRATEGY_PAUSE_BETWEEN_RETRIES", "2")];
+        let c = config(&retry_all).expect("valid");
+        let two = Duration::from_secs(2);
+        assert_eq!(c.ack_strategy, AckStrategy::RetryAll { retries: 5, pause: two, max_pause: two });
+        let mut with_max = retry_all.to_vec();
+        with_max.push(("TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES", "60"));
+        let c = config(&with_max).expect("valid");
+        assert_eq!(
+            c.ack_strategy,
+            AckStrategy::RetryAll { retries: 5, pause: two, max_pause: Duration::from_secs(60) }
+        );
+        let mut below = retry_all.to_vec();
+        below.push(("TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES", "1"));
+        let e = config(&below).expect_err("a maximum below the pause");
+        assert_eq!(e.name, "TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES");
+    }
+
+    #[test]
+    fn dead_letters_are_on_unless_switched_off() {
+        assert!(config(&[]).expect("valid").dead_letters_enabled);
+        assert!(!config(&[("TB_IE_MSG_DEAD_LETTERS_ENABLED", "false")]).expect("valid").dead_letters_enabled);
+        assert!(config(&[("TB_IE_MSG_DEAD_LETTERS_ENABLED", "maybe")]).is_err());
     }
 }

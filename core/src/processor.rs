@@ -15,7 +15,7 @@ use crate::{
     manager::{Context, IntegrationDef},
     queue::{wait_delivery, Consumer, ConsumerEvent, Partitioning, QueueError, Record, TopicPartition},
     registry::DriverHandle,
-    retry::{decide, AttemptResult, Decision},
+    retry::{decide, pause_before, AttemptResult, Decision},
     stats::{ProcessorStats, State},
     wire::{ComponentLifecycleEvent as Lc, DeadLetterProto, PublishIntegrationMsgProto, WIRE_VERSION},
 };
@@ -400,7 +400,8 @@ impl Worker {
                         result.timed_out.iter().chain(&result.failed).map(|&i| pending[i]).collect();
                     retry.sort_unstable();
                     pending = retry;
-                    if let AckStrategy::RetryAll { pause, .. } = self.ctx.config.ack_strategy {
+                    if let AckStrategy::RetryAll { pause, max_pause, .. } = self.ctx.config.ack_strategy {
+                        let pause = pause_before(attempt, pause, max_pause, 0.8 + 0.4 * fastrand::f64());
                         if let Ok(c) = self.commands.recv_timeout(pause) {
                             tracing::info!(
                                 undelivered = pending.len(),

@@ -1,6 +1,8 @@
 //! The ack strategies: what happens to a pack after an attempt (TBMQ's
 //! `IntegrationAckStrategyFactory`), as a pure function the processor calls.
 
+use std::time::Duration;
+
 use trib_plugin_api::driver::Outcome;
 
 use crate::config::AckStrategy;
@@ -64,5 +66,50 @@ pub fn decide(strategy: AckStrategy, attempt: u32, result: &AttemptResult) -> De
         AckStrategy::RetryAll { retries: 0, .. } => Decision::Retry,
         AckStrategy::RetryAll { retries, .. } if attempt > retries => Decision::Commit,
         AckStrategy::RetryAll { .. } => Decision::Retry,
+    }
+}
+
+/// The pause before retry number `retry` (1 = the first retry): `pause`, doubled for each retry
+/// after the first, capped at `max_pause`; with backoff (`max_pause > pause`) scaled by `jitter`
+/// (a factor in 0.8..1.2, so that integrations failing together do not retry in step) and capped
+/// again. Without backoff every pause is exactly `pause`, as in TBMQ.
+pub fn pause_before(retry: u32, pause: Duration, max_pause: Duration, jitter: f64) -> Duration {
+    if max_pause <= pause {
+        return pause;
+    }
+    let doubled = pause.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+    doubled.min(max_pause).mul_f64(jitter.clamp(0.8, 1.2)).min(max_pause)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::pause_before;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn without_backoff_every_pause_is_the_configured_one() {
+        for retry in [1, 2, 10, 1000] {
+            assert_eq!(pause_before(retry, S, S, 1.2), S);
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let max = Duration::from_secs(30);
+        let pauses: Vec<u64> = (1..=7).map(|r| pause_before(r, S, max, 1.0).as_secs()).collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(pause_before(u32::MAX, S, max, 1.0), max, "no overflow on long retry runs");
+    }
+
+    #[test]
+    fn jitter_stays_within_a_fifth_and_under_the_cap() {
+        let max = Duration::from_secs(30);
+        assert_eq!(pause_before(3, S, max, 0.8), Duration::from_millis(3200));
+        assert_eq!(pause_before(3, S, max, 1.2), Duration::from_millis(4800));
+        assert_eq!(pause_before(3, S, max, 5.0), Duration::from_millis(4800), "the factor is clamped");
+        assert_eq!(pause_before(9, S, max, 1.2), max, "jitter never exceeds the cap");
     }
 }

@@ -230,7 +230,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 }
 
 fn retry_all(retries: u32) -> AckStrategy {
-    AckStrategy::RetryAll { retries, pause: Duration::from_millis(10) }
+    AckStrategy::RetryAll { retries, pause: Duration::from_millis(10), max_pause: Duration::from_millis(10) }
 }
 
 fn counters(executor: &Executor, id: Uuid) -> Vec<(&'static str, u64)> {
