@@ -185,6 +185,16 @@ impl Harness {
         }
     }
 
+    /// Creates an enabled integration whose scripted driver records what it delivers to a file,
+    /// and waits until it started; returns its id and the file.
+    pub fn recording_integration(&mut self) -> (Uuid, PathBuf) {
+        let id = Uuid::new_v4();
+        let out = self.file("out");
+        self.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
+        self.wait_lifecycle(id, Lc::Started, true);
+        (id, out)
+    }
+
     pub fn wait_lifecycle(&mut self, id: Uuid, event: Lc, success: bool) {
         let (msb, lsb) = uuid_to_bits(id);
         self.wait_event(&format!("{} {success} for {id}", event.name()), |m| {
@@ -272,10 +282,7 @@ fn wait_counters_where(
 fn created_integration_starts_and_delivers_in_order() {
     let mut h = Harness::new();
     let ex = h.start("ie1", AckStrategy::SkipAll);
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     let msgs = numbered("m", 0..200);
     h.publish(id, &strs(&msgs));
     assert_eq!(wait_lines(&out, 200), msgs);
@@ -381,10 +388,7 @@ fn a_slow_target_does_not_delay_other_integrations() {
 fn skip_all_drops_failures_after_one_attempt() {
     let mut h = Harness::new();
     let ex = h.start("ie1", AckStrategy::SkipAll);
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     h.publish(id, &["retry"]);
     wait_counters(&ex, id, &[("totalMsgs", 1), ("failedMsgs", 1), ("failedIterations", 1)]);
     h.publish(id, &["ok"]);
@@ -396,10 +400,7 @@ fn skip_all_drops_failures_after_one_attempt() {
 fn retry_all_retries_then_gives_up_with_exact_counters() {
     let mut h = Harness::new();
     let ex = h.start("ie1", retry_all(2));
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, _) = h.recording_integration();
     h.publish(id, &["retry"]);
     // Three attempts (1 + 2 retries): two temporary failures, then the final one.
     wait_counters(&ex, id, &[("totalMsgs", 1), ("tmpFailed", 2), ("failedMsgs", 1), ("failedIterations", 3)]);
@@ -410,10 +411,7 @@ fn retry_all_retries_then_gives_up_with_exact_counters() {
 fn rejected_messages_are_not_retried() {
     let mut h = Harness::new();
     let ex = h.start("ie1", retry_all(0));
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     h.publish(id, &["reject", "fine"]);
     assert_eq!(wait_lines(&out, 1), vec!["fine"]);
     wait_counters_where(&ex, id, |c| c["successfulMsgs"] == 1 && c["failedMsgs"] == 1);
@@ -452,10 +450,7 @@ fn dead_letters(h: &Harness, id: Uuid, n: usize) -> Vec<(Option<bytes::Bytes>, D
 fn given_up_messages_become_dead_letters_with_their_reason() {
     let mut h = Harness::new();
     let ex = h.start("ie1", retry_all(1));
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     h.publish(id, &["reject", "retry", "fine"]);
     // And a record that does not decode.
     wait_delivery(h.queue.producer().send(&h.topics.msg(id), Partitioning::Fixed(0), Some(b"t/1"), b"\xff\xff"))
@@ -485,10 +480,7 @@ fn dead_letters_can_be_switched_off() {
     let mut config = h.config("ie1", AckStrategy::SkipAll);
     config.dead_letters_enabled = false;
     let ex = Executor::start(config, h.queue.clone(), &h.report).unwrap();
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     h.publish(id, &["reject", "fine"]);
     assert_eq!(wait_lines(&out, 1), vec!["fine"]);
     wait_counters_where(&ex, id, |c| c["failedMsgs"] == 1);
@@ -531,10 +523,7 @@ fn a_failed_integration_is_reinitialised_when_its_target_comes_back() {
 fn disable_stops_and_enable_delivers_the_backlog() {
     let mut h = Harness::new();
     let ex = h.start("ie1", retry_all(0));
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     h.save(id, Lc::Updated, false, serde_json::json!({"recordTo": out}));
     h.wait_lifecycle(id, Lc::Stopped, true);
     h.publish(id, &["while-disabled"]);
@@ -553,10 +542,7 @@ fn disable_stops_and_enable_delivers_the_backlog() {
 fn a_driver_panic_recreates_the_instance_and_loses_nothing() {
     let mut h = Harness::new();
     let ex = h.start("ie1", retry_all(0));
-    let id = Uuid::new_v4();
-    let out = h.file("out");
-    h.save(id, Lc::Created, true, serde_json::json!({"recordTo": out}));
-    h.wait_lifecycle(id, Lc::Started, true);
+    let (id, out) = h.recording_integration();
     let once = format!("panic-once:{}", h.file("panicked").display());
     h.publish(id, &["before", &once, "after"]);
     let lines = wait_lines(&out, 3);
