@@ -24,9 +24,14 @@
 //! it can match (`a/#` covers `a/+/b`, `a/+` does not cover `a/#`); a `$share/<group>/` prefix is
 //! checked by its filter. `;` separates rules as a newline does, so one environment variable can
 //! hold a whole list.
+//!
+//! Before any rule, an anonymous client (no user name, no verified certificate) may not publish
+//! to `$SYS` or below it, whatever the rules say (`Authorization`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use crate::auth::TopicRules;
 use crate::router::topic;
 
 #[cfg(test)]
@@ -178,6 +183,64 @@ fn parse_rule(rest: &str) -> Result<Rule, String> {
         return Err(format!("topic filter {filter:?}: write the filter without $share/<group>/"));
     }
     Ok(Rule { read: access != "write", write: access != "read", filter: filter.to_owned() })
+}
+
+/// What one connection may do: anonymous clients never publish to `$SYS`, then the ACL rules
+/// (when any are configured) decide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Authorization {
+    /// Neither a user name nor a verified certificate.
+    anonymous: bool,
+    /// The connection's rules; `None` when no rules are configured, which allows every topic.
+    acl: Option<ClientAcl>,
+    /// The rules of the MQTT client credentials the client authenticated with (TBMQ's regexes),
+    /// checked as well as the ACL.
+    credentials: Option<Arc<TopicRules>>,
+}
+
+impl Authorization {
+    /// The authorization of a client connecting as `principal` with `client_id`.
+    pub(crate) fn new(principal: Principal<'_>, client_id: &str, rules: Option<&Acl>) -> Authorization {
+        Authorization {
+            anonymous: principal == Principal::Anonymous,
+            acl: rules.map(|rules| rules.for_client(principal, client_id)),
+            credentials: None,
+        }
+    }
+
+    /// Adds the rules of the credentials the client authenticated with.
+    pub(crate) fn with_rules(mut self, rules: Option<Arc<TopicRules>>) -> Authorization {
+        self.credentials = rules;
+        self
+    }
+
+    /// Whether the client may publish to `topic_name` (a valid topic name), its will included.
+    pub(crate) fn can_publish(&self, topic_name: &str) -> bool {
+        if self.anonymous && is_sys_topic(topic_name) {
+            return false;
+        }
+        if self.credentials.as_ref().is_some_and(|rules| !rules.can_publish(topic_name)) {
+            return false;
+        }
+        self.acl.as_ref().is_none_or(|acl| acl.can_publish(topic_name))
+    }
+
+    /// Whether the client may subscribe to `filter` (valid, possibly `$share/<group>/...`).
+    pub(crate) fn can_subscribe(&self, filter: &str) -> bool {
+        if let Some(rules) = &self.credentials {
+            let inner = topic::parse_filter(filter).map_or(filter, |p| p.filter);
+            if !rules.can_subscribe(inner) {
+                return false;
+            }
+        }
+        self.acl.as_ref().is_none_or(|acl| acl.can_subscribe(filter))
+    }
+}
+
+/// Whether `topic_name` is `$SYS` or below it: by MQTT convention the broker's own topics,
+/// which an anonymous client could otherwise forge for every subscriber.
+pub(crate) fn is_sys_topic(topic_name: &str) -> bool {
+    topic_name == "$SYS" || topic_name.starts_with("$SYS/")
 }
 
 /// The allowed filters of one connection.

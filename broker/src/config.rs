@@ -182,9 +182,14 @@ pub struct MqttConfig {
     /// Topics longer than this get an alias towards MQTT 5 clients that accept aliases
     /// (MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT, default 50).
     pub min_length_for_alias_replacement: usize,
-    /// Messages queued per session, connected or not; further messages are dropped
-    /// (MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_LIMIT, default 10000).
+    /// Messages queued or in flight per session, connected or not; beyond it the drop policy of
+    /// the README applies (MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_LIMIT, default 10000).
     pub max_queued_messages: usize,
+    /// Bytes queued or in flight per session (MQTT_SESSION_QUEUE_MAX_BYTES, ours, default 16 MiB).
+    pub max_queued_bytes: usize,
+    /// Bytes queued or in flight for all sessions together (MQTT_SESSIONS_MEMORY_BUDGET_BYTES,
+    /// ours, default 256 MiB).
+    pub sessions_memory_budget_bytes: usize,
     /// Cap on the session expiry interval, in seconds; MQTT 3.x persistent sessions get this value
     /// (MQTT_CLIENT_SESSION_EXPIRY_MAX_EXPIRY_INTERVAL, default 604800).
     pub max_session_expiry_sec: u32,
@@ -209,6 +214,8 @@ impl Default for MqttConfig {
             topic_alias_max: default_topic_alias_max(),
             min_length_for_alias_replacement: 50,
             max_queued_messages: default_max_queued(),
+            max_queued_bytes: 16 << 20,
+            sessions_memory_budget_bytes: 256 << 20,
             max_session_expiry_sec: default_max_session_expiry(),
             max_client_id_length_v31: default_max_client_id_v31(),
             connect_timeout_ms: default_connect_timeout_ms(),
@@ -316,6 +323,8 @@ pub(crate) struct Settings {
     pub topic_alias_max: u16,
     pub alias_min_length: usize,
     pub max_queued: usize,
+    pub max_queued_bytes: usize,
+    pub memory_budget: usize,
     pub max_session_expiry: u32,
     pub max_client_id_v31: usize,
     pub connect_timeout: Duration,
@@ -401,6 +410,15 @@ impl BrokerConfig {
         if m.max_queued_messages == 0 {
             return Err(ConfigError::OutOfRange { key: "mqtt.max_queued_messages", expected: "at least 1" });
         }
+        if m.max_queued_bytes < 1024 {
+            return Err(ConfigError::OutOfRange { key: "mqtt.max_queued_bytes", expected: "at least 1024" });
+        }
+        if m.sessions_memory_budget_bytes < m.max_queued_bytes {
+            return Err(ConfigError::OutOfRange {
+                key: "mqtt.sessions_memory_budget_bytes",
+                expected: "at least mqtt.max_queued_bytes",
+            });
+        }
         let incoming_rate =
             if m.incoming_rate_limit.enabled { Some(parse_rate_limit(&m.incoming_rate_limit.config)?) } else { None };
         let acl = self.security.acl()?.map(Arc::new);
@@ -414,6 +432,8 @@ impl BrokerConfig {
             topic_alias_max: m.topic_alias_max,
             alias_min_length: m.min_length_for_alias_replacement,
             max_queued: m.max_queued_messages,
+            max_queued_bytes: m.max_queued_bytes,
+            memory_budget: m.sessions_memory_budget_bytes,
             max_session_expiry: m.max_session_expiry_sec,
             max_client_id_v31: m.max_client_id_length_v31,
             connect_timeout: Duration::from_millis(m.connect_timeout_ms.max(1)),

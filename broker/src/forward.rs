@@ -4,7 +4,9 @@
 //! The broker never blocks here. When the integration's topic is known to exist the record is
 //! handed to the producer at once; otherwise the message goes through a bounded channel to a
 //! thread that creates the topic first, keeping the integration's order. A full channel or a
-//! refused record is counted (`broker_integration_msgs_dropped_total`) and logged.
+//! refused record is counted (`broker_integration_msgs_dropped_total`) and logged, at most once
+//! per 10 s per integration and reason with the count of the lines left out (`LogLimit`): a
+//! queue that refuses every message must not write a line per message.
 //!
 //! For QoS 1 and 2 the forwarder returns a [`Handover`] that settles when the queue has stored
 //! the record (at once on the embedded queue, when Kafka confirms otherwise); the connection
@@ -15,14 +17,15 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
-        mpsc, Arc,
+        mpsc, Arc, LazyLock,
     },
     time::{Duration, Instant},
 };
 
 use parking_lot::RwLock;
 use prost::Message as _;
-use trib_core::{
+use trib_ops::log_limit::LogLimit;
+use trib_queue::{
     queue::{wait_delivery, Delivery, Partitioning, Producer, Queue, QueueError},
     topics::TopicNames,
     wire::{MqttPropertiesProto, PublishIntegrationMsgProto, PublishMsgProto, UserPropertyProto, WIRE_VERSION},
@@ -32,14 +35,23 @@ use uuid::Uuid;
 use crate::{
     message::PublishedMessage,
     protocol::QoS,
-    router::{Handover, IntegrationSink},
+    router::{Handover, Handovers, IntegrationRoute, IntegrationSink, NotStored},
 };
 
 /// Tells the publishing connection whether its message was stored (QoS 1 and 2 only).
-type Confirm = Option<tokio::sync::oneshot::Sender<Result<(), String>>>;
+type Confirm = Option<tokio::sync::oneshot::Sender<Result<(), NotStored>>>;
 
 /// Bound of the slow path (messages waiting for their topic to be created).
 const SLOW_PATH_CAPACITY: usize = 10_000;
+
+/// The lines about messages the queue did not take, keyed by reason and integration.
+static DROPPED_LINES: LazyLock<LogLimit> = LazyLock::new(LogLimit::default);
+
+/// The number of lines like this one suppressed since the last one written, or `None` when
+/// this one is suppressed too.
+fn dropped_line(reason: &str, integration_id: &str) -> Option<u64> {
+    DROPPED_LINES.admit(&format!("{reason}:{integration_id}"))
+}
 
 /// Counters of the forwarder.
 #[derive(Debug, Default)]
@@ -95,11 +107,13 @@ impl QueueForwarder {
                                 Ok(())
                             }
                             Err(e) => {
-                                tracing::error!(error = %e, "Integration message was not stored by the queue.");
+                                if let Some(suppressed) = dropped_line("not stored", "") {
+                                    tracing::error!(error = %e, suppressed, "Integration message was not stored by the queue.");
+                                }
                                 metrics::counter!("broker_integration_msgs_dropped_total", "reason" => "queue")
                                     .increment(1);
                                 stats.dropped.fetch_add(1, Ordering::Relaxed);
-                                Err(e.to_string())
+                                Err(not_stored(&e))
                             }
                         };
                         if let Some(confirm) = confirm {
@@ -177,8 +191,16 @@ impl QueueForwarder {
     }
 }
 
+/// A failed delivery as the publisher's connection sees it.
+fn not_stored(e: &QueueError) -> NotStored {
+    match e {
+        QueueError::Full(reason) => NotStored::quota(reason.clone()),
+        other => NotStored::new(other.to_string()),
+    }
+}
+
 /// The topic spec of a message topic named `topic` (`<p>tbmq.msg.ie.<id32>`).
-fn topic_spec(topics: &TopicNames, topic: &str) -> Option<trib_core::queue::TopicSpec> {
+fn topic_spec(topics: &TopicNames, topic: &str) -> Option<trib_queue::queue::TopicSpec> {
     let id32 = topic.rsplit('.').next()?;
     let id = Uuid::parse_str(id32).ok()?;
     topics.msg_spec(id).ok()
@@ -231,49 +253,96 @@ fn confirmation(qos: QoS) -> (Confirm, Handover) {
 }
 
 impl IntegrationSink for QueueForwarder {
+    /// The integration's queue topic, `<p>tbmq.msg.ie.<id32>`: the id is parsed once, here.
+    fn route(&self, integration_id: &str) -> Result<Arc<str>, String> {
+        let id = Uuid::parse_str(integration_id).map_err(|e| format!("not a UUID: {e}"))?;
+        Ok(self.topics.msg(id).into())
+    }
+
     fn send(&self, integration_id: &str, msg: &PublishedMessage) -> Handover {
-        let Ok(id) = Uuid::parse_str(integration_id) else {
-            tracing::error!(integration_id, "Integration subscription with a malformed id; message dropped.");
-            self.drop_message("bad_id");
-            return Handover::Failed(format!("malformed integration id {integration_id:?}"));
+        let destination = match self.route(integration_id) {
+            Ok(destination) => destination,
+            Err(e) => {
+                if let Some(suppressed) = dropped_line("bad id", integration_id) {
+                    tracing::error!(integration_id, error = %e, suppressed, "Integration with a malformed id; message dropped.");
+                }
+                self.drop_message("bad_id");
+                return Handover::Failed(NotStored::new(format!("malformed integration id {integration_id:?}")));
+            }
         };
-        let topic = self.topics.msg(id);
+        let route = Arc::new(IntegrationRoute { id: integration_id.into(), destination });
+        let mut handovers = Handovers::default();
+        self.send_all(&[&route], msg, &mut handovers);
+        handovers.into_single()
+    }
+
+    /// Encodes the PUBLISH once and hands the same bytes to every matching integration's topic;
+    /// which topics may take the fast path is decided under one look at the shared sets.
+    fn send_all(&self, routes: &[&Arc<IntegrationRoute>], msg: &PublishedMessage, handovers: &mut Handovers) {
         let value = encode(msg, &self.service_id);
-        if self.known.read().contains(&topic) && !self.pending.lock().contains_key(&topic) {
-            let mut d = self.producer.send(&topic, Partitioning::Fixed(0), Some(msg.topic.as_bytes()), &value);
-            match d.try_recv() {
-                // Stored already (the embedded queue answers at once).
-                Ok(Ok(_)) => {
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    self.stats.stored.fetch_add(1, Ordering::Relaxed);
-                    return Handover::Stored;
-                }
-                // The topic was deleted (cleanup of a long-disabled integration): recreate it
-                // on the slow path, which also resends.
-                Ok(Err(QueueError::UnknownTopic(_))) => {
-                    self.known.write().remove(&topic);
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(integration_id, error = %e, "Integration message refused by the queue.");
-                    self.drop_message("queue");
-                    return Handover::Failed(e.to_string());
-                }
-                Err(_) => {
-                    self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    let (confirm, handover) = confirmation(msg.qos);
-                    if self.acks.send((d, confirm)).is_err() {
-                        // The accounting thread is gone (it never exits while the forwarder
-                        // lives); the record itself is with the queue.
-                        return Handover::Stored;
-                    }
-                    return handover;
-                }
-            };
+        let fast: Vec<bool> = {
+            let (known, pending) = (self.known.read(), self.pending.lock());
+            routes.iter().map(|r| known.contains(&*r.destination) && !pending.contains_key(&*r.destination)).collect()
+        };
+        for (route, fast) in routes.iter().zip(fast) {
+            let handover = if fast { self.send_direct(route, msg, &value) } else { None };
+            handovers.push(handover.unwrap_or_else(|| self.send_slow(route, msg, &value)));
         }
+    }
+}
+
+impl QueueForwarder {
+    /// Hands the record to the producer; `None` when the topic turned out to be gone (then the
+    /// slow path recreates it and sends).
+    fn send_direct(&self, route: &IntegrationRoute, msg: &PublishedMessage, value: &[u8]) -> Option<Handover> {
+        let topic = &*route.destination;
+        let mut d = self.producer.send(topic, Partitioning::Fixed(0), Some(msg.topic.as_bytes()), value);
+        match d.try_recv() {
+            // Stored already (the embedded queue answers at once).
+            Ok(Ok(_)) => {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                Some(Handover::Stored)
+            }
+            // The topic was deleted (cleanup of a long-disabled integration): recreate it on the
+            // slow path, which also resends.
+            Ok(Err(QueueError::UnknownTopic(_))) => {
+                self.known.write().remove(topic);
+                None
+            }
+            // The integration's backlog is at its limit: refused, not dropped; the queue logs
+            // each such episode once, so no line per message here.
+            Ok(Err(QueueError::Full(e))) => {
+                self.drop_message("full");
+                Some(Handover::Failed(NotStored::quota(e)))
+            }
+            Ok(Err(e)) => {
+                if let Some(suppressed) = dropped_line("refused", &route.id) {
+                    tracing::error!(integration_id = %route.id, error = %e, suppressed, "Integration message refused by the queue.");
+                }
+                self.drop_message("queue");
+                Some(Handover::Failed(NotStored::new(e.to_string())))
+            }
+            Err(_) => {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                let (confirm, handover) = confirmation(msg.qos);
+                if self.acks.send((d, confirm)).is_err() {
+                    // The accounting thread is gone (it never exits while the forwarder lives);
+                    // the record itself is with the queue.
+                    return Some(Handover::Stored);
+                }
+                Some(handover)
+            }
+        }
+    }
+
+    /// Queues the record for the topic thread, which creates the topic first (keeping order).
+    fn send_slow(&self, route: &IntegrationRoute, msg: &PublishedMessage, value: &[u8]) -> Handover {
+        let topic = route.destination.to_string();
         // Counted before it is queued, so the slow thread can never see a count of zero for it.
         *self.pending.lock().entry(topic.clone()).or_default() += 1;
         let (confirm, handover) = confirmation(msg.qos);
-        if self.slow.try_send((topic.clone(), value, msg.topic.clone(), confirm)).is_err() {
+        if self.slow.try_send((topic.clone(), value.to_vec(), msg.topic.clone(), confirm)).is_err() {
             let mut p = self.pending.lock();
             if let Some(n) = p.get_mut(&topic) {
                 *n -= 1;
@@ -281,9 +350,11 @@ impl IntegrationSink for QueueForwarder {
                     p.remove(&topic);
                 }
             }
-            tracing::error!(integration_id, "Integration topic creation is backed up; message dropped.");
+            if let Some(suppressed) = dropped_line("backlog", &route.id) {
+                tracing::error!(integration_id = %route.id, suppressed, "Integration topic creation is backed up; message dropped.");
+            }
             self.drop_message("backlog");
-            return Handover::Failed("integration topic creation is backed up".into());
+            return Handover::Failed(NotStored::new("integration topic creation is backed up"));
         }
         handover
     }

@@ -21,21 +21,23 @@ pub mod forward;
 mod limits;
 mod link;
 mod message;
+mod metrics;
 pub mod protocol;
 pub mod router;
 mod server;
 #[cfg(feature = "service")]
 pub mod service;
 mod session;
+mod sessions;
 mod tls;
 mod ws;
 
 pub use acl::{Acl, AclError};
-pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Credential};
+pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Credential, Locking, TopicRules};
 pub use config::{BrokerConfig, ClientAuth, ConfigError};
 pub use message::PublishedMessage;
 pub use protocol::QoS;
-pub use router::{Handover, IntegrationSink, Router, RouterError};
+pub use router::{Handover, Handovers, IntegrationRoute, IntegrationSink, NotStored, Router, RouterError};
 pub use server::{Broker, BrokerHandle, BrokerHooks, StartError};
 pub use tls::TlsError;
 

@@ -22,14 +22,16 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::acl::ClientAcl;
+use crate::acl::Authorization;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::limits::{ConnectionCounter, ConnectionSlot, RateLimiter};
-use crate::protocol::Codec;
+use crate::metrics::BrokerMetrics;
+use crate::protocol::{reason, Codec};
 use crate::router::Router;
-use crate::session::registry::{Sessions, Will};
+use crate::session::queue::QueueLimits;
 use crate::session::{Kick, Session};
+use crate::sessions::{Sessions, Will};
 
 /// Stop reading from a client while this many bytes wait to be written to it.
 const HIGH_WATER: usize = 256 * 1024;
@@ -44,13 +46,34 @@ pub(crate) struct Context {
     pub authenticator: Arc<dyn Authenticator>,
     pub connections: Arc<ConnectionCounter>,
     pub shutdown: watch::Receiver<bool>,
+    /// The bounds of every session's queue and the process-wide budget (with the metrics).
+    pub limits: QueueLimits,
+}
+
+impl Context {
+    /// The broker's Prometheus series.
+    pub fn metrics(&self) -> &BrokerMetrics {
+        &self.limits.budget.metrics
+    }
+
+    /// Sets the broker-wide gauges from the broker's own counts.
+    pub fn sample_gauges(&self) {
+        let m = self.metrics();
+        let budget = &self.limits.budget;
+        m.queued_msgs.set(budget.held_messages() as f64);
+        m.queued_bytes.set(budget.used_bytes() as f64);
+        m.sessions.set(self.sessions.len() as f64);
+        m.subscriptions.set(self.sessions.subscription_count() as f64);
+        m.retained.set(self.router.retained_count() as f64);
+    }
 }
 
 /// Serves one client connection until it closes; `certificate_cn` is the identity of a verified TLS
-/// client certificate.
+/// client certificate, `listener` the listener's name in metrics (`tcp`, `ssl`, `ws`).
 pub(crate) async fn serve<S>(
     stream: S,
     peer: SocketAddr,
+    listener: &'static str,
     certificate_cn: Option<String>,
     max_packet: usize,
     ctx: Arc<Context>,
@@ -64,7 +87,10 @@ pub(crate) async fn serve<S>(
         let _ = io.writer.shutdown().await;
         return;
     };
-    let span = tracing::info_span!("client", client_id = %est.client_id, %peer);
+    // Debug formatting escapes control characters: a client id cannot forge log lines.
+    let span = tracing::info_span!("client", client_id = ?est.client_id, %peer);
+    let connections = BrokerMetrics::connections(listener, est.codec.version());
+    connections.increment(1.0);
     async move {
         let mut link = Link::new(est, inbuf, Arc::clone(&ctx));
         tracing::debug!(version = ?link.codec.version(), "Client connected.");
@@ -73,6 +99,7 @@ pub(crate) async fn serve<S>(
     }
     .instrument(span)
     .await;
+    connections.decrement(1.0);
 }
 
 /// The two halves of a client stream.
@@ -104,9 +131,9 @@ impl Close {
     fn reason_code(&self) -> Option<u8> {
         match self {
             Close::Protocol(code, _) => Some(*code),
-            Close::KeepAlive => Some(0x8D),
-            Close::TakenOver => Some(0x8E),
-            Close::Shutdown => Some(0x8B),
+            Close::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
+            Close::TakenOver => Some(reason::SESSION_TAKEN_OVER),
+            Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
             Close::Eof | Close::Io(_) | Close::Client { .. } => None,
         }
     }
@@ -138,7 +165,7 @@ pub(crate) struct Established {
     pub connect_expiry: u32,
     pub outbuf: BytesMut,
     pub slot: ConnectionSlot,
-    pub acl: Option<ClientAcl>,
+    pub authz: Authorization,
 }
 
 /// An established connection's state (its stream halves are passed in separately).
@@ -166,10 +193,13 @@ pub(crate) struct Link {
     inbuf: BytesMut,
     out: BytesMut,
     _slot: ConnectionSlot,
-    /// Topic authorization; `None` when no rules are configured.
-    acl: Option<ClientAcl>,
+    /// Topic authorization: the `$SYS` rule for anonymous clients and the ACL.
+    authz: Authorization,
     /// Acknowledgements waiting for the queue to store integration copies, in PUBLISH order.
     waiting_acks: std::collections::VecDeque<acks::WaitingAck>,
+    /// How many of `waiting_acks` the session's incoming QoS 2 ids do not count already (the
+    /// receive maximum counts both).
+    waiting_outside_qos2: usize,
 }
 
 impl Link {
@@ -198,8 +228,9 @@ impl Link {
             inbuf,
             out: est.outbuf,
             _slot: est.slot,
-            acl: est.acl,
+            authz: est.authz,
             waiting_acks: std::collections::VecDeque::new(),
+            waiting_outside_qos2: 0,
             ctx,
         }
     }
@@ -207,7 +238,7 @@ impl Link {
     /// The connection's main loop; returns why it ended.
     async fn run<S: AsyncRead + AsyncWrite>(&mut self, io: &mut Io<S>) -> Close {
         if self.present {
-            self.resend_inflight();
+            self.resume_inflight();
         }
         // Packets that arrived together with the CONNECT.
         if let Err(close) = self.process_input() {
@@ -291,7 +322,7 @@ impl Link {
             if self.codec.version().is_v5() {
                 // Reason code and an empty property length, written out: rumqttc's writer omits
                 // the property length (allowed), and rumqttc's client then fails to parse it.
-                self.out.extend_from_slice(&[0xE0, 0x02, code, 0x00]);
+                self.out.extend_from_slice(&[reason::DISCONNECT_HEADER, 0x02, code, 0x00]);
             }
         }
         if !matches!(close, Close::Io(_)) {

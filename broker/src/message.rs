@@ -1,4 +1,5 @@
-//! The application message as the broker routes it, and as integrations receive it.
+//! The application message as the broker routes it, and as integrations receive it, with its
+//! [`QoS`] (defined here, below the protocol codec, which encodes these messages).
 //!
 //! One `PublishedMessage` is built per incoming PUBLISH (or will) and shared by reference count
 //! between all subscribers, the retained store and integration sinks; the payload is a
@@ -10,7 +11,60 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::protocol::QoS;
+/// Quality of service of a message or a subscription.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum QoS {
+    /// At most once (0).
+    AtMostOnce = 0,
+    /// At least once (1).
+    AtLeastOnce = 1,
+    /// Exactly once (2).
+    ExactlyOnce = 2,
+}
+
+impl QoS {
+    /// Maps the two QoS bits of a packet; 3 is not a QoS.
+    pub fn from_u8(value: u8) -> Option<QoS> {
+        match value {
+            0 => Some(QoS::AtMostOnce),
+            1 => Some(QoS::AtLeastOnce),
+            2 => Some(QoS::ExactlyOnce),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn from_v5(qos: rumqttc::v5::mqttbytes::QoS) -> QoS {
+        match qos {
+            rumqttc::v5::mqttbytes::QoS::AtMostOnce => QoS::AtMostOnce,
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce => QoS::AtLeastOnce,
+            rumqttc::v5::mqttbytes::QoS::ExactlyOnce => QoS::ExactlyOnce,
+        }
+    }
+
+    pub(crate) fn to_v5(self) -> rumqttc::v5::mqttbytes::QoS {
+        match self {
+            QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+            QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+        }
+    }
+
+    pub(crate) fn from_v4(qos: rumqttc::mqttbytes::QoS) -> QoS {
+        match qos {
+            rumqttc::mqttbytes::QoS::AtMostOnce => QoS::AtMostOnce,
+            rumqttc::mqttbytes::QoS::AtLeastOnce => QoS::AtLeastOnce,
+            rumqttc::mqttbytes::QoS::ExactlyOnce => QoS::ExactlyOnce,
+        }
+    }
+
+    pub(crate) fn to_v4(self) -> rumqttc::mqttbytes::QoS {
+        match self {
+            QoS::AtMostOnce => rumqttc::mqttbytes::QoS::AtMostOnce,
+            QoS::AtLeastOnce => rumqttc::mqttbytes::QoS::AtLeastOnce,
+            QoS::ExactlyOnce => rumqttc::mqttbytes::QoS::ExactlyOnce,
+        }
+    }
+}
 
 /// An application message received from a client, with its MQTT 5 properties.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +93,27 @@ pub struct PublishedMessage {
     pub payload_format_indicator: Option<u8>,
     /// When the broker received the message, in milliseconds since the Unix epoch.
     pub received_at_ms: u64,
+}
+
+#[cfg(test)]
+impl PublishedMessage {
+    /// A message without properties (tests).
+    pub(crate) fn plain(topic: &str, payload: Bytes, qos: QoS, retain: bool, client_id: &str) -> PublishedMessage {
+        PublishedMessage {
+            topic: topic.to_owned(),
+            payload,
+            qos,
+            retain,
+            client_id: client_id.into(),
+            user_properties: Vec::new(),
+            content_type: None,
+            correlation_data: None,
+            response_topic: None,
+            message_expiry_interval: None,
+            payload_format_indicator: None,
+            received_at_ms: 0,
+        }
+    }
 }
 
 /// A message in flight through the broker: the published message plus its arrival instant.

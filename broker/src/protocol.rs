@@ -42,60 +42,7 @@ impl ProtocolVersion {
     }
 }
 
-/// Quality of service of a message or a subscription.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum QoS {
-    /// At most once (0).
-    AtMostOnce = 0,
-    /// At least once (1).
-    AtLeastOnce = 1,
-    /// Exactly once (2).
-    ExactlyOnce = 2,
-}
-
-impl QoS {
-    /// Maps the two QoS bits of a packet; 3 is not a QoS.
-    pub fn from_u8(value: u8) -> Option<QoS> {
-        match value {
-            0 => Some(QoS::AtMostOnce),
-            1 => Some(QoS::AtLeastOnce),
-            2 => Some(QoS::ExactlyOnce),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn from_v5(qos: rumqttc::v5::mqttbytes::QoS) -> QoS {
-        match qos {
-            rumqttc::v5::mqttbytes::QoS::AtMostOnce => QoS::AtMostOnce,
-            rumqttc::v5::mqttbytes::QoS::AtLeastOnce => QoS::AtLeastOnce,
-            rumqttc::v5::mqttbytes::QoS::ExactlyOnce => QoS::ExactlyOnce,
-        }
-    }
-
-    pub(crate) fn to_v5(self) -> rumqttc::v5::mqttbytes::QoS {
-        match self {
-            QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
-            QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-            QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
-        }
-    }
-
-    pub(crate) fn from_v4(qos: rumqttc::mqttbytes::QoS) -> QoS {
-        match qos {
-            rumqttc::mqttbytes::QoS::AtMostOnce => QoS::AtMostOnce,
-            rumqttc::mqttbytes::QoS::AtLeastOnce => QoS::AtLeastOnce,
-            rumqttc::mqttbytes::QoS::ExactlyOnce => QoS::ExactlyOnce,
-        }
-    }
-
-    pub(crate) fn to_v4(self) -> rumqttc::mqttbytes::QoS {
-        match self {
-            QoS::AtMostOnce => rumqttc::mqttbytes::QoS::AtMostOnce,
-            QoS::AtLeastOnce => rumqttc::mqttbytes::QoS::AtLeastOnce,
-            QoS::ExactlyOnce => rumqttc::mqttbytes::QoS::ExactlyOnce,
-        }
-    }
-}
+pub use crate::message::QoS;
 
 /// Why bytes from a client could not be turned into a packet.
 ///
@@ -128,6 +75,9 @@ pub enum Error {
     /// A topic name that is not valid UTF-8.
     #[error("topic is not utf-8")]
     TopicNotUtf8,
+    /// A SUBSCRIBE or UNSUBSCRIBE (named here) with packet id 0, which MQTT forbids (2.2.1).
+    #[error("packet id is zero in {0}")]
+    PacketIdZero(&'static str),
     /// The codec rejected the packet body; the text is the codec's message.
     #[error("malformed packet: {0}")]
     Malformed(String),
@@ -137,13 +87,56 @@ impl Error {
     /// The MQTT 5 DISCONNECT reason code for this error.
     pub fn reason_code(&self) -> u8 {
         match self {
-            Error::PacketTooLarge { .. } => 0x95,
-            Error::SecondConnect | Error::UnexpectedPacketType(_) => 0x82,
+            Error::PacketTooLarge { .. } => reason::PACKET_TOO_LARGE,
+            Error::SecondConnect | Error::UnexpectedPacketType(_) | Error::PacketIdZero(_) => reason::PROTOCOL_ERROR,
             Error::MalformedRemainingLength
             | Error::ReservedFlags(_)
             | Error::InvalidQos
             | Error::TopicNotUtf8
-            | Error::Malformed(_) => 0x81,
+            | Error::Malformed(_) => reason::MALFORMED_PACKET,
         }
     }
+}
+
+/// MQTT 5 reason codes the broker sends itself, in DISCONNECT and CONNACK (MQTT 5.0, 2.4), by
+/// their names in the specification. Acknowledgement reasons (PUBACK, PUBREC, SUBACK...) use
+/// rumqttc's enums instead; these are the ones written as raw bytes.
+pub mod reason {
+    /// 0x00 Success / Normal disconnection.
+    pub const SUCCESS: u8 = 0x00;
+    /// 0x04 Disconnect with Will Message.
+    pub const DISCONNECT_WITH_WILL: u8 = 0x04;
+    /// 0x80 Unspecified error.
+    pub const UNSPECIFIED_ERROR: u8 = 0x80;
+    /// 0x81 Malformed Packet.
+    pub const MALFORMED_PACKET: u8 = 0x81;
+    /// 0x82 Protocol Error.
+    pub const PROTOCOL_ERROR: u8 = 0x82;
+    /// 0x83 Implementation specific error.
+    pub const IMPLEMENTATION_SPECIFIC_ERROR: u8 = 0x83;
+    /// 0x8B Server shutting down.
+    pub const SERVER_SHUTTING_DOWN: u8 = 0x8B;
+    /// 0x8D Keep Alive timeout.
+    pub const KEEP_ALIVE_TIMEOUT: u8 = 0x8D;
+    /// 0x8E Session taken over.
+    pub const SESSION_TAKEN_OVER: u8 = 0x8E;
+    /// 0x90 Topic Name invalid.
+    pub const TOPIC_NAME_INVALID: u8 = 0x90;
+    /// 0x93 Receive Maximum exceeded.
+    pub const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
+    /// 0x94 Topic Alias invalid.
+    pub const TOPIC_ALIAS_INVALID: u8 = 0x94;
+    /// 0x95 Packet too large.
+    pub const PACKET_TOO_LARGE: u8 = 0x95;
+    /// 0x96 Message rate too high.
+    pub const MESSAGE_RATE_TOO_HIGH: u8 = 0x96;
+    /// 0x9A Retain not supported.
+    pub const RETAIN_NOT_SUPPORTED: u8 = 0x9A;
+
+    /// First byte of a DISCONNECT packet (type 14, no flags).
+    pub const DISCONNECT_HEADER: u8 = 0xE0;
+    /// First byte of a CONNACK packet (type 2, no flags).
+    pub const CONNACK_HEADER: u8 = 0x20;
+    /// MQTT 3.1.1 CONNACK return code 1: unacceptable protocol version.
+    pub const V3_UNACCEPTABLE_PROTOCOL_VERSION: u8 = 0x01;
 }

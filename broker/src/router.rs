@@ -16,6 +16,8 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::message::{PublishedMessage, RoutedMessage};
 use crate::protocol::QoS;
+pub use crate::session::RetainHandling;
+pub(crate) use crate::session::SubOptions;
 use crate::session::{Delivery, Session};
 use retained::RetainedStore;
 use topic::{ParsedFilter, TopicError};
@@ -29,8 +31,34 @@ mod tests;
 /// Called on the publishing client's task while the router is read-locked: it must not block
 /// (the intended implementation hands the message to a queue and reports when it is stored).
 pub trait IntegrationSink: Send + Sync + 'static {
+    /// What the sink needs to deliver to `integration_id`, computed once when the integration's
+    /// filters are set rather than on every PUBLISH (the queue forwarder: the integration's queue
+    /// topic). `Err` refuses the filters with that reason. The default is the id itself.
+    fn route(&self, integration_id: &str) -> Result<Arc<str>, String> {
+        Ok(integration_id.into())
+    }
+
     /// Takes one message for `integration_id`; called at most once per PUBLISH and integration.
     fn send(&self, integration_id: &str, msg: &PublishedMessage) -> Handover;
+
+    /// Takes one PUBLISH for every integration it matched (each exactly once, sorted by id), and
+    /// records how each took it. The default calls [`IntegrationSink::send`] per integration; a
+    /// sink that serialises the message overrides it to do so once per PUBLISH.
+    fn send_all(&self, routes: &[&Arc<IntegrationRoute>], msg: &PublishedMessage, handovers: &mut Handovers) {
+        for route in routes {
+            handovers.push(self.send(&route.id, msg));
+        }
+    }
+}
+
+/// An integration as the router holds it: its id and the destination its sink computed for it
+/// when its filters were set ([`IntegrationSink::route`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct IntegrationRoute {
+    /// The integration id.
+    pub id: Arc<str>,
+    /// Where the sink delivers its messages (the forwarder: `tbmq.msg.ie.<id32>`).
+    pub destination: Arc<str>,
 }
 
 /// How an [`IntegrationSink`] took a message. The broker acknowledges a QoS 1 or 2 PUBLISH only
@@ -41,38 +69,79 @@ pub enum Handover {
     /// Stored already (or nothing to wait for).
     Stored,
     /// Handed over; the receiver tells whether it was stored (`Err` with the reason if not).
-    Pending(tokio::sync::oneshot::Receiver<Result<(), String>>),
+    Pending(tokio::sync::oneshot::Receiver<Result<(), NotStored>>),
     /// Not taken: the reason (the sink has logged and counted it).
-    Failed(String),
+    Failed(NotStored),
+}
+
+/// Why an integration's copy of a message was not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotStored {
+    /// What happened, for logs.
+    pub reason: String,
+    /// The queue refused it for lack of room (the integration's backlog is at its limit): MQTT 5
+    /// publishers hear "quota exceeded" (0x97) rather than "unspecified error" (0x80).
+    pub quota_exceeded: bool,
+}
+
+impl NotStored {
+    /// A failure that is not about room.
+    pub fn new(reason: impl Into<String>) -> Self {
+        NotStored { reason: reason.into(), quota_exceeded: false }
+    }
+
+    /// The queue had no room for it.
+    pub fn quota(reason: impl Into<String>) -> Self {
+        NotStored { reason: reason.into(), quota_exceeded: true }
+    }
+}
+
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
 }
 
 /// What the integrations made of one PUBLISH: the copies still being stored and the first
 /// failure, if any.
 #[derive(Debug, Default)]
-pub(crate) struct Handovers {
-    pub pending: Vec<tokio::sync::oneshot::Receiver<Result<(), String>>>,
-    pub failed: Option<String>,
+pub struct Handovers {
+    pub(crate) pending: Vec<tokio::sync::oneshot::Receiver<Result<(), NotStored>>>,
+    pub(crate) failed: Option<NotStored>,
 }
 
-/// When retained messages are sent for a new subscription (MQTT 5 subscription option).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetainHandling {
-    /// Send on every SUBSCRIBE (0, and always in MQTT 3.x).
-    OnEverySubscribe,
-    /// Send only if the subscription did not exist (1).
-    OnNewSubscribe,
-    /// Never send (2).
-    Never,
+impl Handovers {
+    /// The outcome of a PUBLISH that went to one integration, as one [`Handover`].
+    pub fn into_single(mut self) -> Handover {
+        match (self.failed, self.pending.pop()) {
+            (Some(why), _) => Handover::Failed(why),
+            (None, Some(stored)) => Handover::Pending(stored),
+            (None, None) => Handover::Stored,
+        }
+    }
+
+    /// Records how one integration took the message.
+    pub fn push(&mut self, handover: Handover) {
+        match handover {
+            Handover::Stored => {}
+            Handover::Pending(stored) => self.pending.push(stored),
+            Handover::Failed(why) => {
+                self.failed.get_or_insert(why);
+            }
+        }
+    }
 }
 
-/// The options of one subscription.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SubOptions {
-    pub qos: QoS,
-    pub no_local: bool,
-    pub retain_as_published: bool,
-    pub retain_handling: RetainHandling,
-    pub sub_id: Option<usize>,
+/// Checks an integration's filters: valid MQTT filters, none shared.
+fn check_integration_filters(filters: &[String]) -> Result<(), RouterError> {
+    for filter in filters {
+        let parsed = topic::parse_filter(filter)
+            .map_err(|source| RouterError::InvalidFilter { filter: filter.clone(), source })?;
+        if parsed.share_group.is_some() {
+            return Err(RouterError::SharedForIntegration(filter.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// Why the router refused a request.
@@ -89,14 +158,28 @@ pub enum RouterError {
     /// Integrations cannot use `$share/` filters.
     #[error("shared subscription {0:?} is not allowed for an integration")]
     SharedForIntegration(String),
+    /// The integration sink cannot deliver to this integration.
+    #[error("integration {id:?} cannot be routed: {reason}")]
+    Unroutable {
+        /// The integration id.
+        id: String,
+        /// The sink's reason.
+        reason: String,
+    },
 }
 
 /// The broker's router; shared by all connections and reachable from `BrokerHandle::router`.
 pub struct Router {
     trie: RwLock<Trie>,
     retained: RetainedStore,
-    integration_filters: Mutex<HashMap<Arc<str>, HashSet<String>>>,
+    integration_filters: Mutex<HashMap<Arc<str>, IntegrationEntry>>,
     sink: RwLock<Option<Arc<dyn IntegrationSink>>>,
+}
+
+/// An integration's route and the filters it is subscribed with.
+struct IntegrationEntry {
+    route: Arc<IntegrationRoute>,
+    filters: HashSet<String>,
 }
 
 impl std::fmt::Debug for Router {
@@ -120,29 +203,42 @@ impl Router {
     ///
     /// All filters are checked first; on error nothing is added.
     pub fn add_integration_subscriptions(&self, integration_id: &str, filters: &[String]) -> Result<(), RouterError> {
-        for filter in filters {
-            let parsed = topic::parse_filter(filter)
-                .map_err(|source| RouterError::InvalidFilter { filter: filter.clone(), source })?;
-            if parsed.share_group.is_some() {
-                return Err(RouterError::SharedForIntegration(filter.clone()));
-            }
-        }
+        check_integration_filters(filters)?;
         let mut known = self.integration_filters.lock();
-        let (id, set) = match known.get_key_value(integration_id) {
-            Some((id, _)) => (Arc::clone(id), known.get_mut(integration_id)),
-            None => {
-                let id: Arc<str> = integration_id.into();
-                known.insert(Arc::clone(&id), HashSet::new());
-                let set = known.get_mut(integration_id);
-                (id, set)
-            }
-        };
-        let set = set.expect("the entry was found or inserted just above");
+        let entry = self.integration_entry(&mut known, integration_id)?;
         let mut trie = self.trie.write();
         for filter in filters {
-            trie.add_integration(filter, &id);
-            set.insert(filter.clone());
+            trie.add_integration(filter, &entry.route);
+            entry.filters.insert(filter.clone());
         }
+        Ok(())
+    }
+
+    /// Makes `filters` the integration's only filters, in one step: a PUBLISH routed at the same
+    /// time sees either the old filters or the new ones, never neither, so a topic matched by
+    /// both is never skipped. An empty list removes the integration. On error nothing changes.
+    pub fn set_integration_subscriptions(&self, integration_id: &str, filters: &[String]) -> Result<(), RouterError> {
+        check_integration_filters(filters)?;
+        let mut known = self.integration_filters.lock();
+        if filters.is_empty() {
+            if let Some(entry) = known.remove(integration_id) {
+                let mut trie = self.trie.write();
+                for filter in &entry.filters {
+                    trie.remove_integration(filter, integration_id);
+                }
+            }
+            return Ok(());
+        }
+        let wanted: HashSet<String> = filters.iter().cloned().collect();
+        let entry = self.integration_entry(&mut known, integration_id)?;
+        let mut trie = self.trie.write();
+        for filter in wanted.difference(&entry.filters) {
+            trie.add_integration(filter, &entry.route);
+        }
+        for filter in entry.filters.difference(&wanted) {
+            trie.remove_integration(filter, integration_id);
+        }
+        entry.filters = wanted;
         Ok(())
     }
 
@@ -152,11 +248,11 @@ impl Router {
         let mut trie = self.trie.write();
         for filter in filters {
             trie.remove_integration(filter, integration_id);
-            if let Some(set) = known.get_mut(integration_id) {
-                set.remove(filter);
+            if let Some(entry) = known.get_mut(integration_id) {
+                entry.filters.remove(filter);
             }
         }
-        if known.get(integration_id).is_some_and(|s| s.is_empty()) {
+        if known.get(integration_id).is_some_and(|e| e.filters.is_empty()) {
             known.remove(integration_id);
         }
     }
@@ -164,7 +260,7 @@ impl Router {
     /// Removes every subscription of an integration.
     pub fn remove_integration(&self, integration_id: &str) {
         let filters: Vec<String> = match self.integration_filters.lock().get(integration_id) {
-            Some(set) => set.iter().cloned().collect(),
+            Some(entry) => entry.filters.iter().cloned().collect(),
             None => return,
         };
         self.remove_integration_subscriptions(integration_id, &filters);
@@ -176,10 +272,30 @@ impl Router {
             .integration_filters
             .lock()
             .get(integration_id)
-            .map(|s| s.iter().cloned().collect())
+            .map(|e| e.filters.iter().cloned().collect())
             .unwrap_or_default();
         filters.sort();
         filters
+    }
+
+    /// The integration's entry, created with its route from the sink when it is new.
+    fn integration_entry<'a>(
+        &self,
+        known: &'a mut HashMap<Arc<str>, IntegrationEntry>,
+        integration_id: &str,
+    ) -> Result<&'a mut IntegrationEntry, RouterError> {
+        if !known.contains_key(integration_id) {
+            let id: Arc<str> = integration_id.into();
+            let destination = match self.sink.read().as_ref() {
+                Some(sink) => sink
+                    .route(integration_id)
+                    .map_err(|reason| RouterError::Unroutable { id: integration_id.to_owned(), reason })?,
+                None => Arc::clone(&id),
+            };
+            let route = Arc::new(IntegrationRoute { id: Arc::clone(&id), destination });
+            known.insert(id, IntegrationEntry { route, filters: HashSet::new() });
+        }
+        Ok(known.get_mut(integration_id).expect("the entry was found or inserted just above"))
     }
 
     /// Replaces the integration sink (`None`: integration matches are dropped).
@@ -216,7 +332,7 @@ impl Router {
         let filters: Vec<String> = {
             let mut st = session.state.lock();
             st.removed = true;
-            st.queue.clear();
+            st.clear_queue();
             st.subscriptions.drain().map(|(f, _)| f).collect()
         };
         for filter in &filters {
@@ -239,18 +355,10 @@ impl Router {
         trie.collect(&msg.msg.topic, &mut matches);
         let delivered = deliver_to_clients(msg, &mut matches);
         if !matches.integrations.is_empty() {
-            matches.integrations.sort_unstable();
-            matches.integrations.dedup();
+            matches.integrations.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            matches.integrations.dedup_by(|a, b| a.id == b.id);
             if let Some(sink) = self.sink.read().as_ref() {
-                for id in &matches.integrations {
-                    match sink.send(id, &msg.msg) {
-                        Handover::Stored => {}
-                        Handover::Pending(stored) => handovers.pending.push(stored),
-                        Handover::Failed(why) => {
-                            handovers.failed.get_or_insert(why);
-                        }
-                    }
-                }
+                sink.send_all(&matches.integrations, &msg.msg, handovers);
             }
         }
         delivered

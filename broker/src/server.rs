@@ -13,14 +13,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::{Authenticator, BasicAuthenticator};
+use trib_ops::login::{Lockout, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILED_ATTEMPTS};
+
+use crate::auth::{Authenticator, BasicAuthenticator, Locking};
 use crate::config::{BrokerConfig, ConfigError, Listener};
 use crate::limits::ConnectionCounter;
 use crate::link::{self, Context};
 use crate::router::{IntegrationSink, Router};
-use crate::session::registry::Sessions;
+use crate::session::queue::QueueLimits;
+use crate::sessions::Sessions;
 use crate::{tls, ws};
 
+/// How often the broker-wide gauges (queued messages and bytes, sessions, ...) are sampled.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long `shutdown` waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -31,7 +36,8 @@ pub struct Broker;
 /// Optional plug-ins for `Broker::start_with`.
 #[derive(Default)]
 pub struct BrokerHooks {
-    /// Replaces the built-in `BasicAuthenticator` (built from `security` in the config).
+    /// Replaces the built-in `BasicAuthenticator` (built from `security` in the config, behind a
+    /// `Locking` with the default lockout).
     pub authenticator: Option<Arc<dyn Authenticator>>,
     /// Receives messages matching integration subscriptions (can also be set later on the router).
     pub integration_sink: Option<Arc<dyn IntegrationSink>>,
@@ -108,14 +114,19 @@ impl Broker {
             }
             None => None,
         };
-        let authenticator = hooks
-            .authenticator
-            .unwrap_or_else(|| Arc::new(BasicAuthenticator::new(settings.allow_anonymous, &settings.credentials)));
+        let authenticator = hooks.authenticator.unwrap_or_else(|| {
+            let basic = Arc::new(BasicAuthenticator::new(settings.allow_anonymous, &settings.credentials));
+            let lockout = Lockout::new(DEFAULT_MAX_FAILED_ATTEMPTS, DEFAULT_LOCKOUT);
+            Arc::new(Locking::new(basic, Arc::new(lockout)))
+        });
         let router = hooks.router.unwrap_or_else(|| Arc::new(Router::new(None)));
         if let Some(sink) = hooks.integration_sink {
             router.set_integration_sink(Some(sink));
         }
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        // The series count into the process's Prometheus recorder (installed here if nobody did).
+        trib_ops::prometheus();
+        let limits = QueueLimits::new(settings.max_queued, settings.max_queued_bytes, settings.memory_budget);
         let ctx = Arc::new(Context {
             settings,
             router,
@@ -123,7 +134,9 @@ impl Broker {
             authenticator,
             connections: Arc::new(ConnectionCounter::default()),
             shutdown: shutdown_rx,
+            limits,
         });
+        tokio::spawn(sample_gauges(Arc::clone(&ctx)));
         let tasks = Arc::new(TaskCount::default());
         let mut listeners = Vec::new();
         let mut tcp_addr = None;
@@ -181,6 +194,23 @@ impl BrokerHandle {
         self.ctx.sessions.len()
     }
 
+    /// Bytes held for clients in all session queues and in-flight windows (bounded by
+    /// `mqtt.sessions_memory_budget_bytes`).
+    pub fn queued_bytes(&self) -> usize {
+        self.ctx.limits.budget.used_bytes()
+    }
+
+    /// Messages dropped so far for the `broker_dropped_msgs_total` reason `reason`.
+    pub fn dropped_messages(&self, reason: &str) -> u64 {
+        let budget = &self.ctx.limits.budget;
+        crate::metrics::DropReason::ALL.iter().filter(|r| r.label() == reason).map(|r| budget.drop_count(*r)).sum()
+    }
+
+    /// Sets the broker-wide gauges now (the broker also does so once a second).
+    pub fn sample_metrics(&self) {
+        self.ctx.sample_gauges();
+    }
+
     /// Stops accepting, disconnects every client and waits (up to 10 s) for connections to close.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
@@ -230,13 +260,13 @@ async fn accept_loop(listener: TcpListener, max_packet: usize, kind: Kind, ctx: 
         tokio::spawn(async move {
             let _guard = guard;
             match kind {
-                Kind::Tcp => link::serve(stream, peer, None, max_packet, ctx).await,
+                Kind::Tcp => link::serve(stream, peer, "tcp", None, max_packet, ctx).await,
                 Kind::Tls(acceptor) => {
                     let timeout = ctx.settings.connect_timeout;
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let identity = tls::client_identity(&stream);
-                            link::serve(stream, peer, identity, max_packet, ctx).await
+                            link::serve(stream, peer, "ssl", identity, max_packet, ctx).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed."),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
@@ -245,6 +275,18 @@ async fn accept_loop(listener: TcpListener, max_packet: usize, kind: Kind, ctx: 
                 Kind::Ws(protocols) => ws::serve(stream, peer, max_packet, protocols, ctx).await,
             }
         });
+    }
+}
+
+/// Sets the broker-wide gauges once a second until shutdown.
+async fn sample_gauges(ctx: Arc<Context>) {
+    let mut shutdown = ctx.shutdown.clone();
+    let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => ctx.sample_gauges(),
+        }
     }
 }
 

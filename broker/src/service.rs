@@ -5,8 +5,8 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use trib_core::{config::ConfigError, queue::Queue, topics::TopicNames};
 use trib_management::{AdminCredentials, Management, ManagementConfig, ManagementHandle, SubscriptionSink};
+use trib_queue::{config::ConfigError, queue::Queue, topics::TopicNames};
 use uuid::Uuid;
 
 use crate::{forward::QueueForwarder, Broker, BrokerConfig, BrokerHandle, BrokerHooks, Router};
@@ -14,7 +14,7 @@ use crate::{forward::QueueForwarder, Broker, BrokerConfig, BrokerHandle, BrokerH
 /// How long shutdown waits for the queue to store the messages the forwarder handed it.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A lookup of configuration variables (see `trib_core::settings::Settings::lookup`).
+/// A lookup of configuration variables (see `trib_ops::settings::Settings::lookup`).
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// Why the broker service could not start.
@@ -40,11 +40,8 @@ struct RouterSubscriptions(Arc<Router>);
 impl SubscriptionSink for RouterSubscriptions {
     fn set_integration_subscriptions(&self, integration_id: Uuid, filters: &[String]) {
         let id = integration_id.to_string();
-        self.0.remove_integration(&id);
-        if filters.is_empty() {
-            return;
-        }
-        if let Err(e) = self.0.add_integration_subscriptions(&id, filters) {
+        // One step: a PUBLISH routed meanwhile sees the old filters or the new ones.
+        if let Err(e) = self.0.set_integration_subscriptions(&id, filters) {
             tracing::error!(integration_id = %id, error = %e, "Integration topic filters were refused by the broker.");
         }
     }
@@ -75,7 +72,7 @@ impl BrokerService {
     /// Starts the MQTT listeners, the forwarder and the management plane on `queue`.
     pub async fn start(lookup: Lookup<'_>, queue: Arc<dyn Queue>) -> Result<Self, ServiceError> {
         // Install the metrics recorder before anything counts.
-        let _ = trib_core::service::prometheus();
+        let _ = trib_ops::prometheus();
         let mut broker_config = BrokerConfig::default();
         broker_config.apply_env(lookup)?;
         let management_config = management_config(lookup)?;
@@ -86,8 +83,10 @@ impl BrokerService {
         let router = Arc::new(Router::new(Some(forwarder.clone())));
         let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
-        let hooks = BrokerHooks { router: Some(router), ..Default::default() };
+        let authenticator = crate::auth::stored::from_lookup(lookup, &broker_config, management.credential_store())?;
+        let hooks = BrokerHooks { router: Some(router), authenticator: Some(authenticator), ..Default::default() };
         let broker = Broker::start_with(broker_config, hooks).await?;
+        management.set_listeners(listeners(&broker));
         tracing::info!(
             service_id,
             mqtt = ?broker.tcp_addr(),
@@ -108,6 +107,11 @@ impl BrokerService {
         self.management.local_addr()
     }
 
+    /// What the REST port's `/health/ready` checks besides the database; add to it.
+    pub fn readiness(&self) -> &trib_management::ReadinessChecks {
+        self.management.readiness()
+    }
+
     /// The forwarder (counters of messages handed to integrations).
     pub fn forwarder(&self) -> &Arc<QueueForwarder> {
         &self.forwarder
@@ -125,6 +129,12 @@ impl BrokerService {
         }
         self.management.shutdown().await;
     }
+}
+
+/// The MQTT listeners this node announces to the cluster, as URLs.
+fn listeners(broker: &BrokerHandle) -> Vec<String> {
+    let schemes = [("mqtt", broker.tcp_addr()), ("mqtts", broker.tls_addr()), ("ws", broker.ws_addr())];
+    schemes.into_iter().filter_map(|(scheme, addr)| addr.map(|a| format!("{scheme}://{a}"))).collect()
 }
 
 fn get<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, default: T) -> Result<T, ConfigError>
@@ -161,6 +171,15 @@ pub fn management_config(lookup: Lookup<'_>) -> Result<ManagementConfig, ConfigE
             .unwrap_or_else(|| "sysadmin@thingsboard.org".into()),
         password: admin_password,
     });
+    // A heartbeat every 0 ms would spin.
+    let node_heartbeat_interval = millis("TB_SERVICE_INFO_INTERVAL_MS", d.node_heartbeat_interval)?;
+    if node_heartbeat_interval.is_zero() {
+        return Err(ConfigError {
+            name: "TB_SERVICE_INFO_INTERVAL_MS".into(),
+            value: "0".into(),
+            reason: "must be above zero".into(),
+        });
+    }
     Ok(ManagementConfig {
         service_id: get(lookup, "TB_SERVICE_ID", String::new())?,
         bind,
@@ -173,6 +192,7 @@ pub fn management_config(lookup: Lookup<'_>) -> Result<ManagementConfig, ConfigE
         jwt_refresh_token_expiration: secs("JWT_REFRESH_TOKEN_EXPIRATION_TIME", d.jwt_refresh_token_expiration)?,
         validation_timeout: secs("INTEGRATIONS_INIT_CONNECTION_CHECK_API_REQUEST_TIMEOUT_SEC", d.validation_timeout)?,
         executor_announce_interval: millis("TB_IE_SERVICE_INFO_INTERVAL_MS", d.executor_announce_interval)?,
+        node_heartbeat_interval,
         cleanup_period: secs("INTEGRATIONS_CLEANUP_PERIOD_SEC", d.cleanup_period)?,
         cleanup_ttl: secs("INTEGRATIONS_CLEANUP_TTL_SEC", d.cleanup_ttl)?,
         events_ttl_enabled: get(lookup, "SQL_TTL_EVENTS_ENABLED", d.events_ttl_enabled)?,
@@ -181,5 +201,7 @@ pub fn management_config(lookup: Lookup<'_>) -> Result<ManagementConfig, ConfigE
         events_max_symbols: get(lookup, "SQL_EVENTS_MAX_SYMBOLS", d.events_max_symbols)?,
         uplink_poll_interval: millis("TB_IE_UPLINK_POLL_INTERVAL", d.uplink_poll_interval)?,
         max_body_bytes: get(lookup, "TB_HTTP_MAX_BODY_BYTES", d.max_body_bytes)?,
+        max_topic_filters: get(lookup, "INTEGRATIONS_MAX_TOPIC_FILTERS", d.max_topic_filters)?,
+        metrics_require_token: get(lookup, "SECURITY_METRICS_REQUIRE_TOKEN", d.metrics_require_token)?,
     })
 }

@@ -3,9 +3,13 @@
 //! A `Session` holds the queue of messages waiting for delivery, the outgoing QoS 1/2 window, the
 //! incoming QoS 2 packet ids and the subscription list, each session behind its own lock so that
 //! publishers to different clients never contend. The connection task (`link`) drains the queue;
-//! the registry (`session::registry`) attaches connections, handles takeover, expiry and wills.
+//! the registry (`sessions`) attaches connections, handles takeover, expiry and wills. The options
+//! of a subscription ([`SubOptions`]) live here, since both a session and the router's trie hold them.
+//! The memory bounds of the queue (messages, bytes, the process-wide budget) are in `session::queue`.
 
-pub(crate) mod registry;
+pub(crate) mod queue;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -14,8 +18,31 @@ use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
 use crate::message::RoutedMessage;
+use crate::metrics::DropReason;
 use crate::protocol::QoS;
-use crate::router::SubOptions;
+
+use self::queue::{held_size, MemoryBudget, QueueLimits};
+
+/// When retained messages are sent for a new subscription (MQTT 5 subscription option).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetainHandling {
+    /// Send on every SUBSCRIBE (0, and always in MQTT 3.x).
+    OnEverySubscribe,
+    /// Send only if the subscription did not exist (1).
+    OnNewSubscribe,
+    /// Never send (2).
+    Never,
+}
+
+/// The options of one subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SubOptions {
+    pub qos: QoS,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub retain_handling: RetainHandling,
+    pub sub_id: Option<usize>,
+}
 
 /// Why the broker closes a connection from outside its task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +72,14 @@ pub(crate) struct Session {
 /// The mutable part of a session.
 #[derive(Debug)]
 pub(crate) struct SessionState {
-    pub queue: VecDeque<Delivery>,
-    pub max_queued: usize,
+    /// Messages waiting to be sent; only `enqueue`, `pop_queued` and `clear_queue` change it, so
+    /// that `queued_bytes` and the budget stay exact.
+    queue: VecDeque<Delivery>,
+    /// Bytes of `queue` (`queue::held_size` of each message).
+    queued_bytes: usize,
+    /// QoS 0 messages in `queue` (so that a queue without any is not searched for one).
+    queued_qos0: usize,
+    limits: QueueLimits,
     pub out: Outflight,
     /// Packet ids of QoS 2 messages received but not yet released by PUBREL.
     pub incoming_qos2: HashSet<u16>,
@@ -59,20 +92,23 @@ pub(crate) struct SessionState {
     pub kick: Option<oneshot::Sender<Kick>>,
     /// Session expiry interval in seconds (0: ends when the connection closes).
     pub expiry_interval: u32,
-    /// Messages dropped because the queue was full.
+    /// Messages this session dropped because a bound was hit.
     pub dropped: u64,
     /// Set once the session has ended; it then accepts nothing.
     pub removed: bool,
 }
 
 impl Session {
-    pub fn new(client_id: Arc<str>, max_queued: usize) -> Arc<Session> {
+    pub fn new(client_id: Arc<str>, limits: QueueLimits) -> Arc<Session> {
+        let out = Outflight::with_budget(Arc::clone(&limits.budget));
         Arc::new(Session {
             client_id,
             state: Mutex::new(SessionState {
                 queue: VecDeque::new(),
-                max_queued,
-                out: Outflight::default(),
+                queued_bytes: 0,
+                queued_qos0: 0,
+                limits,
+                out,
                 incoming_qos2: HashSet::new(),
                 subscriptions: HashMap::new(),
                 conn_id: None,
@@ -87,20 +123,140 @@ impl Session {
     }
 
     /// Queues a delivery and wakes the connection. Returns false if the delivery was dropped:
-    /// the session ended, the queue is full, or it is QoS 0 and no connection is attached.
+    /// the session ended, it is QoS 0 and no connection is attached, or a bound left no room
+    /// (the policy is `SessionState::make_room`'s).
     pub fn enqueue(&self, delivery: Delivery) -> bool {
         let mut st = self.state.lock();
-        if st.removed || (st.conn_id.is_none() && delivery.qos == QoS::AtMostOnce) {
+        if st.removed {
             return false;
         }
-        if st.queue.len() >= st.max_queued {
+        if st.conn_id.is_none() && delivery.qos == QoS::AtMostOnce {
+            st.limits.budget.dropped(DropReason::Offline, 1);
+            return false;
+        }
+        let size = held_size(&delivery.msg);
+        if let Err(reason) = st.make_room(size, delivery.qos) {
             st.dropped += 1;
+            st.limits.budget.dropped(reason, 1);
             return false;
         }
+        st.queued_qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
         st.queue.push_back(delivery);
+        st.queued_bytes += size;
         drop(st);
         self.notify.notify_one();
         true
+    }
+}
+
+impl SessionState {
+    /// Bytes this session holds: queued and in flight.
+    pub fn held_bytes(&self) -> usize {
+        self.queued_bytes + self.out.bytes
+    }
+
+    /// Messages this session holds: queued and in flight.
+    #[cfg(test)]
+    pub fn held_messages(&self) -> usize {
+        self.queue.len() + self.out.len()
+    }
+
+    /// Messages waiting to be sent.
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The next message to send, if any.
+    pub fn front_queued(&self) -> Option<&Delivery> {
+        self.queue.front()
+    }
+
+    /// Takes the next message to send. Its bytes stay counted until `Outflight::push` takes them
+    /// over or `release` gives them back.
+    pub fn pop_queued(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= held_size(&d.msg);
+        self.queued_qos0 -= usize::from(d.qos == QoS::AtMostOnce);
+        Some(d)
+    }
+
+    /// Gives back the bytes of a message taken with `pop_queued` that leaves the session (written
+    /// at QoS 0, or dropped).
+    pub fn release(&self, delivery: &Delivery) {
+        self.limits.budget.release(1, held_size(&delivery.msg));
+    }
+
+    /// Drops every queued message and gives back its bytes (the session ended).
+    pub fn clear_queue(&mut self) {
+        self.limits.budget.release(self.queue.len(), self.queued_bytes);
+        self.queue.clear();
+        self.queued_bytes = 0;
+        self.queued_qos0 = 0;
+    }
+
+    /// Makes room for a new message of `size` bytes and takes its bytes from the budget, or says
+    /// which bound refuses it. The policy, in order:
+    ///
+    /// 1. A message larger than the session's byte bound alone is refused (`session_bytes`).
+    /// 2. While the session's message bound (queued messages) or byte bound (queued and in-flight
+    ///    bytes) is exceeded, queued messages are dropped to
+    ///    make room: QoS 0 ones first (oldest first), then the oldest of the rest. A new QoS 0
+    ///    message never pushes out a QoS 1/2 one: it is refused instead.
+    /// 3. While the process-wide budget has no room, the session drops its own queued messages the
+    ///    same way (`memory_budget`); when it has none left to drop, the new message is refused.
+    ///
+    /// Messages in flight are never dropped (the client may still acknowledge them); they count
+    /// until acknowledged, so a client that stops acknowledging ends up refused new messages.
+    fn make_room(&mut self, size: usize, qos: QoS) -> Result<(), DropReason> {
+        if size > self.limits.max_bytes {
+            return Err(DropReason::SessionBytes);
+        }
+        loop {
+            let reason = if self.queue.len() >= self.limits.max_messages {
+                DropReason::SessionMessages
+            } else if self.held_bytes() + size > self.limits.max_bytes {
+                DropReason::SessionBytes
+            } else {
+                break;
+            };
+            if !self.drop_one_queued(qos, reason) {
+                return Err(reason);
+            }
+        }
+        while !self.limits.budget.try_take(size) {
+            if !self.drop_one_queued(qos, DropReason::MemoryBudget) {
+                return Err(DropReason::MemoryBudget);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops one queued message to make room for one of `incoming` QoS: the oldest QoS 0, else
+    /// (for an incoming QoS 1/2 message) the oldest. Returns false if there was none to drop.
+    fn drop_one_queued(&mut self, incoming: QoS, reason: DropReason) -> bool {
+        let qos0 = if self.queued_qos0 > 0 { self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) } else { None };
+        let pos = match qos0 {
+            Some(pos) => pos,
+            None if incoming != QoS::AtMostOnce && !self.queue.is_empty() => 0,
+            None => return false,
+        };
+        let Some(victim) = self.queue.remove(pos) else {
+            return false;
+        };
+        let size = held_size(&victim.msg);
+        self.queued_bytes -= size;
+        self.queued_qos0 -= usize::from(victim.qos == QoS::AtMostOnce);
+        self.limits.budget.release(1, size);
+        self.limits.budget.dropped(reason, 1);
+        self.dropped += 1;
+        true
+    }
+}
+
+impl Drop for SessionState {
+    fn drop(&mut self) {
+        self.clear_queue();
     }
 }
 
@@ -110,6 +266,11 @@ pub(crate) struct Outflight {
     entries: VecDeque<OutEntry>,
     in_use: HashSet<u16>,
     next_pkid: u16,
+    /// How many entries wait to be re-sent on a resumed session's new connection.
+    unsent: usize,
+    /// Bytes of the entries (`queue::held_size`), counted in `budget` too.
+    bytes: usize,
+    budget: Option<Arc<MemoryBudget>>,
 }
 
 /// One outgoing message in flight.
@@ -119,11 +280,46 @@ pub(crate) struct OutEntry {
     pub delivery: Delivery,
     /// PUBREC received and PUBREL sent (QoS 2 second phase).
     pub released: bool,
+    /// Sent on an earlier connection, not yet again on this one.
+    pub unsent: bool,
 }
 
 impl Outflight {
+    /// An empty window whose messages count against `budget`.
+    pub fn with_budget(budget: Arc<MemoryBudget>) -> Outflight {
+        let mut out = Outflight::default();
+        out.budget = Some(budget);
+        out
+    }
+
+    /// Every message in flight, re-sent on this connection or not.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Messages sent on this connection and not yet acknowledged: what the client's Receive
+    /// Maximum limits.
+    pub fn sent(&self) -> usize {
+        self.entries.len() - self.unsent
+    }
+
+    /// A resumed session on a new connection: every message in flight is to be sent again.
+    pub fn mark_unsent(&mut self) {
+        for e in &mut self.entries {
+            e.unsent = true;
+        }
+        self.unsent = self.entries.len();
+    }
+
+    /// The oldest message still to be re-sent, now counted as sent.
+    pub fn take_unsent(&mut self) -> Option<&OutEntry> {
+        if self.unsent == 0 {
+            return None;
+        }
+        let entry = self.entries.iter_mut().find(|e| e.unsent)?;
+        entry.unsent = false;
+        self.unsent -= 1;
+        Some(entry)
     }
 
     /// Reserves a free packet id for the next `push`.
@@ -137,7 +333,8 @@ impl Outflight {
 
     /// Records a message sent with a packet id from `alloc`.
     pub fn push(&mut self, pkid: u16, delivery: Delivery) {
-        self.entries.push_back(OutEntry { pkid, delivery, released: false });
+        self.bytes += held_size(&delivery.msg);
+        self.entries.push_back(OutEntry { pkid, delivery, released: false, unsent: false });
     }
 
     /// PUBACK: ends a QoS 1 message. Returns whether it was in flight.
@@ -166,10 +363,6 @@ impl Outflight {
         self.remove_where(pkid, |e| e.released)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &OutEntry> {
-        self.entries.iter()
-    }
-
     fn remove_where(&mut self, pkid: u16, ok: impl Fn(&OutEntry) -> bool) -> bool {
         let Some(pos) = self.entries.iter().position(|e| e.pkid == pkid) else {
             return false;
@@ -177,7 +370,16 @@ impl Outflight {
         if !ok(&self.entries[pos]) {
             return false;
         }
-        self.entries.remove(pos);
+        if self.entries[pos].unsent {
+            self.unsent -= 1;
+        }
+        if let Some(entry) = self.entries.remove(pos) {
+            let size = held_size(&entry.delivery.msg);
+            self.bytes -= size;
+            if let Some(budget) = &self.budget {
+                budget.release(1, size);
+            }
+        }
         self.in_use.remove(&pkid);
         true
     }
@@ -188,6 +390,14 @@ impl Outflight {
             if self.next_pkid != 0 && !self.in_use.contains(&self.next_pkid) {
                 return self.next_pkid;
             }
+        }
+    }
+}
+
+impl Drop for Outflight {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.release(self.entries.len(), self.bytes);
         }
     }
 }

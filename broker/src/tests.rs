@@ -6,10 +6,15 @@
 //! checks that the sentinel arrives first.
 
 mod acl;
+#[cfg(feature = "service")]
+mod cluster;
 mod connect;
+#[cfg(feature = "service")]
+mod credentials;
 #[cfg(feature = "service")]
 mod forward;
 mod integration;
+mod logging;
 mod malformed;
 mod mosquitto;
 mod pubsub;

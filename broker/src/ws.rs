@@ -74,7 +74,7 @@ pub(crate) async fn serve(
     let (close_tx, close_rx) = oneshot::channel();
     let inbound = inbound(source, to_link, close_tx);
     let outbound = outbound(sink, from_link, close_rx);
-    let link = link::serve(app, peer, None, max_packet, ctx);
+    let link = link::serve(app, peer, "ws", None, max_packet, ctx);
     tokio::pin!(inbound);
     let both = async move {
         tokio::join!(link, outbound);

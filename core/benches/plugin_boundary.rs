@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use abi_stable::std_types::{ROption, RSlice, RStr};
+use abi_stable::std_types::RStr;
 use trib_core::{
     loader::load_dir,
     registry::{Registry, TypeSelection},
@@ -34,20 +34,11 @@ const BATCH: usize = 50;
 
 fn message(payload: &[u8]) -> Message<'_> {
     Message {
-        topic: RStr::from_str("sensors/1/temp"),
-        payload: RSlice::from_slice(payload),
         qos: 1,
-        retain: false,
         client_id: RStr::from_str("device-1"),
         broker_node: RStr::from_str("tbmq1"),
         timestamp_ms: 1_717_000_000_000,
-        user_properties: RSlice::from_slice(&[]),
-        content_type: ROption::RNone,
-        correlation_data: ROption::RNone,
-        response_topic: ROption::RNone,
-        message_expiry_secs: ROption::RNone,
-        payload_is_utf8: ROption::RNone,
-        client_cert_cn: ROption::RNone,
+        ..Message::new("sensors/1/temp", payload)
     }
 }
 

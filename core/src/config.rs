@@ -5,6 +5,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use trib_queue::config::{millis, parse, Lookup};
+pub use trib_queue::config::{service_id_or_host_name, ConfigError};
+
 use crate::topics::TopicNames;
 
 /// How a pack's failures are handled (`queue.integration-msg.ack-strategy.*`).
@@ -25,18 +28,6 @@ pub enum AckStrategy {
     },
 }
 
-/// A bad setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid value '{value}' for {name}: {reason}")]
-pub struct ConfigError {
-    /// Environment variable or key.
-    pub name: String,
-    /// The value.
-    pub value: String,
-    /// Why.
-    pub reason: String,
-}
-
 /// Executor settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutorConfig {
@@ -48,6 +39,9 @@ pub struct ExecutorConfig {
     pub integrations_excluded: String,
     /// Where driver libraries are loaded from (`TB_PLUGINS_DIR`; ours).
     pub plugins_dir: PathBuf,
+    /// How often the plugins directory is scanned for new driver libraries while the executor
+    /// runs (`TB_PLUGINS_SCAN_INTERVAL_MS`; ours); zero turns hot plugging off.
+    pub plugins_scan_interval: Duration,
     /// Topic names and properties.
     pub topics: TopicNames,
     /// `queue.integration-downlink.poll-interval` (`TB_IE_DOWNLINK_POLL_INTERVAL`, ms).
@@ -61,6 +55,12 @@ pub struct ExecutorConfig {
     pub msg_max_poll_records: usize,
     /// `queue.integration-msg.pack-processing-timeout` (`TB_IE_MSG_PACK_PROCESSING_TIMEOUT`, ms).
     pub pack_processing_timeout: Duration,
+    /// `queue.integration-msg.pipeline-depth` (`TB_IE_MSG_PIPELINE_DEPTH`; ours): how many packs an
+    /// integration may have handed to a driver that pipelines (MQTT, Kafka) before the oldest
+    /// one's outcomes are in, and never more messages than two full packs; 1 = stop-and-wait, as
+    /// TBMQ. Default 8: the target keeps receiving while acknowledgements travel back, and at low
+    /// rates (small packs) one slow acknowledgement does not hold up the messages behind it.
+    pub msg_pipeline_depth: usize,
     /// `queue.integration-msg.dead-letters` (`TB_IE_MSG_DEAD_LETTERS_ENABLED`; ours): messages an
     /// integration gives up on go to `<p>tbmq.ie.dlq.<id32>` with the reason before the pack is
     /// committed. Off = TBMQ's behaviour (counted and dropped).
@@ -88,6 +88,10 @@ pub struct ExecutorConfig {
     pub service_info_interval: Duration,
     /// `integrations.destroy.forced-shutdown-timeout-ms` (`INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS`).
     pub forced_shutdown_timeout: Duration,
+    /// `queue.integration-msg.watchdog-grace` (`TB_IE_MSG_WATCHDOG_GRACE_MS`; ours): how long a
+    /// driver call may overrun its deadline before the watchdog abandons the integration's
+    /// worker, reports it FAILED and starts a fresh one (the uncommitted pack comes again).
+    pub watchdog_grace: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -97,11 +101,13 @@ impl Default for ExecutorConfig {
             integrations_supported: "ALL".into(),
             integrations_excluded: "NONE".into(),
             plugins_dir: PathBuf::from("plugins"),
+            plugins_scan_interval: Duration::from_millis(2_000),
             topics: TopicNames::default(),
             downlink_poll_interval: Duration::from_millis(1000),
             msg_poll_interval: Duration::from_millis(1000),
             msg_max_poll_records: 500,
             pack_processing_timeout: Duration::from_millis(30_000),
+            msg_pipeline_depth: 8,
             ack_strategy: AckStrategy::SkipAll,
             dead_letters_enabled: true,
             statistics_enabled: true,
@@ -114,32 +120,9 @@ impl Default for ExecutorConfig {
             error_rate_limits: "5000:3600,100:60".into(),
             service_info_interval: Duration::from_millis(10_000),
             forced_shutdown_timeout: Duration::from_millis(15_000),
+            watchdog_grace: Duration::from_millis(10_000),
         }
     }
-}
-
-/// Reads an environment variable through a lookup function (so tests need not touch the process env).
-pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-pub(crate) fn parse<T: std::str::FromStr>(lookup: Lookup<'_>, name: &str, target: &mut T) -> Result<(), ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    if let Some(v) = lookup(name) {
-        *target = v.trim().parse().map_err(|e: T::Err| ConfigError {
-            name: name.into(),
-            value: v.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    Ok(())
-}
-
-fn millis(lookup: Lookup<'_>, name: &str, target: &mut Duration) -> Result<(), ConfigError> {
-    let mut ms = target.as_millis() as u64;
-    parse(lookup, name, &mut ms)?;
-    *target = Duration::from_millis(ms);
-    Ok(())
 }
 
 impl ExecutorConfig {
@@ -170,6 +153,14 @@ impl ExecutorConfig {
             }
         }
         millis(lookup, "TB_IE_MSG_PACK_PROCESSING_TIMEOUT", &mut c.pack_processing_timeout)?;
+        parse(lookup, "TB_IE_MSG_PIPELINE_DEPTH", &mut c.msg_pipeline_depth)?;
+        if c.msg_pipeline_depth == 0 {
+            return Err(ConfigError {
+                name: "TB_IE_MSG_PIPELINE_DEPTH".into(),
+                value: "0".into(),
+                reason: "must be at least 1 (1 = no pipelining)".into(),
+            });
+        }
         c.ack_strategy = ack_strategy(lookup)?;
         parse(lookup, "TB_IE_MSG_DEAD_LETTERS_ENABLED", &mut c.dead_letters_enabled)?;
         parse(lookup, "INTEGRATIONS_STATISTICS_ENABLED", &mut c.statistics_enabled)?;
@@ -182,6 +173,8 @@ impl ExecutorConfig {
         parse(lookup, "EVENT_ERROR_RATE_LIMITS_INTEGRATION", &mut c.error_rate_limits)?;
         millis(lookup, "TB_IE_SERVICE_INFO_INTERVAL_MS", &mut c.service_info_interval)?;
         millis(lookup, "INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS", &mut c.forced_shutdown_timeout)?;
+        millis(lookup, "TB_IE_MSG_WATCHDOG_GRACE_MS", &mut c.watchdog_grace)?;
+        millis(lookup, "TB_PLUGINS_SCAN_INTERVAL_MS", &mut c.plugins_scan_interval)?;
         Ok(c)
     }
 
@@ -189,19 +182,6 @@ impl ExecutorConfig {
     pub fn effective_service_id(&self) -> String {
         service_id_or_host_name(&self.service_id, "tbmq-ie")
     }
-}
-
-/// TBMQ's rule for `TB_SERVICE_ID`: the configured id, else the host name, else `<prefix>-` and
-/// ten random characters.
-pub fn service_id_or_host_name(configured: &str, prefix: &str) -> String {
-    if !configured.is_empty() {
-        return configured.to_string();
-    }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]))
 }
 
 fn ack_strategy(lookup: Lookup<'_>) -> Result<AckStrategy, ConfigError> {

@@ -4,6 +4,9 @@
 //! Like TBMQ: a repeat of an integration's last lifecycle event within 500 ms is sent once, and error
 //! events are rate-limited executor-wide (`event.error.rate-limits.integration`), with one
 //! "Integration error rate limits reached!" event per integration per hour once the limit bites.
+//!
+//! Lifecycle event names are the wire enum's ([`ComponentLifecycleEvent::name`]); the error
+//! events' method is [`ErrorMethod`]. The counters that go with them live in [`crate::stats`].
 
 use std::{
     collections::HashMap,
@@ -27,6 +30,22 @@ use crate::{
 const LIFECYCLE_DEDUP: Duration = Duration::from_millis(500);
 const RATE_LIMITED_NOTICE_EVERY: Duration = Duration::from_secs(3600);
 
+/// The method an error event names (TBMQ's `ErrorEvent.method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorMethod {
+    /// A message could not be delivered (or the driver failed while delivering a pack).
+    OnMsgProcess,
+}
+
+impl ErrorMethod {
+    /// TBMQ's name, as sent in the event.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorMethod::OnMsgProcess => "onMsgProcess",
+        }
+    }
+}
+
 /// Sends uplink events. Cheap to share behind an `Arc`.
 pub struct Events {
     producer: Arc<dyn Producer>,
@@ -37,6 +56,7 @@ pub struct Events {
     limiter: Option<Mutex<RateLimiter>>,
     limited_notice: Mutex<HashMap<Uuid, Instant>>,
     deliveries: mpsc::Sender<Delivery>,
+    stats: Arc<Stats>,
 }
 
 impl std::fmt::Debug for Events {
@@ -55,17 +75,19 @@ impl Events {
         stats: Arc<Stats>,
     ) -> Self {
         let (tx, rx) = mpsc::channel::<Delivery>();
+        let counted = stats.clone();
         std::thread::Builder::new()
             .name("ie-uplink-acks".into())
             .spawn(move || {
                 for delivery in rx {
                     match wait_delivery(delivery) {
-                        Ok(_) => stats.uplink_successful.fetch_add(1, Relaxed),
+                        Ok(_) => counted.uplink_successful.fetch_add(1, Relaxed),
                         Err(e) => {
                             tracing::warn!(error = %e, "Uplink event was not stored.");
-                            stats.uplink_failed.fetch_add(1, Relaxed)
+                            counted.uplink_failed.fetch_add(1, Relaxed)
                         }
                     };
+                    counted.uplink_pending.fetch_sub(1, Relaxed);
                 }
             })
             .expect("spawn uplink ack thread");
@@ -77,6 +99,7 @@ impl Events {
             limiter: error_limits.map(|spec| Mutex::new(RateLimiter::parse(spec))),
             limited_notice: Mutex::new(HashMap::new()),
             deliveries: tx,
+            stats,
         }
     }
 
@@ -86,8 +109,12 @@ impl Events {
     }
 
     fn send(&self, key: &[u8], msg: UplinkIntegrationMsgProto) {
+        self.stats.uplink_total.fetch_add(1, Relaxed);
+        self.stats.uplink_pending.fetch_add(1, Relaxed);
         let delivery = self.producer.send(&self.topic, Partitioning::ByKey, Some(key), &msg.encode_to_vec());
-        let _ = self.deliveries.send(delivery);
+        if self.deliveries.send(delivery).is_err() {
+            self.stats.uplink_pending.fetch_sub(1, Relaxed);
+        }
     }
 
     fn event(&self, id: Uuid) -> IntegrationEventProto {
@@ -143,8 +170,8 @@ impl Events {
         self.send_event(id, e);
     }
 
-    /// An error event (`method` is `onMsgProcess` for delivery errors), rate-limited.
-    pub fn error(&self, id: Uuid, method: &str, error: &str) {
+    /// An error event, rate-limited.
+    pub fn error(&self, id: Uuid, method: ErrorMethod, error: &str) {
         let text = match &self.limiter {
             Some(l) if !l.lock().try_acquire(Instant::now()) => {
                 let mut notices = self.limited_notice.lock();
@@ -160,18 +187,28 @@ impl Events {
             _ => error.to_string(),
         };
         let mut e = self.event(id);
-        e.error = Some(ErrorEventProto { method: method.into(), error: Some(text) });
+        e.error = Some(ErrorEventProto { method: method.name().into(), error: Some(text) });
         self.send_event(id, e);
     }
 
-    /// Announces this executor, the integration types it serves and the plugins it refused.
-    pub fn service_info(&self, integration_types: Vec<String>, plugin_errors: Vec<String>) {
+    /// Announces this executor, the integration types it serves, the plugins it refused and the
+    /// integrations it runs with how their deliveries go.
+    pub fn service_info(
+        &self,
+        integration_types: Vec<String>,
+        plugin_errors: Vec<String>,
+        drivers: Vec<crate::wire::DriverInfoProto>,
+    ) {
+        let integrations = self.stats.integration_statuses();
         let info = ServiceInfo {
             service_id: self.service_id.clone(),
             service_type: Some("tbmq-integration-executor".into()),
             integration_types,
             plugin_errors,
             timestamp: crate::now_ms(),
+            drivers,
+            integrations,
+            ..Default::default()
         };
         let msg =
             UplinkIntegrationMsgProto { event_proto: None, service_info_proto: Some(info), wire_version: WIRE_VERSION };
@@ -219,3 +256,6 @@ impl RateLimiter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

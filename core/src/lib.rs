@@ -8,28 +8,27 @@
 //!   `metrics`).
 //!
 //! Libraries are never unloaded: upgrading a driver means restarting the executor.
+//!
+//! The queue, the wire messages and the topic names are the broker's too: they live in
+//! `trib-queue` (re-exported here as [`queue`], [`wire`] and [`topics`]), so that the broker
+//! depends on them without depending on this crate, its loader or abi_stable.
 
 pub mod config;
+pub mod context;
 pub mod downlink;
 pub mod events;
 pub mod executor;
 pub mod host;
 pub mod loader;
 pub mod manager;
+pub mod plugins_watch;
 pub mod processor;
-pub mod queue;
 pub mod registry;
 pub mod retry;
 pub mod service;
-pub mod settings;
 pub mod stats;
-pub mod topics;
-pub mod wire;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use trib_queue::{now_ms, queue, topics, wire};
 
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,14 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use abi_stable::library::{AbiHeaderRef, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL};
-use trib_plugin_api::abi::{DriverMetadata, DriverModuleRef};
+use abi_stable::{
+    library::{AbiHeaderRef, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL},
+    std_types::{RResult, RStr},
+};
+use trib_plugin_api::{
+    abi::{capabilities, control_op, DriverMetadata, DriverModuleRef},
+    support::schema,
+};
 
 /// Why a file was not loaded as a driver.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +73,26 @@ impl LoadedDriver {
     pub fn integration_type(&self) -> &str {
         self.metadata.integration_type.as_str()
     }
+
+    /// The JSON Schema of the driver's `clientConfiguration`: `None` when the driver does not
+    /// announce [`capabilities::CONFIG_SCHEMA`] (it is then never asked), `Some(Err(reason))`
+    /// with a one-line reason when it announces one but answers with an error or with text
+    /// that is not an object schema ([`schema::parse`]).
+    ///
+    /// Asks the driver on every call (a cheap module-level call); callers keep the result.
+    pub fn config_schema(&self) -> Option<Result<serde_json::Value, String>> {
+        if self.metadata.capabilities & capabilities::CONFIG_SCHEMA == 0 {
+            return None;
+        }
+        let answer = (self.module.control())(RStr::from_str(control_op::CONFIG_SCHEMA), RStr::from_str(""));
+        Some(match answer {
+            RResult::ROk(text) => schema::parse(text.as_str()),
+            RResult::RErr(e) => {
+                let message = e.message.as_str().lines().next().unwrap_or_default();
+                Err(format!("the driver did not return its configuration schema: {message}"))
+            }
+        })
+    }
 }
 
 /// A file that was refused.
@@ -102,17 +128,72 @@ pub fn is_library_name(path: &Path) -> bool {
 ///
 /// A missing directory yields an empty report with one failure for the directory itself.
 pub fn load_dir(dir: &Path) -> LoadReport {
-    let report = LoadReport::default();
-    let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_library_name(p)).collect(),
-        Err(e) => {
-            let mut report = report;
-            report.failures.push(LoadFailure { path: dir.to_path_buf(), error: LoadError::Io(e.to_string()) });
-            return report;
+    match library_files(dir) {
+        Ok(paths) => load_files(paths, LoadReport::default()),
+        Err(e) => LoadReport {
+            failures: vec![LoadFailure { path: dir.to_path_buf(), error: LoadError::Io(e.to_string()) }],
+            ..LoadReport::default()
+        },
+    }
+}
+
+/// The drivers shipped with the binary whose directory is `exe_dir`: the libraries in
+/// `<exe_dir>/plugins/` (the installed layout: the binary beside a `plugins/` folder), or else
+/// the first-party drivers cargo built beside it (`target/<profile>/deps/libtrib_driver_*.so`,
+/// so that `cargo run` works with no install step). Sorted by file name.
+pub fn bundled_driver_files(exe_dir: &Path) -> Vec<PathBuf> {
+    let installed = exe_dir.join("plugins");
+    if installed.is_dir() {
+        return library_files(&installed).unwrap_or_default();
+    }
+    let mut built: Vec<PathBuf> = library_files(&exe_dir.join("deps"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libtrib_driver_")))
+        .collect();
+    built.sort();
+    built
+}
+
+/// Loads the drivers shipped with the binary (`bundled`, see [`bundled_driver_files`]) and then
+/// every library in the plugins directory `dir`, which adds to them: a directory holding one
+/// third-party driver does not hide the first-party ones. A file reached both ways (the plugins
+/// directory is the bundled one) is loaded once; a type provided by two files is refused for the
+/// second with one line naming both. A missing `dir` is not an error (nothing to add).
+pub fn load_bundled_and_dir(bundled: &[PathBuf], dir: &Path) -> LoadReport {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |path: PathBuf, files: &mut Vec<PathBuf>| {
+        let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if seen.insert(key) {
+            files.push(path);
         }
     };
+    for path in bundled {
+        add(path.clone(), &mut files);
+    }
+    let mut report = LoadReport::default();
+    if dir.exists() {
+        match library_files(dir) {
+            Ok(paths) => {
+                for path in paths {
+                    add(path, &mut files);
+                }
+            }
+            Err(e) => {
+                report.failures.push(LoadFailure { path: dir.to_path_buf(), error: LoadError::Io(e.to_string()) })
+            }
+        }
+    }
+    load_files(files, report)
+}
+
+/// The shared libraries directly inside `dir`, sorted by file name.
+fn library_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| is_library_name(p)).collect();
     paths.sort();
-    load_files(paths, report)
+    Ok(paths)
 }
 
 /// Loads the given library files, in the given order (see [`load_dir`]).

@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{mpsc, Arc},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -11,93 +14,29 @@ use std::{
 use abi_stable::std_types::RStr;
 use parking_lot::Mutex;
 use prost::Message as _;
-use trib_plugin_api::abi::StartConfig;
+use trib_plugin_api::{abi::StartConfig, driver::ErrorKind};
 use uuid::Uuid;
 
+use crate::context::{Context, IntegrationDef};
 use crate::{
-    config::ExecutorConfig,
-    events::Events,
     processor::{Command, Worker},
-    queue::{Partitioning, Queue, TopicPartition},
-    registry::Registry,
-    stats::Stats,
+    queue::{Partitioning, TopicPartition},
+    registry::CallWatch,
     wire::{
-        uuid_from_bits, uuid_to_bits, ComponentLifecycleEvent as Lc, FieldErrorProto, IntegrationMsgProto,
-        IntegrationValidationRequestProto, IntegrationValidationResponseProto, UplinkIntegrationNotificationMsgProto,
-        WIRE_VERSION,
+        check_failure, uuid_from_bits, uuid_to_bits, ComponentLifecycleEvent as Lc, FieldErrorProto,
+        IntegrationMsgProto, IntegrationValidationRequestProto, IntegrationValidationResponseProto,
+        UplinkIntegrationNotificationMsgProto, WIRE_VERSION,
     },
 };
-
-/// What every worker shares.
-pub struct Context {
-    /// Settings.
-    pub config: ExecutorConfig,
-    /// This executor's service id.
-    pub service_id: String,
-    /// Served drivers.
-    pub registry: Registry,
-    /// The queue.
-    pub queue: Arc<dyn Queue>,
-    /// Uplink events.
-    pub events: Arc<Events>,
-    /// Statistics.
-    pub stats: Arc<Stats>,
-}
-
-/// An integration as the executor sees it (TBMQ's `IntegrationLifecycleMsg`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct IntegrationDef {
-    /// Id.
-    pub id: Uuid,
-    /// Type, upper case.
-    pub integration_type: String,
-    /// Name.
-    pub name: String,
-    /// Enabled flag.
-    pub enabled: bool,
-    /// The whole `configuration` object.
-    pub configuration: serde_json::Value,
-}
-
-impl IntegrationDef {
-    /// From a lifecycle message; `None` when it carries no configuration (DELETED).
-    pub fn from_msg(msg: &IntegrationMsgProto) -> Option<Self> {
-        let configuration = serde_json::from_str(msg.configuration.as_deref()?).unwrap_or(serde_json::Value::Null);
-        Some(IntegrationDef {
-            id: uuid_from_bits(msg.integration_id_msb, msg.integration_id_lsb),
-            integration_type: msg.r#type.to_ascii_uppercase(),
-            name: msg.name.clone().unwrap_or_default(),
-            enabled: msg.enabled.unwrap_or(false),
-            configuration,
-        })
-    }
-
-    /// `configuration.clientConfiguration` as JSON text.
-    pub fn client_configuration(&self) -> Option<String> {
-        self.configuration.get("clientConfiguration").filter(|c| !c.is_null()).map(|c| c.to_string())
-    }
-
-    /// `{"integrationName": name} ∪ configuration.metadata` (metadata wins), values as text.
-    pub fn metadata_json(&self) -> String {
-        let mut map = serde_json::Map::new();
-        map.insert("integrationName".into(), self.name.clone().into());
-        if let Some(serde_json::Value::Object(m)) = self.configuration.get("metadata") {
-            for (k, v) in m {
-                let text = match v {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                map.insert(k.clone(), text.into());
-            }
-        }
-        serde_json::Value::Object(map).to_string()
-    }
-}
 
 struct WorkerEntry {
     commands: mpsc::Sender<Command>,
     thread: JoinHandle<()>,
     partition: Option<TopicPartition>,
+    abandoned: Arc<AtomicBool>,
+    /// The definition the worker runs, to start a fresh worker after the watchdog fired.
+    def: IntegrationDef,
+    watch: Arc<CallWatch>,
 }
 
 /// Runs the integrations assigned to this executor.
@@ -142,13 +81,14 @@ impl Manager {
 
     fn apply(&self, def: IntegrationDef, tp: Option<&TopicPartition>) {
         let mut workers = self.workers.lock();
-        if let Some(w) = workers.get(&def.id) {
+        if let Some(w) = workers.get_mut(&def.id) {
             let enabled = def.enabled;
             if w.commands.send(Command::Apply(def.clone())).is_ok() {
+                w.def = def.clone();
                 if !enabled {
                     if let Some(w) = workers.remove(&def.id) {
                         drop(workers);
-                        let _ = w.thread.join();
+                        self.join_or_abandon(def.id, w);
                     }
                 }
                 return;
@@ -161,14 +101,16 @@ impl Manager {
         }
         let (tx, rx) = mpsc::channel();
         let id = def.id;
-        let worker = Worker::new(self.ctx.clone(), def, rx);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let watch = Arc::new(CallWatch::default());
+        let worker = Worker::new(self.ctx.clone(), def.clone(), rx, abandoned.clone(), watch.clone());
         match std::thread::Builder::new()
             .name(format!("ie-{}", &id.simple().to_string()[..8]))
             .stack_size(512 * 1024)
             .spawn(move || worker.run())
         {
             Ok(thread) => {
-                workers.insert(id, WorkerEntry { commands: tx, thread, partition: tp.cloned() });
+                workers.insert(id, WorkerEntry { commands: tx, thread, partition: tp.cloned(), abandoned, def, watch });
             }
             Err(e) => {
                 tracing::error!(integration_id = %id, error = %e, "Could not start the integration's thread.")
@@ -181,7 +123,57 @@ impl Manager {
         let entry = self.workers.lock().remove(&id);
         if let Some(w) = entry {
             let _ = w.commands.send(Command::Stop { delete });
-            let _ = w.thread.join();
+            self.join_or_abandon(id, w);
+        }
+    }
+
+    /// Waits for a stopping worker at most `INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS`.
+    /// A worker still busy then (a driver call that does not return) is abandoned: it may never
+    /// commit again, its integration is reported FAILED with the reason, and the caller (the
+    /// downlink consumer, a shutdown) goes on. Its thread is left to finish or hang on its own.
+    fn join_or_abandon(&self, id: Uuid, worker: WorkerEntry) {
+        let deadline = Instant::now() + self.ctx.config.forced_shutdown_timeout;
+        while !worker.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if worker.thread.is_finished() {
+            let _ = worker.thread.join();
+            return;
+        }
+        worker.abandoned.store(true, Ordering::Relaxed);
+        let reason = format!(
+            "the integration did not stop within {} ms (a driver call did not return); its worker was abandoned",
+            self.ctx.config.forced_shutdown_timeout.as_millis()
+        );
+        tracing::error!(integration_id = %id, "{reason}");
+        self.ctx.events.error(id, crate::events::ErrorMethod::OnMsgProcess, &reason);
+        self.ctx.events.lifecycle(id, Lc::Failed, Some(&reason));
+    }
+
+    /// The watchdog's round: a worker whose driver call is more than `TB_IE_MSG_WATCHDOG_GRACE_MS`
+    /// past its deadline is abandoned (it commits nothing more and exits if the call ever
+    /// returns), its integration reported FAILED with the reason, and a fresh worker started with
+    /// a new driver instance; the uncommitted pack is delivered again.
+    pub fn watchdog(&self) {
+        let grace = self.ctx.config.watchdog_grace;
+        let now = trib_queue::now_ms();
+        let stuck: Vec<(Uuid, Duration)> = self
+            .workers
+            .lock()
+            .iter()
+            .filter_map(|(id, w)| w.watch.overdue(now).filter(|late| *late > grace).map(|late| (*id, late)))
+            .collect();
+        for (id, late) in stuck {
+            let Some(w) = self.workers.lock().remove(&id) else { continue };
+            w.abandoned.store(true, Ordering::Relaxed);
+            let reason = format!(
+                "a driver call was still running {} ms past its deadline; its worker was abandoned and a fresh one started",
+                late.as_millis()
+            );
+            tracing::error!(integration_id = %id, "{reason}");
+            self.ctx.events.error(id, crate::events::ErrorMethod::OnMsgProcess, &reason);
+            self.ctx.events.lifecycle(id, Lc::Failed, Some(&reason));
+            self.apply(w.def, w.partition.as_ref());
         }
     }
 
@@ -213,6 +205,7 @@ impl Manager {
             if w.thread.is_finished() {
                 let _ = w.thread.join();
             } else {
+                w.abandoned.store(true, Ordering::Relaxed);
                 tracing::warn!(integration_id = %id, "Integration did not stop in time; abandoning it.");
             }
         }
@@ -237,9 +230,9 @@ fn answer(ctx: &Context, request: IntegrationValidationRequestProto) {
         tracing::debug!("Integration validation expired.");
         return;
     }
-    let (error, field_errors) = match validate(ctx, &request) {
-        Ok(()) => (None, Vec::new()),
-        Err((text, fields)) => (Some(text), fields),
+    let (error, field_errors, failure) = match validate(ctx, &request) {
+        Ok(()) => (None, Vec::new(), None),
+        Err(failure) => (Some(failure.text), failure.fields, Some(failure.kind.to_string())),
     };
     if expired(request.deadline) {
         tracing::debug!("Integration validation expired.");
@@ -252,6 +245,7 @@ fn answer(ctx: &Context, request: IntegrationValidationRequestProto) {
             error,
             field_errors,
             executor_service_id: ctx.service_id.clone(),
+            failure,
         }),
         wire_version: WIRE_VERSION,
     };
@@ -267,10 +261,35 @@ fn answer(ctx: &Context, request: IntegrationValidationRequestProto) {
     }
 }
 
-type ValidationFailure = (String, Vec<FieldErrorProto>);
+/// Why a validation or check-connection request failed: the text, the field errors and which
+/// of [`check_failure`]'s classes it is.
+struct ValidationFailure {
+    text: String,
+    fields: Vec<FieldErrorProto>,
+    kind: &'static str,
+}
 
+impl ValidationFailure {
+    fn configuration(text: &str) -> Self {
+        ValidationFailure { text: text.to_string(), fields: Vec::new(), kind: check_failure::CONFIGURATION_INVALID }
+    }
+
+    /// A driver error, classed by its kind: a configuration error, a connection error, or the
+    /// driver's own failure.
+    fn from_driver(error: &trib_plugin_api::driver::Error) -> Self {
+        let kind = match error.kind {
+            ErrorKind::Config => check_failure::CONFIGURATION_INVALID,
+            ErrorKind::Connection => check_failure::TARGET_UNREACHABLE,
+            _ => check_failure::DRIVER_ERROR,
+        };
+        ValidationFailure { text: error.message.clone(), fields: Vec::new(), kind }
+    }
+}
+
+/// Validates the configuration (both request types) and, for CHECK_CONNECTION, connects once:
+/// a configuration with field errors is never tried against the target.
 fn validate(ctx: &Context, request: &IntegrationValidationRequestProto) -> Result<(), ValidationFailure> {
-    let plain = |text: &str| (text.to_string(), Vec::new());
+    let plain = ValidationFailure::configuration;
     let integration = request.configuration.as_ref().ok_or_else(|| plain("Integration configuration is empty!"))?;
     let configuration: serde_json::Value =
         serde_json::from_str(&integration.configuration).map_err(|_| plain("Integration configuration is empty!"))?;
@@ -280,39 +299,36 @@ fn validate(ctx: &Context, request: &IntegrationValidationRequestProto) -> Resul
         .ok_or_else(|| plain("clientConfiguration field is missing!"))?
         .to_string();
     let id = uuid_from_bits(integration.integration_id_msb, integration.integration_id_lsb);
-    let mut driver = ctx.registry.create(&integration.r#type, &id.to_string()).map_err(|e| plain(&e.message))?;
-    match request.r#type.as_str() {
-        "CHECK_CONNECTION" => {
-            let def = IntegrationDef {
-                id,
-                integration_type: integration.r#type.clone(),
-                name: integration.name.clone(),
-                enabled: integration.enabled,
-                configuration,
-            };
-            let (id_text, metadata) = (id.to_string(), def.metadata_json());
-            let config = StartConfig {
-                integration_id: RStr::from_str(&id_text),
-                integration_name: RStr::from_str(&def.name),
-                service_id: RStr::from_str(&ctx.service_id),
-                client_configuration: RStr::from_str(&client),
-                metadata: RStr::from_str(&metadata),
-            };
-            driver.check_connection(&config).map_err(|e| plain(&e.message))
-        }
-        _ => {
-            let errors = driver.validate(&client).map_err(|e| plain(&e.message))?;
-            if errors.is_empty() {
-                return Ok(());
-            }
-            let text = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-            let fields = errors
-                .iter()
-                .map(|e| FieldErrorProto { field: e.field.to_string(), message: e.message.to_string() })
-                .collect();
-            Err((text, fields))
-        }
+    let mut driver =
+        ctx.registry.create(&integration.r#type, &id.to_string()).map_err(|e| ValidationFailure::from_driver(&e))?;
+    let errors = driver.validate(&client).map_err(|e| ValidationFailure::from_driver(&e))?;
+    if !errors.is_empty() {
+        let text = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        let fields = errors
+            .iter()
+            .map(|e| FieldErrorProto { field: e.field.to_string(), message: e.message.to_string() })
+            .collect();
+        return Err(ValidationFailure { text, fields, kind: check_failure::CONFIGURATION_INVALID });
     }
+    if request.r#type != "CHECK_CONNECTION" {
+        return Ok(());
+    }
+    let def = IntegrationDef {
+        id,
+        integration_type: integration.r#type.clone(),
+        name: integration.name.clone(),
+        enabled: integration.enabled,
+        configuration,
+    };
+    let (id_text, metadata) = (id.to_string(), def.metadata_json());
+    let config = StartConfig {
+        integration_id: RStr::from_str(&id_text),
+        integration_name: RStr::from_str(&def.name),
+        service_id: RStr::from_str(&ctx.service_id),
+        client_configuration: RStr::from_str(&client),
+        metadata: RStr::from_str(&metadata),
+    };
+    driver.check_connection(&config).map_err(|e| ValidationFailure::from_driver(&e))
 }
 
 /// Request id bits of a new request (used by the broker and tests).

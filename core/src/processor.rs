@@ -4,27 +4,38 @@
 //! Everything about one integration happens on its own thread, so a slow start, a slow target or
 //! a hung driver call only ever delays that integration. Offsets are committed only once a
 //! pack's outcome is final; a stop in the middle of a RETRY_ALL pack commits nothing.
+//!
+//! This file holds the worker's loop; `lifecycle` starts and stops the driver, `pack` takes one
+//! pack through decode, attempt and settle, `dead_letters` stores what was given up on, and
+//! `message` converts a queue record into the message a driver sees. The ack strategies
+//! themselves are pure functions in [`crate::retry`].
+
+mod dead_letters;
+mod isolate;
+mod lifecycle;
+mod message;
+mod pack;
+mod pipeline;
 
 use std::{
-    sync::{mpsc, Arc},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
     time::{Duration, Instant},
 };
 
+use trib_plugin_api::driver::Connectivity;
+
 use crate::{
-    config::AckStrategy,
-    manager::{Context, IntegrationDef},
-    queue::{wait_delivery, Consumer, ConsumerEvent, Partitioning, QueueError, Record, TopicPartition},
-    registry::DriverHandle,
-    retry::{decide, pause_before, AttemptResult, Decision},
-    stats::{ProcessorStats, State},
-    wire::{ComponentLifecycleEvent as Lc, DeadLetterProto, PublishIntegrationMsgProto, WIRE_VERSION},
+    context::{Context, IntegrationDef},
+    events::ErrorMethod,
+    queue::{Consumer, ConsumerEvent, QueueError, Record, TopicPartition},
+    registry::{CallWatch, DriverHandle},
+    stats::{Activity, ProcessorStats},
+    wire::ComponentLifecycleEvent as Lc,
 };
-use abi_stable::std_types::{RSlice, RStr};
-use prost::Message as _;
-use trib_plugin_api::{
-    abi::{Message, StartConfig, UserProperty},
-    driver::{ErrorKind, Outcome},
-};
+use pack::PackEnd;
 
 /// Commands from the manager.
 #[derive(Debug)]
@@ -42,39 +53,76 @@ struct Running {
     driver: DriverHandle,
     consumer: Box<dyn Consumer>,
     tp: TopicPartition,
+    /// The driver pipelines packs (see `pipeline`).
+    pipelined: bool,
 }
 
-/// How a pack ended.
-enum PackEnd {
-    Committed,
-    Abandoned(Command),
-    DriverBroken(String),
-}
+/// How often a driver that reports its connectivity is asked.
+const CONNECTIVITY_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the backlog (messages in the queue topic not committed yet) is measured.
+const BACKLOG_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// The shortest and longest pause before a driver instance is re-created after it broke
+/// (panicked): doubled on every break in a row, so a driver that panics on every pack is
+/// re-created a few times a minute instead of thousands of times a second.
+const RECREATE_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(30));
 
 /// The worker of one integration.
 pub struct Worker {
     ctx: Arc<Context>,
     def: IntegrationDef,
     commands: mpsc::Receiver<Command>,
+    /// Set by the manager when it gave up waiting for this worker (a driver call that does not
+    /// return): the worker then commits nothing more and exits as soon as it gets control back.
+    abandoned: Arc<AtomicBool>,
+    /// Announces the driver calls in progress to the manager's watchdog.
+    watch: Arc<CallWatch>,
+    /// Driver breaks (panics) since the last pack that was committed.
+    breaks_in_a_row: u32,
     running: Option<Running>,
+    /// Packs handed to a pipelining driver and not settled yet, oldest first.
+    in_flight: pipeline::InFlightPacks,
     failed_at: Option<Instant>,
     stats: Arc<ProcessorStats>,
+    /// What the driver last said about its connection to the target (drivers that report it).
+    connectivity: Option<Connectivity>,
+    last_connectivity_check: Instant,
+    /// When the backlog was last measured (None: not since the consumer was opened).
+    last_backlog_check: Option<Instant>,
+    /// The offset after the last commit, when known.
+    committed_next: Option<i64>,
     delivered_since_stats: u64,
     errors_since_stats: u64,
     last_stats_event: Instant,
 }
 
 impl Worker {
-    /// Creates the worker; [`Worker::run`] does the work.
-    pub fn new(ctx: Arc<Context>, def: IntegrationDef, commands: mpsc::Receiver<Command>) -> Self {
+    /// Creates the worker; [`Worker::run`] does the work. `abandoned` is the manager's way to
+    /// tell a worker it stopped waiting for (see [`Worker::abandoned`]).
+    pub fn new(
+        ctx: Arc<Context>,
+        def: IntegrationDef,
+        commands: mpsc::Receiver<Command>,
+        abandoned: Arc<AtomicBool>,
+        watch: Arc<CallWatch>,
+    ) -> Self {
         let stats = ctx.stats.processor(def.id);
         Worker {
             ctx,
             def,
             commands,
+            abandoned,
+            watch,
+            breaks_in_a_row: 0,
             running: None,
+            in_flight: pipeline::InFlightPacks::new(),
             failed_at: None,
             stats,
+            connectivity: None,
+            last_connectivity_check: Instant::now(),
+            last_backlog_check: None,
+            committed_next: None,
             delivered_since_stats: 0,
             errors_since_stats: 0,
             last_stats_event: Instant::now(),
@@ -87,6 +135,10 @@ impl Worker {
         let _guard = span.enter();
         self.start();
         loop {
+            if self.abandoned.load(Ordering::Relaxed) {
+                tracing::warn!("Abandoned integration worker got control back; exiting without committing.");
+                return;
+            }
             let command = match self.commands.try_recv() {
                 Ok(c) => Some(c),
                 Err(mpsc::TryRecvError::Empty) => None,
@@ -99,6 +151,8 @@ impl Worker {
                 continue;
             }
             self.maybe_send_statistics();
+            self.maybe_check_connectivity();
+            self.maybe_measure_backlog();
             if self.running.is_some() {
                 if let Some(c) = self.poll_and_process() {
                     if !self.apply(c) {
@@ -125,6 +179,8 @@ impl Worker {
 
     /// Applies a command; false when the worker must exit.
     fn apply(&mut self, command: Command) -> bool {
+        // Packs already in flight whose outcomes come in promptly are committed first.
+        self.finish_in_flight();
         match command {
             Command::Apply(def) if def.enabled => {
                 self.teardown();
@@ -156,116 +212,17 @@ impl Worker {
         let due = self.failed_at.is_some_and(|at| at.elapsed() >= self.ctx.config.reinit_frequency);
         if due && self.ctx.config.reinit_enabled {
             tracing::info!("Re-initialising failed integration.");
-            self.ctx.events.lifecycle(self.def.id, Lc::Reinit, None);
+            self.lifecycle(Lc::Reinit, None);
             self.start();
         }
     }
 
-    fn start(&mut self) {
-        match self.try_start() {
-            Ok(running) => {
-                self.running = Some(running);
-                self.failed_at = None;
-                self.ctx.events.lifecycle(self.def.id, Lc::Started, None);
-                self.ctx.stats.activity(&self.def.integration_type, "start", true);
-                self.ctx.stats.set_state(self.def.id, &self.def.integration_type, Some(State::Started));
-                tracing::info!(name = %self.def.name, "Integration started.");
-            }
-            Err(error) => {
-                self.failed_at = Some(Instant::now());
-                self.ctx.events.lifecycle(self.def.id, Lc::Failed, Some(&error));
-                self.ctx.stats.activity(&self.def.integration_type, "start", false);
-                self.ctx.stats.set_state(self.def.id, &self.def.integration_type, Some(State::Failed));
-                tracing::warn!(name = %self.def.name, error = %error, "Integration failed to start.");
-            }
+    /// Sends a lifecycle event and counts the activity TBMQ counts with it, if any.
+    fn lifecycle(&self, event: Lc, error: Option<&str>) {
+        self.ctx.events.lifecycle(self.def.id, event, error);
+        if let Some((activity, state)) = Activity::of_lifecycle(event) {
+            self.ctx.stats.activity(&self.def.integration_type, activity, state, 1);
         }
-    }
-
-    fn try_start(&mut self) -> Result<Running, String> {
-        let ctx = &self.ctx;
-        let client_configuration = self.def.client_configuration().ok_or("clientConfiguration field is missing!")?;
-        let mut driver =
-            ctx.registry.create(&self.def.integration_type, &self.def.id.to_string()).map_err(|e| e.message)?;
-        let errors = driver.validate(&client_configuration).map_err(|e| e.message)?;
-        if !errors.is_empty() {
-            let text: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-            return Err(format!("invalid configuration: {}", text.join("; ")));
-        }
-        let metadata = self.def.metadata_json();
-        let id = self.def.id.to_string();
-        let config = StartConfig {
-            integration_id: RStr::from_str(&id),
-            integration_name: RStr::from_str(&self.def.name),
-            service_id: RStr::from_str(&ctx.service_id),
-            client_configuration: RStr::from_str(&client_configuration),
-            metadata: RStr::from_str(&metadata),
-        };
-        driver.start(&config).map_err(|e| e.message)?;
-        let topics = &ctx.config.topics;
-        let spec = topics.msg_spec(self.def.id).map_err(|e| e.to_string())?;
-        ctx.queue.create_topic(&spec).map_err(|e| e.to_string())?;
-        let tp = TopicPartition::new(spec.name.clone(), 0);
-        let client_id = format!("{}ie-msg-consumer-{}-{}", topics.prefix, ctx.service_id, self.def.id);
-        let mut consumer =
-            ctx.queue.assign(&topics.msg_group(self.def.id), &client_id, &tp).map_err(|e| e.to_string())?;
-        // The broker commits the group's first offset when the integration is saved, so starts
-        // resume from the committed offset and deliver the backlog. Without one (a group deleted
-        // by hand, a broker that does not commit it) this starts at the end, as TBMQ does.
-        match consumer.committed(&tp).map_err(|e| e.to_string())? {
-            Some(offset) => tracing::info!(offset, "Message consumer resumes at the committed offset."),
-            None => {
-                let (_, end) = consumer.watermarks(&tp).map_err(|e| e.to_string())?;
-                tracing::info!(
-                    offset = end,
-                    "Message consumer has no committed offset; starting at the end (first start)."
-                );
-                consumer.commit(&tp, end).map_err(|e| e.to_string())?;
-                consumer.seek(&tp, end).map_err(|e| e.to_string())?;
-            }
-        }
-        Ok(Running { driver, consumer, tp })
-    }
-
-    /// Stops the driver and the consumer (no events).
-    fn teardown(&mut self) {
-        if let Some(mut r) = self.running.take() {
-            if let Err(e) = r.driver.stop() {
-                tracing::warn!(error = %e, "Driver stop failed.");
-            }
-        }
-    }
-
-    fn stop(&mut self, delete: bool) {
-        let was_active = self.running.is_some() || self.failed_at.is_some();
-        self.teardown();
-        self.send_statistics_if_any();
-        if was_active {
-            self.ctx.events.lifecycle(self.def.id, Lc::Stopped, None);
-            self.ctx.stats.activity(&self.def.integration_type, "stop", true);
-        }
-        self.ctx.stats.set_state(self.def.id, &self.def.integration_type, None);
-        if delete {
-            self.delete_queue_data();
-        }
-        tracing::info!(deleted = delete, "Integration stopped.");
-    }
-
-    /// Removes the message topic and consumer group of a deleted integration, and its dead
-    /// letters (TBMQ waits 10 s first so that in-flight broker writes land; the group and topic
-    /// go together).
-    fn delete_queue_data(&self) {
-        let (queue, topics, id) = (self.ctx.queue.clone(), self.ctx.config.topics.clone(), self.def.id);
-        let _ = std::thread::Builder::new().name("ie-msg-cleanup".into()).spawn(move || {
-            std::thread::sleep(Duration::from_secs(10));
-            let deleted = queue
-                .delete_group(&topics.msg_group(id))
-                .and_then(|_| queue.delete_topic(&topics.msg(id)))
-                .and_then(|_| queue.delete_group(&topics.dlq_replay_group(id)))
-                .and_then(|_| queue.delete_topic(&topics.dlq(id)));
-            if let Err(e) = deleted {
-                tracing::warn!(integration_id = %id, error = %e, "Could not delete the queue data of a deleted integration.");
-            }
-        });
     }
 
     fn maybe_send_statistics(&mut self) {
@@ -275,6 +232,65 @@ impl Worker {
             self.delivered_since_stats = 0;
             self.errors_since_stats = 0;
             self.last_stats_event = Instant::now();
+        }
+    }
+
+    /// Asks a driver that reports its connectivity, about once a second, and reports changes: a
+    /// log line, the `ie_integration_connected` gauge (1 or 0) and, when the connection is lost,
+    /// an error event with the driver's reason.
+    fn maybe_check_connectivity(&mut self) {
+        if self.last_connectivity_check.elapsed() < CONNECTIVITY_CHECK_EVERY {
+            return;
+        }
+        self.last_connectivity_check = Instant::now();
+        let Some(now) = self.running.as_mut().and_then(|r| r.driver.connectivity()) else {
+            return;
+        };
+        if self.connectivity.as_ref() == Some(&now) {
+            return;
+        }
+        match &now {
+            Connectivity::Connected => {
+                self.stats.set_connected(true, None);
+                tracing::info!("Target connected.");
+            }
+            Connectivity::Disconnected(reason) => {
+                self.stats.set_connected(false, Some(reason));
+                tracing::warn!(reason, "Target disconnected.");
+                self.ctx.events.error(
+                    self.def.id,
+                    ErrorMethod::OnMsgProcess,
+                    &format!("target disconnected: {reason}"),
+                );
+            }
+        }
+        self.connectivity = Some(now);
+    }
+
+    /// Measures the backlog every [`BACKLOG_CHECK_EVERY`]: the end of the integration's queue
+    /// topic minus the committed offset (packs in flight count as waiting until committed).
+    fn maybe_measure_backlog(&mut self) {
+        if self.last_backlog_check.is_some_and(|at| at.elapsed() < BACKLOG_CHECK_EVERY) {
+            return;
+        }
+        let Some(r) = self.running.as_mut() else { return };
+        self.last_backlog_check = Some(Instant::now());
+        let committed = match self.committed_next {
+            Some(next) => Some(next),
+            None => match r.consumer.committed(&r.tp) {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::debug!(error = %e, "Committed offset unknown; backlog not measured.");
+                    return;
+                }
+            },
+        };
+        match r.consumer.watermarks(&r.tp) {
+            Ok((low, high)) => {
+                self.committed_next = committed;
+                self.stats.set_backlog(high - committed.unwrap_or(low).max(low));
+            }
+            Err(e) => tracing::debug!(error = %e, "Queue topic end unknown; backlog not measured."),
         }
     }
 
@@ -288,210 +304,75 @@ impl Worker {
 
     /// Polls once and processes what arrived. Returns a command that interrupted a pack.
     fn poll_and_process(&mut self) -> Option<Command> {
-        let (interval, max) = (self.ctx.config.msg_poll_interval, self.ctx.config.msg_max_poll_records);
-        let running = self.running.as_mut()?;
-        let events = match running.consumer.poll(interval, max) {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "Polling the integration's messages failed.");
-                std::thread::sleep(interval.min(Duration::from_secs(1)));
-                return None;
-            }
-        };
-        for event in events {
-            if let ConsumerEvent::Records(records) = event {
-                match self.process_pack(&records) {
-                    PackEnd::Committed => {}
-                    PackEnd::Abandoned(c) => return Some(c),
-                    PackEnd::DriverBroken(reason) => {
-                        self.recreate_driver(&reason);
-                        return None;
-                    }
-                }
+        if self.running.as_ref()?.pipelined {
+            return self.pipelined_step(self.ctx.config.msg_pipeline_depth);
+        }
+        for records in self.poll(self.ctx.config.msg_poll_interval) {
+            match self.process_pack(&records) {
+                PackEnd::Committed => {}
+                PackEnd::Abandoned(c) => return Some(c),
+                PackEnd::DriverBroken(reason) => return self.recreate_driver(&reason),
             }
         }
         None
     }
 
-    /// After a driver panic its state is suspect: stop it, re-create it, and rewind to the
-    /// last committed offset so nothing is skipped.
-    fn recreate_driver(&mut self, reason: &str) {
-        tracing::warn!(reason, "Re-creating the driver instance after a driver failure.");
-        self.ctx.events.error(self.def.id, "onMsgProcess", reason);
+    /// The packs one poll of the message consumer returns, waiting up to `wait` for the first;
+    /// none when the integration is not running or the poll failed (logged, after a pause).
+    fn poll(&mut self, wait: Duration) -> Vec<Vec<Record>> {
+        let (interval, max) = (self.ctx.config.msg_poll_interval, self.ctx.config.msg_max_poll_records);
+        let Some(running) = self.running.as_mut() else { return Vec::new() };
+        match running.consumer.poll(wait, max) {
+            Ok(events) => events
+                .into_iter()
+                .filter_map(|event| match event {
+                    ConsumerEvent::Records(records) => Some(records),
+                    _ => None,
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "Polling the integration's messages failed.");
+                std::thread::sleep(interval.min(Duration::from_secs(1)));
+                Vec::new()
+            }
+        }
+    }
+
+    /// After a driver panic its state is suspect: stop it, report the integration FAILED with
+    /// the panic text, wait (doubling with every break in a row, answering commands meanwhile),
+    /// re-create it, and rewind to the last committed offset so nothing is skipped. Returns a
+    /// command that arrived during the pause.
+    fn recreate_driver(&mut self, reason: &str) -> Option<Command> {
+        self.breaks_in_a_row = self.breaks_in_a_row.saturating_add(1);
+        let pause = recreate_pause(self.breaks_in_a_row);
+        tracing::warn!(
+            reason,
+            breaks_in_a_row = self.breaks_in_a_row,
+            pause_ms = pause.as_millis() as u64,
+            "Driver failed; re-creating its instance after a pause."
+        );
+        self.ctx.events.error(self.def.id, ErrorMethod::OnMsgProcess, reason);
         self.teardown();
+        self.lifecycle(Lc::Failed, Some(reason));
+        self.ctx.stats.set_state(self.def.id, &self.def.integration_type, Some(crate::stats::State::Failed));
+        match self.commands.recv_timeout(pause) {
+            Ok(command) => return Some(command),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Some(Command::Stop { delete: false }),
+        }
         self.start();
-    }
-
-    fn process_pack(&mut self, records: &[Record]) -> PackEnd {
-        let id = self.def.id;
-        let last_offset = records.last().map_or(0, |r| r.offset);
-        let mut decoded = Vec::with_capacity(records.len());
-        let mut sources: Vec<&Record> = Vec::with_capacity(records.len());
-        // Messages given up on in this pack: (record, reason, attempts).
-        let mut dead: Vec<(&Record, String, u32)> = Vec::new();
-        for r in records {
-            match PublishIntegrationMsgProto::decode(r.value.clone()) {
-                Ok(m) if m.publish_msg_proto.is_some() => {
-                    decoded.push(m);
-                    sources.push(r);
-                }
-                _ => {
-                    tracing::error!(offset = r.offset, "Undecodable record on the integration topic was skipped.");
-                    self.stats.add(id, 5, 1);
-                    dead.push((r, "undecodable record".to_string(), 0));
-                }
-            }
-        }
-        let props: Vec<Vec<UserProperty<'_>>> = decoded.iter().map(user_properties).collect();
-        let messages: Vec<Message<'_>> = decoded.iter().zip(&props).map(|(m, p)| to_message(m, p)).collect();
-        self.stats.add(id, 0, messages.len() as u64);
-        let mut pending: Vec<usize> = (0..messages.len()).collect();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let batch: Vec<Message<'_>> = pending.iter().map(|&i| messages[i]).collect();
-            let timeout = self.ctx.config.pack_processing_timeout;
-            let Some(running) = self.running.as_mut() else {
-                return PackEnd::Committed;
-            };
-            let (outcomes, broken) = match running.driver.process(&batch, timeout) {
-                Ok(o) => (o, None),
-                Err(e) => {
-                    let reason = format!("driver error: {}", e.message);
-                    let broken = (e.kind == ErrorKind::Panic).then(|| reason.clone());
-                    (vec![Outcome::Retry(reason); batch.len()], broken)
-                }
-            };
-            let result = AttemptResult::classify(&outcomes);
-            self.account(&outcomes, &result);
-            let decision = if broken.is_some() && self.ctx.config.ack_strategy != AckStrategy::SkipAll {
-                // A broken driver must be re-created before any retry; nothing is committed.
-                return PackEnd::DriverBroken(broken.unwrap_or_default());
-            } else {
-                decide(self.ctx.config.ack_strategy, attempt, &result)
-            };
-            match decision {
-                Decision::Commit => {
-                    self.stats.add(id, 4, result.timed_out.len() as u64);
-                    self.stats.add(id, 5, (result.failed.len() + result.rejected.len()) as u64);
-                    let clean = result.timed_out.is_empty() && result.failed.is_empty() && result.rejected.is_empty();
-                    self.stats.add(id, if clean { 6 } else { 7 }, 1);
-                    for &j in result.timed_out.iter().chain(&result.failed).chain(&result.rejected) {
-                        dead.push((sources[pending[j]], outcome_reason(&outcomes[j]), attempt));
-                    }
-                    if let Some(command) = self.store_dead_letters(&mut dead) {
-                        return PackEnd::Abandoned(command);
-                    }
-                    self.commit(last_offset + 1);
-                    return match broken {
-                        Some(reason) => PackEnd::DriverBroken(reason),
-                        None => PackEnd::Committed,
-                    };
-                }
-                Decision::Retry => {
-                    self.stats.add(id, 2, result.timed_out.len() as u64);
-                    self.stats.add(id, 3, result.failed.len() as u64);
-                    self.stats.add(id, 5, result.rejected.len() as u64);
-                    for &j in &result.rejected {
-                        dead.push((sources[pending[j]], outcome_reason(&outcomes[j]), attempt));
-                    }
-                    self.stats.add(id, 7, 1);
-                    let mut retry: Vec<usize> =
-                        result.timed_out.iter().chain(&result.failed).map(|&i| pending[i]).collect();
-                    retry.sort_unstable();
-                    pending = retry;
-                    if let AckStrategy::RetryAll { pause, max_pause, .. } = self.ctx.config.ack_strategy {
-                        let pause = pause_before(attempt, pause, max_pause, 0.8 + 0.4 * fastrand::f64());
-                        if let Ok(c) = self.commands.recv_timeout(pause) {
-                            tracing::info!(
-                                undelivered = pending.len(),
-                                "Pack abandoned without commit; it will be redelivered."
-                            );
-                            return PackEnd::Abandoned(c);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Writes the pack's given-up messages to the integration's dead-letter topic and waits until
-    /// the queue stored them, so the pack is committed only once nothing is lost. A queue that
-    /// refuses is retried every second; a command in the meantime abandons the pack (it is
-    /// redelivered). Dead letters off: they are only counted, as TBMQ does.
-    ///
-    /// Returns the command that interrupted the wait, if any.
-    fn store_dead_letters(&mut self, dead: &mut Vec<(&Record, String, u32)>) -> Option<Command> {
-        if dead.is_empty() || !self.ctx.config.dead_letters_enabled {
-            return None;
-        }
-        dead.sort_by_key(|(r, _, _)| r.offset);
-        let topics = &self.ctx.config.topics;
-        let topic = topics.dlq(self.def.id);
-        let producer = self.ctx.queue.producer();
-        loop {
-            let stored =
-                topics.dlq_spec(self.def.id).and_then(|spec| self.ctx.queue.create_topic(&spec)).and_then(|()| {
-                    let deliveries: Vec<_> = dead
-                        .iter()
-                        .map(|(record, reason, attempts)| {
-                            let letter = DeadLetterProto {
-                                record: record.value.to_vec(),
-                                offset: record.offset,
-                                reason: reason.clone(),
-                                attempts: *attempts,
-                                failed_at: crate::now_ms(),
-                                service_id: self.ctx.service_id.clone(),
-                                wire_version: WIRE_VERSION,
-                            };
-                            producer.send(
-                                &topic,
-                                Partitioning::Fixed(0),
-                                record.key.as_deref(),
-                                &letter.encode_to_vec(),
-                            )
-                        })
-                        .collect();
-                    deliveries.into_iter().try_for_each(|d| wait_delivery(d).map(|_| ()))
-                });
-            match stored {
-                Ok(()) => {
-                    metrics::counter!("ie_dead_letters_total", "integration" => self.def.id.to_string())
-                        .increment(dead.len() as u64);
-                    tracing::warn!(count = dead.len(), topic, "Messages given up on were stored as dead letters.");
-                    return None;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, topic, "Dead letters could not be stored; the pack is not committed, retrying.");
-                    if let Ok(command) = self.commands.recv_timeout(Duration::from_secs(1)) {
-                        return Some(command);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Counters and error events for one attempt.
-    fn account(&mut self, outcomes: &[Outcome], result: &AttemptResult) {
-        let (id, ty) = (self.def.id, self.def.integration_type.clone());
-        self.stats.add(id, 1, result.delivered.len() as u64);
-        self.delivered_since_stats += result.delivered.len() as u64;
-        for _ in &result.delivered {
-            self.ctx.stats.activity(&ty, "msgUplink", true);
-        }
-        for o in outcomes {
-            if let Outcome::Retry(reason) | Outcome::Rejected(reason) = o {
-                self.errors_since_stats += 1;
-                self.ctx.stats.activity(&ty, "msgUplink", false);
-                self.ctx.events.error(id, "onMsgProcess", reason);
-            }
-        }
+        None
     }
 
     fn commit(&mut self, next_offset: i64) {
+        if self.abandoned.load(Ordering::Relaxed) {
+            // The manager gave up on this worker and may run another one for the integration.
+            return;
+        }
+        self.breaks_in_a_row = 0;
         if let Some(r) = self.running.as_mut() {
             match r.consumer.commit(&r.tp, next_offset) {
-                Ok(()) => {}
+                Ok(()) => self.committed_next = Some(next_offset),
                 Err(QueueError::Closed) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "Commit failed; the pack may be delivered again.")
@@ -501,42 +382,19 @@ impl Worker {
     }
 }
 
-fn user_properties(m: &PublishIntegrationMsgProto) -> Vec<UserProperty<'_>> {
-    m.publish_msg_proto.as_ref().map_or_else(Vec::new, |p| {
-        p.user_properties
-            .iter()
-            .map(|u| UserProperty { key: RStr::from_str(&u.key), value: RStr::from_str(&u.value) })
-            .collect()
-    })
+/// The pause before the `n`th re-creation in a row: 100 ms, doubled each time, at most 30 s.
+fn recreate_pause(n: u32) -> Duration {
+    let (first, max) = RECREATE_PAUSE;
+    first.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16))).min(max)
 }
 
-fn to_message<'a>(m: &'a PublishIntegrationMsgProto, props: &'a [UserProperty<'a>]) -> Message<'a> {
-    let p = m.publish_msg_proto.as_ref().expect("records without a message were filtered out");
-    let mp = p.mqtt_properties.as_ref();
-    let opt_str = |s: Option<&'a String>| s.map(|s| RStr::from_str(s)).into();
-    Message {
-        topic: RStr::from_str(&p.topic_name),
-        payload: RSlice::from_slice(&p.payload),
-        qos: p.qos.clamp(0, 2) as u8,
-        retain: p.retain,
-        client_id: RStr::from_str(&p.client_id),
-        broker_node: RStr::from_str(&m.tbmq_node),
-        timestamp_ms: m.timestamp,
-        user_properties: RSlice::from_slice(props),
-        content_type: opt_str(mp.and_then(|x| x.content_type.as_ref())),
-        correlation_data: mp.and_then(|x| x.correlation_data.as_deref()).map(RSlice::from_slice).into(),
-        response_topic: opt_str(mp.and_then(|x| x.response_topic.as_ref())),
-        message_expiry_secs: mp.and_then(|x| x.message_expiry_interval).into(),
-        payload_is_utf8: mp.and_then(|x| x.payload_format_indicator).map(|v| v == 1).into(),
-        client_cert_cn: opt_str(p.client_cert_cn.as_ref()),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The reason a message was given up on, as stored with its dead letter.
-fn outcome_reason(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Delivered => "delivered".to_string(),
-        Outcome::Retry(reason) => format!("retry: {reason}"),
-        Outcome::Rejected(reason) => format!("rejected: {reason}"),
+    #[test]
+    fn recreation_pauses_double_up_to_a_limit() {
+        let ms: Vec<u128> = [1, 2, 3, 4, 9, 10, 50, u32::MAX].iter().map(|&n| recreate_pause(n).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 400, 800, 25_600, 30_000, 30_000, 30_000]);
     }
 }

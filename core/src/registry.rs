@@ -4,12 +4,15 @@
 //! `TB_SERVICE_INTEGRATIONS_EXCLUDED` rules; [`Registry`] keeps the selected drivers by type;
 //! [`DriverHandle`] owns one instance and makes every boundary call safe to use.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use abi_stable::std_types::{RResult, RSlice, RStr};
 use trib_plugin_api::{
-    abi::{DriverInstance, FieldError, Message, StartConfig},
-    driver::{Error, ErrorKind, Outcome},
+    abi::{capabilities, control_op, DriverInstance, FieldError, Message, StartConfig},
+    driver::{Connectivity, Error, ErrorKind, Outcome},
 };
 
 use crate::{
@@ -74,10 +77,23 @@ fn parse_list(value: &str, name: &'static str) -> Result<Option<Vec<String>>, Se
         .map(Some)
 }
 
-/// The drivers an executor serves, by integration type.
-#[derive(Debug, Default, Clone)]
+/// The drivers an executor serves, by integration type. Drivers can be added while the
+/// executor runs (hot plugging); they are never removed (libraries are never unloaded).
+#[derive(Debug, Default)]
 pub struct Registry {
-    drivers: BTreeMap<String, LoadedDriver>,
+    drivers: parking_lot::RwLock<BTreeMap<String, LoadedDriver>>,
+    selection: Option<TypeSelection>,
+}
+
+/// What [`Registry::add`] did with a driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// Its type is served from now on.
+    Serving,
+    /// `TB_SERVICE_INTEGRATIONS_SUPPORTED/EXCLUDED` leave its type out.
+    NotSelected,
+    /// Another library already serves its type.
+    Duplicate(std::path::PathBuf),
 }
 
 impl Registry {
@@ -89,17 +105,36 @@ impl Registry {
             .filter(|d| selection.selects(d.integration_type()))
             .map(|d| (d.integration_type().to_string(), d.clone()))
             .collect();
-        Registry { drivers }
+        Registry { drivers: parking_lot::RwLock::new(drivers), selection: Some(selection.clone()) }
+    }
+
+    /// Serves `driver`'s type from now on, unless the selection leaves it out or another library
+    /// already serves it.
+    pub fn add(&self, driver: LoadedDriver) -> Added {
+        if !self.selection.as_ref().is_none_or(|s| s.selects(driver.integration_type())) {
+            return Added::NotSelected;
+        }
+        let mut drivers = self.drivers.write();
+        if let Some(first) = drivers.get(driver.integration_type()) {
+            return Added::Duplicate(first.path.clone());
+        }
+        drivers.insert(driver.integration_type().to_string(), driver);
+        Added::Serving
     }
 
     /// The served integration types, sorted.
-    pub fn types(&self) -> impl Iterator<Item = &str> {
-        self.drivers.keys().map(String::as_str)
+    pub fn types(&self) -> Vec<String> {
+        self.drivers.read().keys().cloned().collect()
     }
 
     /// The driver for a type, if served.
-    pub fn get(&self, integration_type: &str) -> Option<&LoadedDriver> {
-        self.drivers.get(&integration_type.to_ascii_uppercase())
+    pub fn get(&self, integration_type: &str) -> Option<LoadedDriver> {
+        self.drivers.read().get(&integration_type.to_ascii_uppercase()).cloned()
+    }
+
+    /// Every served driver, by type.
+    pub fn drivers(&self) -> Vec<LoadedDriver> {
+        self.drivers.read().values().cloned().collect()
     }
 
     /// Creates an instance of the driver for `integration_type`, bound to `integration_id`.
@@ -107,7 +142,32 @@ impl Registry {
         let driver = self.get(integration_type).ok_or_else(|| {
             Error::new(ErrorKind::Unsupported, format!("no driver for integration type {integration_type}"))
         })?;
-        DriverHandle::create(driver, integration_id)
+        DriverHandle::create(&driver, integration_id)
+    }
+}
+
+/// How long after a batch's deadline a pipelined driver may still take to settle it.
+pub const SETTLE_GRACE: Duration = Duration::from_millis(500);
+
+/// Until when the driver call in progress on an instance may run (epoch ms, 0 = no call): what
+/// the watchdog reads to find a worker stuck in a driver call.
+#[derive(Debug, Default)]
+pub struct CallWatch(std::sync::atomic::AtomicI64);
+
+impl CallWatch {
+    fn enter(&self, budget: Duration) {
+        let until = trib_queue::now_ms().saturating_add(i64::try_from(budget.as_millis()).unwrap_or(i64::MAX));
+        self.0.store(until.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn exit(&self) {
+        self.0.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long past its budget the call in progress is, if one is and it is late.
+    pub fn overdue(&self, now_ms: i64) -> Option<Duration> {
+        let until = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        (until != 0 && now_ms > until).then(|| Duration::from_millis((now_ms - until) as u64))
     }
 }
 
@@ -116,6 +176,14 @@ impl Registry {
 /// Methods take `&mut self`, which enforces the ABI rule that calls on one instance never overlap.
 pub struct DriverHandle {
     instance: DriverInstance,
+    /// The driver announced [`capabilities::PIPELINE`].
+    can_pipeline: bool,
+    /// The driver announced [`capabilities::CONNECTIVITY`].
+    can_report_connectivity: bool,
+    /// The host switched the instance to pipelining ([`DriverHandle::enable_pipeline`]).
+    pipelined: bool,
+    /// Set around deliveries when watched ([`DriverHandle::watch`]).
+    watch: Option<std::sync::Arc<CallWatch>>,
     // Keeps the host context alive as long as the instance may call back into it.
     _host: Box<HostContext>,
 }
@@ -138,7 +206,9 @@ impl DriverHandle {
     pub fn create(driver: &LoadedDriver, integration_id: &str) -> Result<Self, Error> {
         let host = HostContext::new(integration_id, driver.integration_type());
         let instance = result((driver.module.create())(host.services()))?;
-        Ok(DriverHandle { instance, _host: host })
+        let can_pipeline = driver.metadata.capabilities & capabilities::PIPELINE != 0;
+        let can_report_connectivity = driver.metadata.capabilities & capabilities::CONNECTIVITY != 0;
+        Ok(DriverHandle { instance, can_pipeline, can_report_connectivity, pipelined: false, watch: None, _host: host })
     }
 
     /// Validates a `clientConfiguration` JSON text.
@@ -159,11 +229,85 @@ impl DriverHandle {
 
     /// Delivers a batch: one outcome per message, in order. A driver error (including a panic)
     /// is returned as `Err`; the caller then treats every message as not delivered.
+    ///
+    /// On a pipelined instance this submits the batch and waits for its outcomes; nothing else
+    /// may be pending then.
     pub fn process(&mut self, batch: &[Message<'_>], timeout: Duration) -> Result<Vec<Outcome>, Error> {
+        let deadline = Instant::now() + timeout;
+        match self.submit(batch, timeout)? {
+            Some(outcomes) => Ok(outcomes),
+            None => loop {
+                // The batch is the only one pending, so the oldest; the driver settles it by
+                // its deadline, a little later at worst. One that never does is an error, not
+                // a wait without end.
+                let last_chance = deadline + SETTLE_GRACE;
+                let wait = last_chance.saturating_duration_since(Instant::now());
+                if let Some(outcomes) = self.collect(wait)? {
+                    return Ok(outcomes);
+                }
+                if Instant::now() >= last_chance {
+                    return Err(Error::new(ErrorKind::Internal, "the driver did not settle the batch by its deadline"));
+                }
+            },
+        }
+    }
+
+    /// Switches the instance to pipelining ([`control_op::PIPELINE`]) when its driver announced
+    /// [`capabilities::PIPELINE`]; returns whether it is on. Call after `start`.
+    pub fn enable_pipeline(&mut self) -> bool {
+        if self.can_pipeline && !self.pipelined {
+            self.pipelined = self.control(control_op::PIPELINE, "").is_ok();
+        }
+        self.pipelined
+    }
+
+    /// Pipelined: submits a non-empty batch with its `timeout`. `Some` = the driver settled it at
+    /// once (one outcome per message); `None` = pending, to be [`DriverHandle::collect`]ed. Not
+    /// pipelined: the batch is delivered and settled here.
+    pub fn submit(&mut self, batch: &[Message<'_>], timeout: Duration) -> Result<Option<Vec<Outcome>>, Error> {
+        if batch.is_empty() {
+            // An empty batch would be a collect on a pipelined instance.
+            return Ok(Some(Vec::new()));
+        }
+        let outcomes = self.call_process(batch, timeout)?;
+        Ok((!(self.pipelined && outcomes.is_empty())).then_some(outcomes))
+    }
+
+    /// Pipelined: waits up to `wait` for the oldest pending batch; `Some` = its outcomes (the
+    /// caller checks their number), `None` = not finished yet or nothing pending.
+    pub fn collect(&mut self, wait: Duration) -> Result<Option<Vec<Outcome>>, Error> {
+        if !self.pipelined {
+            return Ok(None);
+        }
+        let outcomes = self.call_process(&[], wait)?;
+        Ok((!outcomes.is_empty()).then_some(outcomes))
+    }
+
+    /// Whether the instance is connected to its target, when its driver announced
+    /// [`capabilities::CONNECTIVITY`] and answered; `None` otherwise.
+    pub fn connectivity(&mut self) -> Option<Connectivity> {
+        if !self.can_report_connectivity {
+            return None;
+        }
+        self.control(control_op::CONNECTIVITY, "").ok().and_then(|text| Connectivity::from_json(&text))
+    }
+
+    /// From now on, every delivery call (`process`, `submit`, `collect`) is announced on `watch`
+    /// with the time it may take.
+    pub fn watch(&mut self, watch: std::sync::Arc<CallWatch>) {
+        self.watch = Some(watch);
+    }
+
+    fn call_process(&mut self, batch: &[Message<'_>], timeout: Duration) -> Result<Vec<Outcome>, Error> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let outcomes =
-            result((self.instance.vtable.process())(self.instance.state, RSlice::from_slice(batch), timeout_ms))?;
-        Ok(outcomes.iter().map(Outcome::from_abi).collect())
+        if let Some(w) = &self.watch {
+            w.enter(timeout);
+        }
+        let returned = (self.instance.vtable.process())(self.instance.state, RSlice::from_slice(batch), timeout_ms);
+        if let Some(w) = &self.watch {
+            w.exit();
+        }
+        Ok(result(returned)?.iter().map(Outcome::from_abi).collect())
     }
 
     /// Stops the instance (it may be started again only by creating a new one).

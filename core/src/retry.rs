@@ -12,27 +12,25 @@ use crate::config::AckStrategy;
 pub struct AttemptResult {
     /// Indexes (into the attempt's batch) of delivered messages.
     pub delivered: Vec<usize>,
-    /// Indexes of messages that may succeed later and timed out.
+    /// Indexes of messages that timed out ([`Outcome::Timeout`]); retried like `failed`.
     pub timed_out: Vec<usize>,
-    /// Indexes of messages that may succeed later (not timeouts).
+    /// Indexes of messages that may succeed later ([`Outcome::Retry`]).
     pub failed: Vec<usize>,
     /// Indexes of messages the target refused for good.
     pub rejected: Vec<usize>,
 }
 
 impl AttemptResult {
-    /// Sorts outcomes. A retry reason that mentions a timeout counts as a timeout, like TBMQ's
-    /// "pending when the pack timed out".
+    /// Sorts outcomes by their kind alone. [`Outcome::Timeout`] counts as a timeout (TBMQ's
+    /// `timeoutMsgs`, its "pending when the pack timed out"); the reason text is never read, so
+    /// a [`Outcome::Retry`] whose text mentions a timeout (from a driver built before the typed
+    /// outcome existed) is a failure.
     pub fn classify(outcomes: &[Outcome]) -> Self {
         let mut r = AttemptResult::default();
         for (i, o) in outcomes.iter().enumerate() {
             match o {
                 Outcome::Delivered => r.delivered.push(i),
-                Outcome::Retry(reason)
-                    if reason.to_ascii_lowercase().contains("timeout") || reason.contains("timed out") =>
-                {
-                    r.timed_out.push(i)
-                }
+                Outcome::Timeout(_) => r.timed_out.push(i),
                 Outcome::Retry(_) => r.failed.push(i),
                 Outcome::Rejected(_) => r.rejected.push(i),
             }
@@ -85,9 +83,72 @@ pub fn pause_before(retry: u32, pause: Duration, max_pause: Duration, jitter: f6
 mod tests {
     use std::time::Duration;
 
-    use super::pause_before;
+    use trib_plugin_api::{abi, driver::Outcome};
+
+    use super::{decide, pause_before, AttemptResult, Decision};
+    use crate::config::AckStrategy;
 
     const S: Duration = Duration::from_secs(1);
+
+    /// `[delivered, timed_out, failed, rejected]` indexes of `outcomes`.
+    fn check_classes(outcomes: &[Outcome], expected: [&[usize]; 4]) {
+        let r = AttemptResult::classify(outcomes);
+        let got = [&r.delivered[..], &r.timed_out[..], &r.failed[..], &r.rejected[..]];
+        assert_eq!(got, expected, "{outcomes:?}");
+    }
+
+    fn retry_all() -> AckStrategy {
+        AckStrategy::RetryAll { retries: 3, pause: S, max_pause: S }
+    }
+
+    #[test]
+    fn each_kind_has_its_class() {
+        let outcomes = [
+            Outcome::Rejected("404".into()),
+            Outcome::Timeout("no answer".into()),
+            Outcome::Delivered,
+            Outcome::Retry("503".into()),
+        ];
+        check_classes(&outcomes, [&[2], &[1], &[3], &[0]]);
+    }
+
+    #[test]
+    fn timeout_text_in_a_retry_is_a_failure_not_a_timeout() {
+        let outcomes = [
+            Outcome::Retry("timeout waiting for 127.0.0.1:1883 to acknowledge the message".into()),
+            Outcome::Retry("request timed out".into()),
+            Outcome::Retry("Timeout".into()),
+        ];
+        check_classes(&outcomes, [&[], &[], &[0, 1, 2], &[]]);
+    }
+
+    #[test]
+    fn the_class_ignores_the_reason_text() {
+        check_classes(
+            &[Outcome::Timeout(String::new()), Outcome::Timeout("connection lost".into())],
+            [&[], &[0, 1], &[], &[]],
+        );
+    }
+
+    #[test]
+    fn statuses_from_the_boundary_are_classified_by_value() {
+        let from = |status: u8| Outcome::from_abi(&abi::Outcome { status, reason: "timeout".into() });
+        let outcomes = [abi::outcome_status::TIMEOUT, abi::outcome_status::RETRY, 200].map(from);
+        check_classes(&outcomes, [&[], &[0], &[1, 2], &[]]);
+    }
+
+    #[test]
+    fn timeouts_are_retried_like_retries() {
+        let timed_out = AttemptResult::classify(&[Outcome::Timeout("late".into())]);
+        let failed = AttemptResult::classify(&[Outcome::Retry("down".into())]);
+        assert!(timed_out.has_retryable());
+        for attempt in 1..=4 {
+            assert_eq!(decide(retry_all(), attempt, &timed_out), decide(retry_all(), attempt, &failed), "{attempt}");
+        }
+        assert_eq!(decide(retry_all(), 1, &timed_out), Decision::Retry);
+        assert_eq!(decide(retry_all(), 4, &timed_out), Decision::Commit, "retries exhausted");
+        assert_eq!(decide(AckStrategy::SkipAll, 1, &timed_out), Decision::Commit);
+    }
 
     #[test]
     fn without_backoff_every_pause_is_the_configured_one() {

@@ -2,14 +2,8 @@
 //! all-in-one process): open the queue, load the plugins, start the [`Executor`], and serve the
 //! operations endpoints (`/health/live`, `/health/ready`, `/metrics`, `/status`).
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::{
     get, handler,
     http::StatusCode,
@@ -18,19 +12,16 @@ use poem::{
     EndpointExt, IntoResponse, Response, Route, Server,
 };
 
+use trib_ops::prometheus;
+
 use crate::{
     config::{ConfigError, ExecutorConfig},
-    executor::{Executor, ExecutorStatus, StartError},
-    loader::{load_dir, load_files, LoadReport},
-    queue::{
-        embedded::EmbeddedQueue,
-        kafka::{KafkaConfig, KafkaQueue},
-        Queue, QueueError,
-    },
+    executor::{Executor, ExecutorStatus, StartError, StatusHandle},
+    loader::{bundled_driver_files, load_bundled_and_dir, LoadReport},
+    queue::{Queue, QueueError},
 };
 
-/// A lookup of configuration variables (see [`crate::settings::Settings::lookup`]).
-pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub use trib_queue::config::Lookup;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,67 +38,6 @@ pub enum ServiceError {
     /// The operations endpoint.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
-}
-
-/// The process-wide Prometheus recorder (installed on first use).
-pub fn prometheus() -> PrometheusHandle {
-    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); then metrics go there.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
-
-/// Opens the queue named by `TB_QUEUE_TYPE` (`in-memory` or `kafka`, default `default_type`).
-/// The in-process queue is kept in the directory `TB_QUEUE_IN_MEMORY_DIR` (default `data/queue`,
-/// relative to the working directory); an empty value keeps it in memory only.
-pub fn open_queue(lookup: Lookup<'_>, default_type: &str) -> Result<Arc<dyn Queue>, ServiceError> {
-    let kind = lookup("TB_QUEUE_TYPE").filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default_type.to_string());
-    match kind.trim() {
-        "in-memory" => {
-            let dir = lookup("TB_QUEUE_IN_MEMORY_DIR").unwrap_or_else(|| "data/queue".into());
-            let dir = dir.trim();
-            if dir.is_empty() {
-                tracing::info!("TB_QUEUE_IN_MEMORY_DIR is empty: the queue is kept in memory only and lost at exit.");
-                return Ok(Arc::new(EmbeddedQueue::new()));
-            }
-            let max = crate::queue::embedded::DEFAULT_MAX_PARTITION_BYTES;
-            Ok(Arc::new(EmbeddedQueue::open(Path::new(dir), max)?))
-        }
-        "kafka" => {
-            let servers = lookup("TB_KAFKA_SERVERS").unwrap_or_else(|| "localhost:9092".into());
-            let mut config = KafkaConfig::new(servers);
-            let props = |name: &str| parse_properties(&lookup(name).unwrap_or_default());
-            config.common_properties = props("TB_KAFKA_DEFAULT_PRODUCER_CONSUMER_CONFIG");
-            config.extra_producer_properties = props("TB_KAFKA_DEFAULT_PRODUCER_CONFIG");
-            config.extra_consumer_properties = props("TB_KAFKA_DEFAULT_CONSUMER_CONFIG");
-            config.admin_properties = props("TB_KAFKA_ADMIN_CONFIG");
-            if let Some(secs) = lookup("TB_KAFKA_ADMIN_COMMAND_TIMEOUT_SEC").and_then(|v| v.trim().parse().ok()) {
-                config.admin_timeout = Duration::from_secs(secs);
-            }
-            Ok(Arc::new(KafkaQueue::new(config)?))
-        }
-        other => Err(ConfigError {
-            name: "TB_QUEUE_TYPE".into(),
-            value: other.into(),
-            reason: "use in-memory or kafka".into(),
-        }
-        .into()),
-    }
-}
-
-/// TBMQ's `key:value;key:value` property strings.
-pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-    text.split(';')
-        .filter_map(|kv| kv.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .filter(|(k, _)| !k.is_empty())
-        .collect()
 }
 
 /// A running executor service.
@@ -132,17 +62,27 @@ impl ExecutorService {
         let _ = prometheus();
         let config = ExecutorConfig::from_lookup(lookup)?;
         let plugins = config.plugins_dir.clone();
+        let plugins_dir = plugins.clone();
         let report = tokio::task::spawn_blocking(move || load_plugins(&plugins)).await.unwrap_or_default();
         let executor = tokio::task::spawn_blocking(move || Executor::start(config, queue, &report))
             .await
             .map_err(|e| ServiceError::Bind("executor".into(), std::io::Error::other(e.to_string())))??;
         let status = executor.status();
+        if status.integration_types.is_empty() {
+            tracing::warn!(
+                service_id = %status.service_id,
+                plugins_dir = %plugins_dir.display(),
+                refused = ?status.plugin_errors,
+                "This executor serves no integration type: no driver library was loaded and selected (check TB_PLUGINS_DIR and TB_SERVICE_INTEGRATIONS_SUPPORTED/EXCLUDED); it reports not ready."
+            );
+        }
         tracing::info!(
             service_id = %status.service_id,
             types = ?status.integration_types,
             refused = status.plugin_errors.len(),
             "Integration executor started."
         );
+        let executor_handle = executor.status_handle();
         let mut service = ExecutorService { executor: Some(executor), ops: None, ops_addr: None };
         if serve_ops {
             let bind = format!(
@@ -150,7 +90,7 @@ impl ExecutorService {
                 lookup("HTTP_BIND_ADDRESS").unwrap_or_else(|| "0.0.0.0".into()),
                 lookup("HTTP_BIND_PORT").unwrap_or_else(|| "8082".into())
             );
-            let (addr, stop, task) = serve_ops_endpoints(&bind, status).await?;
+            let (addr, stop, task) = serve_ops_endpoints(&bind, executor_handle).await?;
             service.ops_addr = Some(addr);
             service.ops = Some((stop, task));
         }
@@ -167,6 +107,11 @@ impl ExecutorService {
         self.executor.as_ref().map(Executor::status)
     }
 
+    /// A handle reading the executor's status when asked (types added while running included).
+    pub fn status_handle(&self) -> Option<StatusHandle> {
+        self.executor.as_ref().map(Executor::status_handle)
+    }
+
     /// Graceful shutdown: stop consuming, stop every integration, close the endpoints.
     pub async fn shutdown(mut self) {
         if let Some(executor) = self.executor.take() {
@@ -179,38 +124,17 @@ impl ExecutorService {
     }
 }
 
-/// Loads the drivers of `TB_PLUGINS_DIR`. When that directory does not exist, the first-party
-/// drivers built next to the binary are used instead (`cargo build` puts them in
-/// `target/<profile>/deps/libtrib_driver_*.so`), so that `cargo run` works with no install step.
+/// Loads the drivers shipped with this binary and adds those of `TB_PLUGINS_DIR`
+/// (see [`load_bundled_and_dir`]). The plugins directory resolves against the working
+/// directory; it may be missing or hold no library (the repository's `plugins/` source folder,
+/// when `cargo run` starts in the repository root), which adds nothing.
 pub fn load_plugins(dir: &Path) -> LoadReport {
-    if dir.exists() {
-        return load_dir(dir);
-    }
     let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
-    if let Some(beside) = exe_dir.as_ref().map(|d| d.join(dir)).filter(|d| d.exists()) {
-        return load_dir(&beside);
+    let bundled = exe_dir.as_deref().map(bundled_driver_files).unwrap_or_default();
+    if !dir.exists() {
+        tracing::info!(dir = %dir.display(), bundled = bundled.len(), "Plugins directory not found; serving the drivers shipped with the binary.");
     }
-    let built: Vec<PathBuf> = exe_dir
-        .map(|d| d.join("deps"))
-        .and_then(|deps| std::fs::read_dir(deps).ok())
-        .map(|entries| {
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("libtrib_driver_") && n.ends_with(".so"))
-                })
-                .collect();
-            files.sort();
-            files
-        })
-        .unwrap_or_default();
-    if built.is_empty() {
-        return load_dir(dir);
-    }
-    tracing::info!(dir = %dir.display(), "Plugins directory not found; using the drivers built with this binary.");
-    load_files(built, LoadReport::default())
+    load_bundled_and_dir(&bundled, dir)
 }
 
 #[handler]
@@ -219,22 +143,35 @@ fn live() -> &'static str {
 }
 
 #[handler]
-fn ready(Data(status): Data<&ExecutorStatus>) -> Response {
-    if status.integration_types.is_empty() {
-        (StatusCode::SERVICE_UNAVAILABLE, "no integration type served: check the plugins directory").into_response()
-    } else {
-        "READY".into_response()
+fn ready(Data(status): Data<&StatusHandle>) -> Response {
+    match status.get().readiness() {
+        Ok(()) => "READY".into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
     }
 }
 
 #[handler]
 fn metrics_text() -> String {
-    prometheus().render()
+    trib_ops::render_metrics()
 }
 
 #[handler]
-fn status_json(Data(status): Data<&ExecutorStatus>) -> poem::web::Json<serde_json::Value> {
+fn status_json(Data(status): Data<&StatusHandle>) -> poem::web::Json<serde_json::Value> {
+    let status = status.get();
+    let drivers: Vec<serde_json::Value> = status
+        .drivers
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "integrationType": d.integration_type,
+                "driverVersion": d.driver_version,
+                "file": d.file,
+                "hasConfigSchema": d.config_schema.is_some(),
+            })
+        })
+        .collect();
     poem::web::Json(serde_json::json!({
+        "drivers": drivers,
         "serviceId": status.service_id,
         "integrationTypes": status.integration_types,
         "pluginErrors": status.plugin_errors,
@@ -244,7 +181,7 @@ fn status_json(Data(status): Data<&ExecutorStatus>) -> poem::web::Json<serde_jso
 /// Serves `/health/live`, `/health/ready`, `/metrics` and `/status` on `bind`.
 pub async fn serve_ops_endpoints(
     bind: &str,
-    status: ExecutorStatus,
+    status: StatusHandle,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>), ServiceError> {
     let _ = prometheus();
     let acceptor =

@@ -1,5 +1,8 @@
 //! Tests of the loader and registry against real plugin files.
 
 mod executor;
+mod faulty_driver;
+mod hot_plug;
 mod loader;
+mod pipelined;
 mod support;

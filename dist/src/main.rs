@@ -16,14 +16,18 @@ use std::{
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use trib_broker::service::BrokerService;
-use trib_core::{
+use trib_core::service::ExecutorService;
+use trib_ops::settings::Settings;
+use trib_queue::{
+    open::open_queue,
     queue::{
         kafka::{KafkaConfig, KafkaQueue},
         ConsumerEvent, Queue, TopicPartition, TopicSpec,
     },
-    service::{open_queue, ExecutorService},
-    settings::Settings,
 };
+
+mod new_driver;
+mod plugin_check;
 
 const BROKER_YML: &str = include_str!("../config/tbmq.yml");
 const EXECUTOR_YML: &str = include_str!("../config/tbmq-integration-executor.yml");
@@ -42,6 +46,25 @@ struct Cli {
 enum Command {
     /// Run the service chosen by TB_SERVICE_TYPE (the default command).
     Run,
+    /// Driver libraries: `plugin check FILE.so`.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Write a new driver crate (the plugin-api template, renamed) into a directory and exit.
+    NewDriver {
+        /// Driver name: lower-case words joined by - or _ (my-sink: package trib-driver-my-sink, type MY_SINK).
+        name: String,
+        /// Directory to create (default: ./trib-driver-NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Depend on trib-plugin-api and its testkit at this local path (a checkout's plugin-api/).
+        #[arg(long, conflicts_with = "plugin_api_git")]
+        plugin_api_path: Option<PathBuf>,
+        /// Depend on trib-plugin-api and its testkit from this git repository (default: crates.io).
+        #[arg(long)]
+        plugin_api_git: Option<String>,
+    },
     /// Print the effective configuration (defaults, files and environment) and exit.
     PrintConfig,
     /// Check settings files (or the embedded defaults) and the environment, and exit.
@@ -67,6 +90,25 @@ enum Command {
         /// How many records to print.
         #[arg(long, default_value_t = 1)]
         count: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Load a driver library as the executor does; print its metadata, ABI version, capabilities
+    /// and configuration schema; run the conformance checks (exit 1 if one fails).
+    Check {
+        /// The library (.so).
+        file: PathBuf,
+        /// A valid clientConfiguration (JSON); default: built from the driver's schema.
+        #[arg(long)]
+        configuration: Option<String>,
+        /// A valid configuration whose target is unreachable ({{closed_port}} is substituted).
+        #[arg(long)]
+        unreachable: Option<String>,
+        /// A valid configuration whose target never answers ({{blackhole_port}} is substituted).
+        #[arg(long)]
+        black_hole: Option<String>,
     },
 }
 
@@ -124,6 +166,20 @@ fn init_logging(lookup: &dyn Fn(&str) -> Option<String>) {
     } else {
         builder.init();
     }
+    // A panic of the process's own code goes through the log, as one line in its format, with
+    // the thread (integration workers are named `ie-<id>`). Drivers' panics are caught at the
+    // plugin boundary and logged by the executor with the integration id.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("non-text panic payload");
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(thread = thread.name().unwrap_or("unnamed"), location, panic = payload, "Panic.");
+    }));
 }
 
 fn main() -> anyhow::Result<()> {
@@ -150,11 +206,30 @@ fn main() -> anyhow::Result<()> {
             println!("topic {topic} exists");
             Ok(())
         }
+        Command::NewDriver { name, dir, plugin_api_path, plugin_api_git } => {
+            let api = new_driver::ApiSource::from_flags(plugin_api_path, plugin_api_git);
+            println!("{}", new_driver::create(&name, dir.as_deref(), &api)?);
+            Ok(())
+        }
         Command::KafkaRead { bootstrap, topic, count } => kafka_read(&bootstrap, &topic, count),
+        Command::Plugin { command: PluginCommand::Check { file, configuration, unreachable, black_hole } } => {
+            let configurations = plugin_check::Configurations { valid: configuration, unreachable, black_hole };
+            let (text, passed) = plugin_check::run(&file, &configurations);
+            print!("{text}");
+            anyhow::ensure!(passed, "{} does not pass the plugin check", file.display());
+            Ok(())
+        }
         Command::Run => {
             let settings = load(&cli.config, mode)?;
             let l = lookup(&settings, mode);
             init_logging(&l);
+            // A configuration file of an earlier version does not name it: the default then.
+            let trim_ms = l("TB_MALLOC_TRIM_INTERVAL_MS").unwrap_or_else(|| "10000".into());
+            let trim_ms: u64 = trim_ms
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("TB_MALLOC_TRIM_INTERVAL_MS is {trim_ms:?}, not a number of ms"))?;
+            trib_ops::memory::start_trimmer(Duration::from_millis(trim_ms));
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(mode, &l))
         }
     }
@@ -202,7 +277,14 @@ async fn run(mode: Mode, lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Res
         Mode::Executor => None,
     };
     let executor = match mode {
-        Mode::AllInOne => Some(ExecutorService::start(lookup, queue, false).await?),
+        Mode::AllInOne => {
+            let executor = ExecutorService::start(lookup, queue, false).await?;
+            // One process, one readiness: the REST port answers for the in-process executor too.
+            if let (Some(broker), Some(status)) = (broker.as_ref(), executor.status_handle()) {
+                broker.readiness().add("executor", std::sync::Arc::new(move || status.get().readiness()));
+            }
+            Some(executor)
+        }
         Mode::Executor => Some(ExecutorService::start(lookup, queue, true).await?),
         Mode::Broker => None,
     };
@@ -275,38 +357,5 @@ mod tests {
             assert_eq!(lookup(&s, Mode::AllInOne)("TB_QUEUE_TYPE").as_deref(), Some("in-memory"));
         }
         assert_eq!(lookup(&s, Mode::Broker)("TB_QUEUE_TYPE").as_deref(), Some("kafka"));
-    }
-
-    /// Every variable the compose file and the env examples set for our services must be a key of
-    /// the service's configuration (or the service type itself), so deployment files cannot rot.
-    #[test]
-    fn deployment_files_only_use_configuration_keys() {
-        let mut known: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-        for text in [BROKER_YML, EXECUTOR_YML] {
-            known.extend(defaults(text).variables().map(str::to_string));
-        }
-        let compose = include_str!("../deploy/docker-compose.yml");
-        let docs = yaml_rust2::YamlLoader::load_from_str(compose).expect("compose file is YAML");
-        let services = docs[0]["services"].as_hash().expect("services");
-        let mut checked = 0;
-        for (name, service) in services {
-            if service["image"].as_str().is_some_and(|i| i.starts_with("tributary")) {
-                let env = service["environment"].as_hash().expect("environment map");
-                for (key, _) in env {
-                    let key = key.as_str().expect("variable name");
-                    assert!(known.contains(key), "{name:?} sets {key}, which no configuration file knows");
-                    checked += 1;
-                }
-            }
-        }
-        assert!(checked > 10, "the compose file's services were not found");
-        for example in
-            [include_str!("../deploy/broker.env.example"), include_str!("../deploy/executor-http.env.example")]
-        {
-            for line in example.lines().filter(|l| !l.starts_with('#') && l.contains('=')) {
-                let key = line.split('=').next().unwrap_or_default();
-                assert!(known.contains(key), "env example sets {key}, which no configuration file knows");
-            }
-        }
     }
 }

@@ -80,6 +80,60 @@ pub mod capabilities {
     pub const INSTANCE_CONTROL: u64 = 1 << 1;
     /// The driver answers module-level `control` calls (beyond returning "unsupported").
     pub const MODULE_CONTROL: u64 = 1 << 2;
+    /// The driver declares a JSON Schema for its `clientConfiguration`: the module-level
+    /// `control` operation [`super::control_op::CONFIG_SCHEMA`] returns it. This bit alone
+    /// promises that one operation; [`MODULE_CONTROL`] is about the driver's own operations.
+    /// Added after 1.0.0; a host that predates it never asks.
+    pub const CONFIG_SCHEMA: u64 = 1 << 3;
+    /// The instance accepts the next batch while earlier batches' outcomes are pending
+    /// (pipelining, see [`super::control_op::PIPELINE`]). Until the host switches it on with
+    /// that operation, `process` keeps its 1.0 meaning. Added after 1.0.0; a host that
+    /// predates it never switches it on.
+    pub const PIPELINE: u64 = 1 << 4;
+    /// The instance reports whether it is connected to its target: the instance-level
+    /// operation [`super::control_op::CONNECTIVITY`]. Added after 1.0.0; a host that predates
+    /// it never asks.
+    pub const CONNECTIVITY: u64 = 1 << 5;
+}
+
+/// Names of the `control` operations this crate defines, with their argument and answer.
+///
+/// A host calls an operation only when the driver announced the capability bit named in its
+/// documentation. Drivers built with the safe layer ([`crate::driver::Driver`]) get these
+/// answered by [`crate::export_driver!`]; a driver written against this module directly answers
+/// them in [`DriverModule::control`].
+pub mod control_op {
+    /// Module-level. Argument: empty. Answer: the JSON Schema (draft 2020-12 subset, see the
+    /// "Configuration schema" section of [`crate::driver`]) of the driver's
+    /// `clientConfiguration`, as JSON text whose root is an object schema (`"type": "object"`).
+    /// Capability: [`super::capabilities::CONFIG_SCHEMA`].
+    pub const CONFIG_SCHEMA: &str = "config_schema";
+
+    /// Instance-level, after `start`. Argument: empty. Answer: `on`. Capability:
+    /// [`super::capabilities::PIPELINE`].
+    ///
+    /// Switches the instance's `process` to pipelined use, for the rest of its life:
+    ///
+    /// * `process` with a **non-empty** batch *submits* it: the driver sends what it can and
+    ///   returns either no outcome at all (the batch is pending) or, when it already settled the
+    ///   whole batch (not connected, every message refused), exactly one outcome per message,
+    ///   in order. `timeout_ms` is the batch's deadline, counted from this call.
+    /// * `process` with an **empty** batch *collects*: it waits up to `timeout_ms` for the
+    ///   oldest pending batch and returns exactly one outcome per message of that batch, in
+    ///   order, once every message of it is settled or its deadline has passed (the unsettled
+    ///   ones as [`super::outcome_status::TIMEOUT`]). It returns no outcome when nothing is
+    ///   pending or the oldest batch is not finished by `timeout_ms` (`0` = just look).
+    ///
+    /// Batches are collected in the order they were submitted. Nothing a batch borrows may be
+    /// kept after the submitting call returns, exactly as without pipelining. `stop` drops
+    /// every pending batch (the host redelivers what it did not collect).
+    pub const PIPELINE: &str = "pipeline";
+
+    /// Instance-level, after `start`. Argument: empty. Answer: JSON text
+    /// `{"connected": true}` or `{"connected": false, "reason": "<why, one line>"}`. Must be
+    /// cheap (the host asks about once a second) and must not block on the network.
+    /// Capability: [`super::capabilities::CONNECTIVITY`].
+    pub const CONNECTIVITY: &str = "connectivity";
 }
 
 /// A started or not-yet-started driver instance: an opaque state pointer and its vtable.
@@ -114,7 +168,10 @@ pub struct InstanceVTable {
     /// Starts delivering with the given configuration. Called once per instance.
     pub start: extern "C" fn(state: *mut c_void, config: &StartConfig<'_>) -> RResult<(), PluginError>,
     /// Delivers a batch; returns exactly one outcome per message, in order, within about
-    /// `timeout_ms` milliseconds (messages still unacknowledged by then are reported as retry).
+    /// `timeout_ms` milliseconds (messages still unacknowledged by then are reported as
+    /// [`outcome_status::TIMEOUT`], or as retry by drivers built before that status existed).
+    /// An instance the host switched to pipelining ([`control_op::PIPELINE`]) submits
+    /// non-empty batches and collects outcomes with empty ones, as described there.
     pub process: extern "C" fn(
         state: *mut c_void,
         batch: RSlice<'_, Message<'_>>,
@@ -180,6 +237,31 @@ pub struct Message<'a> {
     pub client_cert_cn: ROption<RStr<'a>>,
 }
 
+impl<'a> Message<'a> {
+    /// A message on `topic` with `payload` and nothing else: QoS 0, not retained, empty client id
+    /// and broker node, time 0, no user properties and no MQTT 5 fields. Tests and tools fill in
+    /// what they need with struct update syntax (`Message { qos: 1, ..Message::new(t, p) }`);
+    /// `trib-plugin-testkit`'s `TestMessage` builds owned messages.
+    pub fn new(topic: &'a str, payload: &'a [u8]) -> Self {
+        Message {
+            topic: RStr::from_str(topic),
+            payload: RSlice::from_slice(payload),
+            qos: 0,
+            retain: false,
+            client_id: RStr::from_str(""),
+            broker_node: RStr::from_str(""),
+            timestamp_ms: 0,
+            user_properties: RSlice::from_slice(&[]),
+            content_type: ROption::RNone,
+            correlation_data: ROption::RNone,
+            response_topic: ROption::RNone,
+            message_expiry_secs: ROption::RNone,
+            payload_is_utf8: ROption::RNone,
+            client_cert_cn: ROption::RNone,
+        }
+    }
+}
+
 /// One MQTT 5 user property.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
@@ -194,20 +276,31 @@ pub struct UserProperty<'a> {
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// [`outcome_status::DELIVERED`], [`outcome_status::RETRY`] or [`outcome_status::REJECTED`].
+    /// [`outcome_status::DELIVERED`], [`outcome_status::RETRY`], [`outcome_status::REJECTED`] or
+    /// [`outcome_status::TIMEOUT`].
     pub status: u8,
     /// Why it was not delivered; empty when delivered.
     pub reason: RString,
 }
 
 /// Values of [`Outcome::status`]. A host treats unknown values as [`outcome_status::RETRY`].
+///
+/// That rule is how this set grows without a new ABI version: a value added later means "not
+/// delivered, may succeed later, and here is more precisely why" to a host that knows it, and
+/// plain [`outcome_status::RETRY`] to a host that predates it.
 pub mod outcome_status {
     /// The external system acknowledged the message.
     pub const DELIVERED: u8 = 0;
-    /// Not delivered; trying again later may succeed (target down, timeout, 5xx, 429).
+    /// Not delivered; trying again later may succeed (target down, connection lost, 5xx, 429).
     pub const RETRY: u8 = 1;
     /// Not delivered and never will be as it is (a 4xx, a payload the target refuses).
     pub const REJECTED: u8 = 2;
+    /// Not delivered because time ran out: the target did not answer by the batch deadline or
+    /// within the driver's own time limit (an HTTP read timeout, a PUBACK or a Kafka delivery
+    /// report that never came), or the message could not even be sent before the deadline.
+    /// Retried like [`RETRY`]; a host counts it as a timeout (TBMQ's `timeoutMsgs`).
+    /// Added after 1.0.0: a host that predates it reads it as [`RETRY`].
+    pub const TIMEOUT: u8 = 3;
 }
 
 /// A problem with one configuration field.

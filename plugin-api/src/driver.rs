@@ -1,6 +1,66 @@
 //! The safe Rust side of a driver: the [`Driver`] trait a driver author implements, and the
 //! types it uses. The [`crate::export_driver!`] macro turns an implementation into the frozen
 //! [`crate::abi`] module; nothing here is `repr(C)` except what is re-used from [`crate::abi`].
+//!
+//! ## Outcomes
+//!
+//! [`Driver::process`] returns one [`Outcome`] per message. `Delivered` means the external
+//! system acknowledged the message; `Rejected`, that sending it again cannot help. Of the
+//! outcomes that the executor retries, `Timeout` means time ran out (nothing came back by the
+//! deadline or within the driver's own time limit, or the message could not be sent before the
+//! deadline) and `Retry` means anything else (target down, connection lost, a 5xx or 429). The
+//! executor retries both the same way and counts `Timeout` as a timeout (TBMQ's `timeoutMsgs`).
+//! The kind is the variant, never the reason text: the text is for people.
+//!
+//! ## Pipelining
+//!
+//! A driver whose target acknowledges asynchronously (an MQTT broker's PUBACKs, Kafka's
+//! delivery reports) can take the next batch while the previous one's acknowledgements are
+//! still on their way, so the target never idles between batches. Such a driver sets
+//! [`capabilities::PIPELINE`](crate::abi::capabilities::PIPELINE) in its [`Metadata`] and
+//! overrides [`Driver::submit`] and [`Driver::collect`]. The executor switches pipelining on
+//! per instance after `start`; from then on it calls `submit` for each new batch and `collect`
+//! for the outcomes, oldest batch first, and never `process` (which stays what a host without
+//! pipelining calls). The executor settles, commits and retries batches in the order they were
+//! submitted, so the at-least-once rules are those of `process`. The defaults make a driver
+//! that sets the bit without overriding anything behave exactly as without it.
+//!
+//! ## Configuration schema
+//!
+//! A driver describes its `clientConfiguration` with a JSON Schema by overriding
+//! [`Driver::config_schema`]. The export layer then announces
+//! [`capabilities::CONFIG_SCHEMA`](crate::abi::capabilities::CONFIG_SCHEMA) and answers the
+//! module-level operation [`control_op::CONFIG_SCHEMA`](crate::abi::control_op::CONFIG_SCHEMA);
+//! the executor passes the schema on, so that the console can draw a form and the REST API can
+//! document the type and mask its secrets. Schemas use a small subset of JSON Schema draft
+//! 2020-12, so that every consumer can rely on the same few keywords:
+//!
+//! * The root is `{"$schema": "https://json-schema.org/draft/2020-12/schema", "title": ..,
+//!   "type": "object", "properties": {..}, "required": [..]}`, with one property per field the
+//!   driver reads, under TBMQ's field name where TBMQ has the field.
+//! * Every property has a `title` (a short label), a `description` (meaning, unit, what an
+//!   absent value does, conditions on other fields) and a `type` (`string`, `integer`,
+//!   `number`, `boolean`, `object` or `array`).
+//! * `default` is the value the driver uses when the field is absent or `null`. A field that
+//!   has none and must be given is listed in `required`. A top-level field without a default
+//!   carries `examples` (the first one is what a form may pre-fill).
+//! * `enum` lists the values of a closed set; `minimum` and `maximum` bound a number, inclusive.
+//! * A secret (a password, a private key, a SASL JAAS line) carries `"writeOnly": true` and
+//!   `"x-secret": true`, always both: the console and the REST API mask it and never send it
+//!   back. In a map with free keys, keys known to be secret are declared in its `properties`
+//!   (Kafka's `otherProperties` declares `sasl.password`) or, by pattern, in its
+//!   `patternProperties` (the HTTP driver's `headers` marks `Authorization` and API-key headers).
+//! * A map is `"type": "object"` with `additionalProperties` holding the schema of its values,
+//!   and optionally `patternProperties` holding the schema of the values whose keys match.
+//! * An object with variants (TBMQ's `credentials`) is `"type": "object"` with `oneOf`
+//!   branches; each branch is an object schema whose `type` property is a `const`
+//!   (`anonymous`, `basic`, `cert.PEM`) and whose own `required` lists that variant's fields.
+//! * Nothing else: no `$ref`, `if`/`then`, `pattern` or `format`. A condition between fields
+//!   (MQTT's `topicName` is needed unless `useMsgTopicName`) is said in the `description`.
+//!
+//! [`crate::support::schema`] checks a schema against these rules and against the driver's own
+//! [`Driver::validate`], builds the example configuration and lists the secret fields; a driver's
+//! unit tests call it.
 
 use std::{fmt, time::Instant};
 
@@ -80,10 +140,41 @@ pub trait Driver: Send + Sized + 'static {
     ///
     /// `Delivered` means the external system acknowledged the message. The call should return
     /// by `deadline` (the executor's pack-processing timeout); messages not acknowledged by then
-    /// are reported as [`Outcome::Retry`] (the executor counts them as timed out).
+    /// are reported as [`Outcome::Timeout`] (see the module docs on outcomes).
     fn process(&mut self, batch: &[Message<'_>], deadline: Instant) -> Vec<Outcome>;
 
-    /// Stops delivering and releases every external resource.
+    /// Pipelining (see the module docs): sends `batch` and returns at once with
+    /// [`Submitted::Pending`], or with [`Submitted::Settled`] and one outcome per message when
+    /// the whole batch is already settled (not connected, every message refused). `deadline`
+    /// is the batch's own: [`Driver::collect`] reports what is unsettled by then as
+    /// [`Outcome::Timeout`]. Nothing borrowed from `batch` may be kept after the call returns.
+    ///
+    /// Called only on a driver that announced
+    /// [`capabilities::PIPELINE`](crate::abi::capabilities::PIPELINE). The default settles the
+    /// batch with [`Driver::process`].
+    fn submit(&mut self, batch: &[Message<'_>], deadline: Instant) -> Submitted {
+        Submitted::Settled(self.process(batch, deadline))
+    }
+
+    /// Pipelining: waits until `until` for the oldest pending batch. Returns its outcomes, one
+    /// per message in order, once every message of it is settled or its deadline has passed
+    /// (the unsettled ones as [`Outcome::Timeout`]); `None` when nothing is pending or the
+    /// oldest batch is not finished by `until`. The default has nothing pending.
+    fn collect(&mut self, _until: Instant) -> Option<Vec<Outcome>> {
+        None
+    }
+
+    /// Whether the started instance is connected to its target right now, and if not why.
+    /// Called about once a second between batches, so it must be cheap and must not block on
+    /// the network. Drivers that override it announce
+    /// [`capabilities::CONNECTIVITY`](crate::abi::capabilities::CONNECTIVITY); the export layer
+    /// answers the host's [`control_op::CONNECTIVITY`](crate::abi::control_op::CONNECTIVITY)
+    /// with it. The default (`None`) knows nothing.
+    fn connectivity(&self) -> Option<Connectivity> {
+        None
+    }
+
+    /// Stops delivering and releases every external resource. Pending batches are dropped.
     fn stop(&mut self);
 
     /// Instance-level extension call; see the crate guide. The default refuses every operation.
@@ -92,8 +183,24 @@ pub trait Driver: Send + Sized + 'static {
     }
 
     /// Module-level extension call; see the crate guide. The default refuses every operation.
+    ///
+    /// Operations this crate defines (such as
+    /// [`control_op::CONFIG_SCHEMA`](crate::abi::control_op::CONFIG_SCHEMA) when
+    /// [`Driver::config_schema`] returns a schema) are answered by the export layer and never
+    /// reach this method.
     fn module_control(op: &str, _arg: &str) -> Result<String, Error> {
         Err(Error::unsupported(op))
+    }
+
+    /// The JSON Schema of the driver's `clientConfiguration` (see the module docs for the
+    /// conventions), as JSON text; `None`, the default, declares none.
+    ///
+    /// Returning `Some` makes the export layer announce
+    /// [`capabilities::CONFIG_SCHEMA`](crate::abi::capabilities::CONFIG_SCHEMA) and answer the
+    /// operation. Called from `metadata`, so it must be cheap: keep the schema in a file next to
+    /// the code and return `Some(include_str!("schema.json"))`.
+    fn config_schema() -> Option<&'static str> {
+        None
     }
 }
 
@@ -113,7 +220,7 @@ impl FieldError {
     }
 }
 
-/// The delivery result of one message.
+/// The delivery result of one message (see the module docs on outcomes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The external system acknowledged the message.
@@ -122,6 +229,10 @@ pub enum Outcome {
     Retry(String),
     /// Not delivered, and retrying the same message will not help.
     Rejected(String),
+    /// Not delivered because time ran out: no answer by the deadline or within the driver's own
+    /// time limit, or not sent before the deadline. Retried like [`Outcome::Retry`] and counted
+    /// as a timeout. Added after 1.0.0; a host that predates it reads it as `Retry`.
+    Timeout(String),
 }
 
 impl Outcome {
@@ -131,6 +242,7 @@ impl Outcome {
             Outcome::Delivered => abi::Outcome { status: outcome_status::DELIVERED, reason: RString::new() },
             Outcome::Retry(r) => abi::Outcome { status: outcome_status::RETRY, reason: r.into() },
             Outcome::Rejected(r) => abi::Outcome { status: outcome_status::REJECTED, reason: r.into() },
+            Outcome::Timeout(r) => abi::Outcome { status: outcome_status::TIMEOUT, reason: r.into() },
         }
     }
 
@@ -140,9 +252,57 @@ impl Outcome {
             outcome_status::DELIVERED => Outcome::Delivered,
             outcome_status::REJECTED => Outcome::Rejected(outcome.reason.to_string()),
             outcome_status::RETRY => Outcome::Retry(outcome.reason.to_string()),
+            outcome_status::TIMEOUT => Outcome::Timeout(outcome.reason.to_string()),
             other => Outcome::Retry(format!("unknown outcome status {other}: {}", outcome.reason)),
         }
     }
+
+    /// The reason text of an outcome that is not `Delivered`.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Delivered => None,
+            Outcome::Retry(r) | Outcome::Rejected(r) | Outcome::Timeout(r) => Some(r),
+        }
+    }
+}
+
+/// What [`Driver::connectivity`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connectivity {
+    /// Connected to the target.
+    Connected,
+    /// Not connected, and why (one line).
+    Disconnected(String),
+}
+
+impl Connectivity {
+    /// The JSON text of the [`control_op::CONNECTIVITY`](crate::abi::control_op::CONNECTIVITY) answer.
+    pub fn to_json(&self) -> String {
+        match self {
+            Connectivity::Connected => r#"{"connected":true}"#.to_string(),
+            Connectivity::Disconnected(reason) => serde_json::json!({"connected": false, "reason": reason}).to_string(),
+        }
+    }
+
+    /// Parses that answer; `None` when it is not one.
+    pub fn from_json(text: &str) -> Option<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        match v.get("connected")?.as_bool()? {
+            true => Some(Connectivity::Connected),
+            false => Some(Connectivity::Disconnected(
+                v.get("reason").and_then(serde_json::Value::as_str).unwrap_or("disconnected").to_string(),
+            )),
+        }
+    }
+}
+
+/// What [`Driver::submit`] did with a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submitted {
+    /// Sent (or queued to be sent); its outcomes come from [`Driver::collect`].
+    Pending,
+    /// Already settled: one outcome per message, in order; nothing to collect for it.
+    Settled(Vec<Outcome>),
 }
 
 /// Kinds of [`Error`]; mirrors [`crate::abi::error_kind`].

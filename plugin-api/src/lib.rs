@@ -8,6 +8,11 @@
 //!
 //! ## From zero to a loaded plugin
 //!
+//! The quickest start is `tributary new-driver my-sink`: it writes a driver crate that works as
+//! generated (it appends every message to a file as a JSON line), with the file layout of the
+//! first-party drivers, unit tests and the conformance suite. The crate's README walks through
+//! it ("Writing a driver in 15 minutes"). By hand:
+//!
 //! 1. Create a library crate and make it a `cdylib`:
 //!    ```toml
 //!    [lib]
@@ -15,7 +20,13 @@
 //!
 //!    [dependencies]
 //!    trib-plugin-api = "1"
+//!
+//!    [dev-dependencies]
+//!    trib-plugin-testkit = "1"
 //!    ```
+//!    Until the crates are published, take both from the repository instead, by git
+//!    (`{ git = "<repository>", tag = "plugin-api-v1.0.0" }`) or by path
+//!    (`{ path = "<checkout>/plugin-api" }` and `{ path = "<checkout>/plugin-api/testkit" }`).
 //! 2. Implement [`driver::Driver`] for a type. `metadata` names the integration type you serve
 //!    (for example `WEBHOOK`); the broker then accepts integrations of that type, and the
 //!    executor routes them to you through the downlink topic `tbmq.ie.downlink.webhook`.
@@ -23,9 +34,16 @@
 //!    `start` connects; `process` delivers a batch and returns one [`driver::Outcome`] per
 //!    message, in order; `stop` releases everything.
 //! 3. Export it, once, in `lib.rs`: `trib_plugin_api::export_driver!(MyDriver);`
-//! 4. `cargo build --release` and copy `target/release/libmy_driver.so` into the executor's
-//!    plugins directory (`TB_PLUGINS_DIR`, default `plugins/` next to the binary), then restart
-//!    the executor. The executor's log and status output name every library it loaded or refused.
+//! 4. Test it with the companion crate `trib-plugin-testkit`: `TestMessage` and `Batch` build
+//!    the borrowed [`abi::Message`] batches, `FakeHost` records what the driver logs and counts,
+//!    and one line,
+//!    `assert_conforms::<MyDriver>(&Scenario::new(valid).unreachable(..).black_hole(..))`,
+//!    checks the boundary contract through the ABI (metadata, `validate` on hostile input, the
+//!    call order, one outcome per message within the deadline, errors of the right kind).
+//! 5. `cargo build --release` and copy `target/release/libmy_driver.so` into the executor's
+//!    plugins directory (`TB_PLUGINS_DIR`, default `plugins` in the executor's working
+//!    directory), then restart the executor. The executor's log and status output name every
+//!    library it loaded or refused.
 //!
 //! The HTTP, MQTT and Kafka drivers in this repository (`plugins/`) are complete examples.
 //! [`support`] holds what they share and a new driver usually wants too: a reader that checks
@@ -60,8 +78,16 @@
 //!   announced the matching capability bit; a driver answers unknown operations with
 //!   [`abi::error_kind::UNSUPPORTED`].
 //!
+//! Added since 1.0.0 this way: the bit [`abi::capabilities::CONFIG_SCHEMA`] with the module
+//! operation [`abi::control_op::CONFIG_SCHEMA`] (a driver's configuration schema), and the
+//! outcome status [`abi::outcome_status::TIMEOUT`], which a host that predates it reads as
+//! [`abi::outcome_status::RETRY`] because hosts treat unknown statuses as retry.
+//!
 //! A plugin built against a different major version, or against another abi_stable major, is
 //! refused at load time with one clear line saying why.
+//!
+//! The crate follows semver with its major version equal to the ABI's; the README's "Version
+//! policy" says what a 1.x release may add and what only 2.0 may change.
 
 #![warn(missing_docs)]
 

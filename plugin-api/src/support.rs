@@ -1,6 +1,8 @@
 //! Helpers shared by drivers that are not part of the binary interface: the TBMQ JSON envelope,
-//! the TBMQ credentials object and a field-by-field reader of configuration objects. They follow the crate's semver, not the frozen ABI.
+//! the TBMQ credentials object, a field-by-field reader of configuration objects and the checks
+//! of a configuration schema. They follow the crate's semver, not the frozen ABI.
 
 pub mod credentials;
 pub mod envelope;
 pub mod fields;
+pub mod schema;

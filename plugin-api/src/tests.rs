@@ -93,20 +93,12 @@ fn root_module_symbol_name() {
 
 fn message<'a>(payload: &'a [u8], props: &'a [UserProperty<'a>]) -> Message<'a> {
     Message {
-        topic: RStr::from_str("sensors/1/temp"),
-        payload: RSlice::from_slice(payload),
         qos: 1,
-        retain: false,
         client_id: RStr::from_str("device-1"),
         broker_node: RStr::from_str("tbmq1"),
         timestamp_ms: 1717000000000,
         user_properties: RSlice::from_slice(props),
-        content_type: abi_stable::std_types::ROption::RNone,
-        correlation_data: abi_stable::std_types::ROption::RNone,
-        response_topic: abi_stable::std_types::ROption::RNone,
-        message_expiry_secs: abi_stable::std_types::ROption::RNone,
-        payload_is_utf8: abi_stable::std_types::ROption::RNone,
-        client_cert_cn: abi_stable::std_types::ROption::RNone,
+        ..Message::new("sensors/1/temp", payload)
     }
 }
 
@@ -195,6 +187,7 @@ impl Driver for Scripted {
                 .map(|m| match m.payload() {
                     b"retry" => Outcome::Retry("later".into()),
                     b"reject" => Outcome::Rejected("never".into()),
+                    b"timeout" => Outcome::Timeout("no answer".into()),
                     _ => Outcome::Delivered,
                 })
                 .collect(),
@@ -257,7 +250,9 @@ fn a_panic_in_process_becomes_a_panic_error() {
     with_instance(|i| {
         let err = process(i, &[b"panic"]).unwrap_err();
         assert_eq!(err.kind, crate::driver::ErrorKind::Panic);
-        assert_eq!(err.message, "driver panicked: boom");
+        // The text and where it happened, on one line, and nothing printed by the default hook.
+        assert!(err.message.starts_with("driver panicked at plugin-api/src/tests.rs:"), "{}", err.message);
+        assert!(err.message.ends_with(": boom") && !err.message.contains('\n'), "{}", err.message);
         // The instance keeps answering after the panic.
         assert_eq!(process(i, &[b"ok"]).unwrap(), vec![Outcome::Delivered]);
     });
@@ -287,4 +282,148 @@ fn unknown_control_is_unsupported() {
         RResult::RErr(e) => assert_eq!(e.kind, error_kind::UNSUPPORTED),
         RResult::ROk(_) => panic!("control must refuse unknown operations"),
     });
+}
+
+#[test]
+fn a_timeout_crosses_the_boundary_as_its_own_status() {
+    with_instance(|i| {
+        let got = process(i, &[b"timeout", b"retry"]).unwrap();
+        assert_eq!(got, vec![Outcome::Timeout("no answer".into()), Outcome::Retry("later".into())]);
+    });
+}
+
+fn check_round_trip(outcome: Outcome, status: u8) {
+    let abi = outcome.clone().into_abi();
+    assert_eq!(abi.status, status, "{outcome:?}");
+    assert_eq!(Outcome::from_abi(&abi), outcome);
+}
+
+#[test]
+fn every_outcome_round_trips_with_its_status_value() {
+    // The values are frozen: hosts and drivers built against different 1.x releases agree on them.
+    check_round_trip(Outcome::Delivered, 0);
+    check_round_trip(Outcome::Retry("down".into()), 1);
+    check_round_trip(Outcome::Rejected("404".into()), 2);
+    check_round_trip(Outcome::Timeout("no PUBACK".into()), 3);
+    assert_eq!(abi::outcome_status::TIMEOUT, 3);
+}
+
+#[test]
+fn an_unknown_status_reads_as_retry_with_its_value_in_the_reason() {
+    let future = abi::Outcome { status: 200, reason: "from a later release".into() };
+    assert_eq!(Outcome::from_abi(&future), Outcome::Retry("unknown outcome status 200: from a later release".into()));
+}
+
+#[test]
+fn reason_is_the_text_of_every_undelivered_outcome() {
+    assert_eq!(Outcome::Delivered.reason(), None);
+    for outcome in [Outcome::Retry("a".into()), Outcome::Rejected("a".into()), Outcome::Timeout("a".into())] {
+        assert_eq!(outcome.reason(), Some("a"), "{outcome:?}");
+    }
+}
+
+const SCHEMA: &str = r#"{"type":"object","properties":{}}"#;
+
+/// A driver that declares [`SCHEMA`] and answers one module operation of its own.
+struct Described;
+
+impl Driver for Described {
+    fn metadata() -> Metadata {
+        Metadata { capabilities: abi::capabilities::CHECK_CONNECTION, ..Scripted::metadata() }
+    }
+    fn create(_host: Host) -> Result<Self, Error> {
+        Ok(Described)
+    }
+    fn validate(&self, _config: &str) -> Vec<FieldError> {
+        Vec::new()
+    }
+    fn start(&mut self, _config: &StartConfig<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn process(&mut self, batch: &[Message<'_>], _deadline: std::time::Instant) -> Vec<Outcome> {
+        batch.iter().map(|_| Outcome::Delivered).collect()
+    }
+    fn stop(&mut self) {}
+    fn module_control(op: &str, arg: &str) -> Result<String, Error> {
+        match op {
+            "echo" => Ok(arg.to_string()),
+            _ => Err(Error::unsupported(op)),
+        }
+    }
+    fn config_schema() -> Option<&'static str> {
+        Some(SCHEMA)
+    }
+}
+
+/// A driver whose schema getter panics.
+struct Broken;
+
+impl Driver for Broken {
+    fn metadata() -> Metadata {
+        Scripted::metadata()
+    }
+    fn create(_host: Host) -> Result<Self, Error> {
+        Ok(Broken)
+    }
+    fn validate(&self, _config: &str) -> Vec<FieldError> {
+        Vec::new()
+    }
+    fn start(&mut self, _config: &StartConfig<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn process(&mut self, batch: &[Message<'_>], _deadline: std::time::Instant) -> Vec<Outcome> {
+        batch.iter().map(|_| Outcome::Delivered).collect()
+    }
+    fn stop(&mut self) {}
+    fn config_schema() -> Option<&'static str> {
+        panic!("no schema today")
+    }
+}
+
+fn module_call(module: abi::DriverModuleRef, op: &str, arg: &str) -> Result<String, Error> {
+    match (module.control())(RStr::from_str(op), RStr::from_str(arg)) {
+        RResult::ROk(text) => Ok(text.into_string()),
+        RResult::RErr(e) => Err(Error::from_abi(&e)),
+    }
+}
+
+#[test]
+fn a_declared_schema_sets_its_capability_and_answers_the_operation() {
+    let module = crate::export::module::<Described>();
+    let capabilities = (module.metadata())().capabilities;
+    assert_eq!(capabilities, abi::capabilities::CHECK_CONNECTION | abi::capabilities::CONFIG_SCHEMA);
+    assert_eq!(module_call(module, abi::control_op::CONFIG_SCHEMA, "").as_deref(), Ok(SCHEMA));
+    assert_eq!(module_call(module, "echo", "x").as_deref(), Ok("x"), "the driver's own operations still arrive");
+}
+
+#[test]
+fn without_a_schema_there_is_no_capability_and_the_operation_is_unsupported() {
+    let module = crate::export::module::<Scripted>();
+    assert_eq!((module.metadata())().capabilities & abi::capabilities::CONFIG_SCHEMA, 0);
+    let err = module_call(module, abi::control_op::CONFIG_SCHEMA, "").unwrap_err();
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (crate::driver::ErrorKind::Unsupported, "operation 'config_schema' is not supported")
+    );
+}
+
+#[test]
+fn a_panicking_schema_getter_is_caught_in_metadata_and_in_control() {
+    let module = crate::export::module::<Broken>();
+    let metadata = (module.metadata())();
+    assert_eq!((metadata.capabilities, metadata.description.as_str()), (0, "metadata() panicked"));
+    let err = module_call(module, abi::control_op::CONFIG_SCHEMA, "").unwrap_err();
+    assert_eq!(err.kind, crate::driver::ErrorKind::Panic);
+    assert!(
+        err.message.starts_with("driver panicked at ") && err.message.ends_with(": no schema today"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn the_new_capability_bit_is_distinct_from_the_1_0_bits() {
+    use abi::capabilities::*;
+    assert_eq!(CONFIG_SCHEMA, 8);
+    assert_eq!(CONFIG_SCHEMA & (CHECK_CONNECTION | INSTANCE_CONTROL | MODULE_CONTROL), 0);
 }

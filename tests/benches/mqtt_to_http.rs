@@ -2,7 +2,10 @@
 //! server, QoS 1, RETRY_ALL. Prints msg/s sustained, messages lost and duplicated, and the
 //! process's peak RSS.
 //!
-//! Run: `cargo build --release -p trib-dist && cargo bench -p trib-tests --bench mqtt_to_http -- [MESSAGES] [PUBLISHERS] [burst]`
+//! Run: `cargo build --release -p trib-dist && cargo bench -p trib-tests --bench mqtt_to_http -- [MESSAGES] [PUBLISHERS] [burst] [--tuned]`
+//!
+//! The target keeps its sockets' defaults (`--tuned` sets TCP_NODELAY on them). Sustained runs
+//! add a latency row per path: one publisher at 1,000 msg/s for 5 s, publish -> target p50/p99.
 //!
 //! `burst` (default 100,000 messages instead of 50,000) is the same workload read as a memory
 //! test: every message is published as fast as the publishers can, and the figures that matter
@@ -18,6 +21,8 @@
 // A benchmark program: printing its figures is its job.
 #![allow(clippy::print_stdout)]
 
+// The shared bench code also serves benchmarks that use parts this one does not.
+#[allow(dead_code)]
 mod common;
 
 use std::{
@@ -27,15 +32,20 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, print_row, root, run, start_tributary, wait_until_ready, Proc, Row, Shared, Sink};
+use common::{
+    free_port, latency_run, print_row, root, run, start_tributary, wait_until_ready, Proc, Row, Shared, Sink,
+};
 
 /// One connection of the target: a minimal HTTP/1.1 server (keep-alive, `Content-Length`
 /// bodies, pipelining) answering `200 ok` to everything, cheaper than a framework on a machine
-/// whose two cores also run the publishers and the pipeline under test.
-async fn serve(mut stream: tokio::net::TcpStream, sink: Shared) {
+/// whose two cores also run the publishers and the pipeline under test. Its sockets keep the
+/// operating system's defaults (Nagle on), as a stock server's do; `tuned` sets TCP_NODELAY.
+async fn serve(mut stream: tokio::net::TcpStream, sink: Shared, tuned: bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok";
-    let _ = stream.set_nodelay(true);
+    if tuned {
+        let _ = stream.set_nodelay(true);
+    }
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     loop {
@@ -127,6 +137,7 @@ fn node_red_flow(mqtt_port: u16, sink_port: u16) -> serde_json::Value {
 
 fn main() {
     let burst = std::env::args().any(|a| a == "burst");
+    let tuned = std::env::args().any(|a| a == "--tuned");
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let total = args.first().copied().unwrap_or(if burst { 100_000 } else { 50_000 });
     let publishers = args.get(1).copied().unwrap_or(4).max(1);
@@ -142,14 +153,15 @@ fn main() {
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, sink.clone()));
+                tokio::spawn(serve(stream, sink.clone(), tuned));
             }
         });
     }
 
     let mode = if burst { "burst" } else { "sustained" };
+    let target = if tuned { "TCP_NODELAY set (--tuned)" } else { "socket defaults" };
     println!(
-        "MQTT QoS 1 -> HTTP POST per message -> local HTTP server, {total} messages from {publishers} publishers as fast as they go ({mode}):"
+        "MQTT QoS 1 -> HTTP POST per message -> local HTTP server ({target}), {total} messages from {publishers} publishers as fast as they go ({mode}):"
     );
     let mut rows = Vec::new();
     {
@@ -161,6 +173,9 @@ fn main() {
             run(&runtime, "tributary all-in-one", &sink, mqtt_port, total, publishers, &[("tributary", node.0.id())]);
         print_row(&row, total);
         rows.push(row);
+        if !burst {
+            latency_run(&runtime, "tributary all-in-one", &sink, mqtt_port, 1_000, 5);
+        }
     }
     *sink.lock().expect("lock") = Sink::default();
 
@@ -211,6 +226,9 @@ fn main() {
             );
             print_row(&row, total);
             rows.push(row);
+            if !burst {
+                latency_run(&runtime, &name, &sink, mqtt_port, 1_000, 5);
+            }
         }
     }
     if rows.len() == 2 {

@@ -3,16 +3,22 @@
 //! second Mosquitto bridging `bench/#` to the same target at QoS 1. Prints msg/s, messages lost
 //! and duplicated, peak RSS and CPU for both, in the same run.
 //!
-//! Run: `cargo build --release -p trib-dist && cargo bench -p trib-tests --bench mqtt_to_mqtt -- [MESSAGES] [PUBLISHERS]`
+//! Run: `cargo build --release -p trib-dist && cargo bench -p trib-tests --bench mqtt_to_mqtt -- [MESSAGES] [PUBLISHERS] [--tuned]`
+//!
+//! After the throughput row, each path also gets a latency row: one publisher at 1,000 msg/s for
+//! 5 s, each message carrying its send time, and the publish -> target p50/p99/max.
 //!
 //! Both paths publish to the target with the message's own topic; one subscriber on the target
 //! (`bench/#`, QoS 1) counts what arrives. Both Mosquittos run from PATH (`mosquitto`) on free
-//! loopback ports with the same settings: no queue limit, 1,000 messages in flight per client,
-//! `set_tcp_nodelay true`, no persistence.
+//! loopback ports in their stock configuration (only a listener, anonymous access and quiet logs);
+//! `--tuned` gives both the settings earlier runs used: no queue limit, 1,000 messages in flight
+//! per client, `set_tcp_nodelay true`.
 
 // A benchmark program: printing its figures is its job.
 #![allow(clippy::print_stdout)]
 
+// The shared bench code also serves benchmarks that use parts this one does not.
+#[allow(dead_code)]
 mod common;
 
 use std::{
@@ -21,16 +27,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, print_row, run, start_tributary, wait_until_ready, Proc, Row, Shared, Sink};
+use common::{free_port, latency_run, print_row, run, start_tributary, wait_until_ready, Proc, Row, Shared, Sink};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
-/// A Mosquitto on `port` with the bench's settings plus `extra` lines.
-fn mosquitto(dir: &Path, name: &str, port: u16, extra: &str) -> Proc {
+/// Mosquitto settings beyond stock that `--tuned` adds to both Mosquittos.
+const TUNED: &str = "max_queued_messages 0\nmax_inflight_messages 1000\nset_tcp_nodelay true\n";
+
+/// A Mosquitto on `port`: stock, plus `tuning` and `extra` lines.
+fn mosquitto(dir: &Path, name: &str, port: u16, tuning: &str, extra: &str) -> Proc {
     let conf = dir.join(format!("{name}.conf"));
-    let text = format!(
-        "listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 1000\n\
-         set_tcp_nodelay true\npersistence false\nlog_type error\n{extra}"
-    );
+    let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\nlog_type error\n{tuning}{extra}");
     std::fs::write(&conf, text).expect("write the Mosquitto config");
     let proc =
         Proc(Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).spawn().expect("start mosquitto"));
@@ -94,6 +100,7 @@ fn save_integration(api: &str, token: &str, target_port: u16) {
 
 fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let tuning = if std::env::args().any(|a| a == "--tuned") { TUNED } else { "" };
     let total = args.first().copied().unwrap_or(100_000);
     let publishers = args.get(1).copied().unwrap_or(4).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -106,12 +113,17 @@ fn main() {
         .unwrap_or_else(|| "mosquitto".into());
 
     let target_port = free_port();
-    let target = mosquitto(dir.path(), "target", target_port, "");
+    let target = mosquitto(dir.path(), "target", target_port, tuning, "");
     let sink = Shared::default();
     runtime.block_on(subscribe(target_port, sink.clone()));
 
     println!(
-        "MQTT QoS 1 -> integration/bridge -> MQTT QoS 1 to a target {version}, {total} messages from {publishers} publishers as fast as they go:"
+        "MQTT QoS 1 -> integration/bridge -> MQTT QoS 1 to a target {version} ({}), {total} messages from {publishers} publishers as fast as they go:",
+        if tuning.is_empty() {
+            "stock configuration"
+        } else {
+            "tuned: set_tcp_nodelay, no queue limit, 1,000 in flight"
+        }
     );
     let mut rows: Vec<Row> = Vec::new();
     {
@@ -131,6 +143,7 @@ fn main() {
             run(&runtime, "tributary all-in-one", &sink, mqtt_port, total, publishers, &[("tributary", node.0.id())]);
         print_row(&row, total);
         rows.push(row);
+        latency_run(&runtime, "tributary all-in-one", &sink, mqtt_port, 1_000, 5);
     }
     *sink.lock().expect("lock") = Sink::default();
     {
@@ -139,6 +152,7 @@ fn main() {
             dir.path(),
             "bridge",
             bridge_port,
+            tuning,
             &format!(
                 "connection bench-bridge\naddress 127.0.0.1:{target_port}\ntopic bench/# out 1\ncleansession true\n\
                  bridge_protocol_version mqttv311\n"
@@ -149,6 +163,7 @@ fn main() {
             run(&runtime, "Mosquitto bridge", &sink, bridge_port, total, publishers, &[("bridge", bridge.0.id())]);
         print_row(&row, total);
         rows.push(row);
+        latency_run(&runtime, "Mosquitto bridge", &sink, bridge_port, 1_000, 5);
     }
     drop(target);
     let rate = |r: &Row| r.unique as f64 / r.delivered_in.as_secs_f64();

@@ -1,7 +1,9 @@
-//! The distributed deployment on real services: one `tbmq` process (Kafka queue, PostgreSQL)
-//! and two `tbmq-integration-executor` processes, one serving only HTTP and one serving all
-//! types. An MQTT and a Kafka integration deliver every message once, in order, to their
-//! targets. HTTP integrations spread over both pools deliver every message published at QoS 1
+//! The distributed deployment on real services: two `tbmq` processes (broker nodes of one
+//! cluster: Kafka queue, PostgreSQL) and two `tbmq-integration-executor` processes, one serving
+//! only HTTP and one serving all types. Both nodes list both nodes and both executors
+//! (`GET /api/cluster/nodes`); an HTTP integration saved through node 1 delivers every message
+//! published at QoS 1 on node 2. An MQTT and a Kafka integration deliver every message once, in
+//! order, to their targets. HTTP integrations spread over both pools deliver every message published at QoS 1
 //! (duplicates are counted and reported), across one executor killed with SIGKILL in the middle
 //! of a burst (the survivor takes its integrations over) and started again, and across the
 //! broker killed with SIGKILL in the middle of a burst and started again.
@@ -34,6 +36,51 @@ use crate::{
 const COUNT: i64 = 200;
 /// The end of the last burst (1000 messages per integration, published across a broker kill).
 const LAST: i64 = 3 * COUNT + 1000;
+
+/// Node 2 of the cluster hears both executors and both nodes hear each other; an HTTP
+/// integration saved through node 1 gets every QoS 1 message published on node 2.
+fn two_nodes_act_as_one(node1: &Node, node2: &Node) {
+    let rests = [Rest::login(&node1.api()), Rest::login(&node2.api())];
+    rests[1].wait_executors(&["HTTP"], 2);
+    rests[1].wait_executors(&["MQTT", "KAFKA"], 1);
+    let mut ids = vec![node1.service_id.clone(), node2.service_id.clone()];
+    ids.sort();
+    for rest in &rests {
+        wait_for("both broker nodes alive in the cluster view", || {
+            let (code, view) = rest.get("/api/cluster/nodes");
+            let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
+            let listed: Vec<String> =
+                nodes.iter().filter_map(|n| n["serviceId"].as_str().map(str::to_string)).collect();
+            let executors = view["executors"].as_array().map_or(0, Vec::len);
+            (code == 200 && listed == ids && nodes.iter().all(|n| n["alive"] == true) && executors == 2).then_some(())
+        });
+    }
+    report("distributed: both broker nodes list both nodes (alive) and both executors");
+
+    let target = HttpTarget::start();
+    let root = unique("cross");
+    let filter = format!("{root}/#");
+    let id = rests[0].create_integration(&http_integration(&unique("dist-cross"), &target.url("/in"), &filter));
+    rests[0].wait_state(&id, "Active");
+    // Within a second in practice; the test waits for it rather than timing it.
+    wait_for("node 2 to have the integration's filters", || {
+        let (_, filters) = rests[1].get(&format!("/api/subscription/integration?integrationId={id}"));
+        (filters == json!([filter])).then_some(())
+    });
+    let messages: Vec<(String, Vec<u8>)> =
+        (0..COUNT).map(|n| (format!("{root}/line"), format!("{{\"n\":{n}}}").into_bytes())).collect();
+    publish_all(node2.mqtt_port, &unique("dev-node2"), &messages);
+    target.wait_delivered("every message published on node 2", |d| {
+        let seen = numbers(d);
+        (0..COUNT).all(|n| seen.contains(&n))
+    });
+    let seen = numbers(&target.delivered());
+    report(&format!(
+        "distributed: saved through node 1, {COUNT} QoS 1 messages published on node 2: {} delivered ({} duplicate(s))",
+        seen.len(),
+        seen.len().saturating_sub(COUNT as usize)
+    ));
+}
 
 /// A PostgreSQL database for one test, dropped on drop.
 struct Database {
@@ -103,6 +150,8 @@ fn two_executor_pools_deliver_everything() {
     let rest = Rest::login(&broker.api());
     rest.wait_executors(&["HTTP"], 2);
     rest.wait_executors(&["MQTT", "KAFKA"], 1);
+    let broker2 = Node::start(Mode::Broker, &dir.path().join("broker-2"), &common);
+    two_nodes_act_as_one(&broker, &broker2);
 
     // MQTT and Kafka integrations (only the executor serving every type runs them): each
     // message reaches the target broker and the Kafka topic once, in order. The MQTT target is
@@ -258,4 +307,5 @@ fn two_executor_pools_deliver_everything() {
     }
     drop(executors);
     drop(broker);
+    drop(broker2);
 }

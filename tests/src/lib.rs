@@ -22,15 +22,21 @@ mod node;
 mod rest;
 
 #[cfg(test)]
+mod console;
+#[cfg(test)]
 mod distributed;
 #[cfg(test)]
 mod faults;
+#[cfg(test)]
+mod first_run;
 #[cfg(test)]
 mod mqtt_to_http;
 #[cfg(test)]
 mod mqtt_to_kafka;
 #[cfg(test)]
 mod mqtt_to_mqtt;
+#[cfg(test)]
+mod mqtt_to_postgresql;
 #[cfg(test)]
 mod walkthrough;
 

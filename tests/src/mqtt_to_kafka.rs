@@ -4,12 +4,7 @@
 //! the topic back shows every message once, in order, with the templated key and the payload
 //! (or TBMQ's envelope).
 
-use std::{
-    future::Future,
-    sync::Arc,
-    task::{Context, Poll, Wake},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use rdkafka::{
@@ -20,6 +15,7 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
 };
 use serde_json::json;
+use trib_test_support::block_on;
 
 use crate::{
     devices::publish_all,
@@ -142,23 +138,4 @@ pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<(Option<Vec<u8
     }
     assert_eq!(records.len(), count, "{topic}: exactly {count} records: {records:?}");
     records
-}
-
-/// Runs a future to completion on this thread (rdkafka's admin futures need no runtime).
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
 }

@@ -8,14 +8,10 @@
 
 use std::{
     fs::OpenOptions,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{
-        atomic::{AtomicU32, AtomicU64, Ordering},
-        OnceLock,
-    },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    sync::OnceLock,
+    time::{Duration, Instant},
 };
 
 /// How long a test waits for something that should happen soon; reaching it fails the test.
@@ -224,42 +220,11 @@ pub fn binary() -> &'static Path {
     })
 }
 
+pub use trib_test_support::{free_port, unique};
+
 /// The repository root (the walkthrough runs there).
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_path_buf()
-}
-
-/// A port nothing listens on right now, for a server that is started later with it.
-///
-/// Ports come from below Linux's ephemeral range (32768 and up), so an outgoing connection of
-/// any process can never take one between this check and the server's bind; each is handed out
-/// once per test process, starting at a place that depends on the process id so that parallel
-/// test binaries rarely meet, and it is checked by binding it.
-pub fn free_port() -> u16 {
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(7919) % COUNT,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..COUNT {
-        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
-}
-
-/// A name unique to this run: topics, client ids and service ids never collide between
-/// parallel tests or with earlier runs against shared services.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{:x}-{}", std::process::id(), nanos % 0xffff_ffff, NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, or fails the test with `what` after

@@ -41,13 +41,18 @@ pub struct Rest {
 impl Rest {
     /// Logs in at `base` (`http://127.0.0.1:port`).
     pub fn login(base: &str) -> Rest {
+        Rest::login_with(base, ADMIN_PASSWORD)
+    }
+
+    /// Logs in at `base` with the administrator's `password`.
+    pub fn login_with(base: &str, password: &str) -> Rest {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
         let mut rest = Rest { base: base.to_string(), agent, token: String::new() };
-        let body = serde_json::json!({"username": "sysadmin@thingsboard.org", "password": ADMIN_PASSWORD});
+        let body = serde_json::json!({"username": "sysadmin@thingsboard.org", "password": password});
         let (status, answer) = rest.call("POST", "/api/auth/login", Some(&body));
         assert_eq!(status, 200, "login failed: {answer}");
         rest.token = answer["token"].as_str().expect("a token").to_string();

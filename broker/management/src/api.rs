@@ -2,11 +2,15 @@
 //! enable/disable/status/executors, login, Swagger UI at `/swagger-ui` and the OpenAPI
 //! document at `/api/openapi.json`.
 //!
-//! Every route except login, token refresh, the OpenAPI document and Swagger UI needs
-//! `X-Authorization: Bearer <token>` (or `Authorization: Bearer <token>`). Bodies are limited
-//! to `max_body_bytes` (413), and every error has TBMQ's JSON shape.
+//! The web console (`crate::console`) is served at `/` and `/console/*`.
+//!
+//! Every route except login, token refresh, the OpenAPI document, Swagger UI and the console's
+//! files needs `X-Authorization: Bearer <token>` (or `Authorization: Bearer <token>`). Bodies
+//! are limited to `max_body_bytes` (413), and every error has TBMQ's JSON shape.
 
 mod auth;
+mod cluster;
+mod credentials;
 mod dto;
 pub mod error;
 mod events;
@@ -45,6 +49,14 @@ pub struct State {
     pub service: Arc<Service>,
     /// Tokens.
     pub auth: Arc<Auth>,
+    /// MQTT client credentials.
+    pub credentials: Arc<crate::credentials::Credentials>,
+    /// What else `/health/ready` asks (the in-process executor of the all-in-one mode).
+    pub readiness: crate::ReadinessChecks,
+    /// The cluster as this node sees it.
+    pub cluster: Arc<crate::cluster::Cluster>,
+    /// `/metrics` needs a token (`SECURITY_METRICS_REQUIRE_TOKEN`).
+    pub metrics_require_token: bool,
 }
 
 /// Builds the whole HTTP application.
@@ -55,6 +67,8 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
             integrations::IntegrationApi(state.clone()),
             events::EventApi(state.clone()),
             subscriptions::SubscriptionApi(state.clone()),
+            credentials::CredentialsApi(state.clone()),
+            cluster::ClusterApi(state.clone()),
         ),
         "Tributary management API",
         env!("CARGO_PKG_VERSION"),
@@ -71,6 +85,7 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
     };
     let ui = api.swagger_ui();
     let auth = state.auth.clone();
+    let metrics_require_token = state.metrics_require_token;
     Route::new()
         .at("/health/live", poem::get(live))
         .at("/health/ready", poem::get(ready))
@@ -78,9 +93,11 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
         .at("/api/openapi.json", spec)
         .nest("/api", api)
         .nest("/swagger-ui", ui)
+        .at("/", poem::get(crate::console::index))
+        .at("/console/*path", poem::get(crate::console::file))
         .around(move |ep, req| {
             let (auth, allowed) = (auth.clone(), allowed.clone());
-            async move { guarded(ep, req, &auth, &allowed, max_body_bytes).await }
+            async move { guarded(ep, req, &auth, &allowed, max_body_bytes, metrics_require_token).await }
         })
         .catch_all_error(|err| async move { ApiError::from_poem(err) })
         .data(state)
@@ -89,8 +106,16 @@ pub fn app(state: State, max_body_bytes: usize) -> impl Endpoint<Output = Respon
 
 /// Request bodies declared with `deny_unknown_fields`: poem-openapi does not say so in their
 /// schemas, so the document adds `additionalProperties: false` to them.
-pub const CLOSED_SCHEMAS: &[&str] =
-    &["LoginRequest", "RefreshRequest", "IntegrationRequest", "LcEventFilter", "ErrorEventFilter", "StatsEventFilter"];
+pub const CLOSED_SCHEMAS: &[&str] = &[
+    "LoginRequest",
+    "RefreshRequest",
+    "IntegrationRequest",
+    "MqttClientCredentialsRequest",
+    "ChangePasswordRequest",
+    "LcEventFilter",
+    "ErrorEventFilter",
+    "StatsEventFilter",
+];
 
 /// Fields of `IntegrationRequest` without which a save or check is always refused (400 with
 /// TBMQ's messages, raised by the service so that the messages stay TBMQ's).
@@ -122,20 +147,27 @@ fn live() -> &'static str {
     "UP"
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers and every registered check passes.
 #[poem::handler]
 async fn ready(poem::web::Data(state): poem::web::Data<&State>) -> Response {
-    match state.service.ping().await {
+    if let Err(e) = state.service.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")).into_response();
+    }
+    match state.readiness.check() {
         Ok(()) => "READY".into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e).into_response(),
     }
 }
 
 /// Prometheus text format of every metric of the process.
 #[poem::handler]
 fn metrics_text() -> String {
-    trib_core::service::prometheus().render()
+    trib_ops::render_metrics()
 }
+
+/// The administrator a request's token belongs to (set by the guard).
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub String);
 
 /// Authentication and the body limit, before routing.
 async fn guarded<E: Endpoint>(
@@ -144,13 +176,16 @@ async fn guarded<E: Endpoint>(
     auth: &Auth,
     allowed: &AllowedMethods,
     max_body_bytes: usize,
+    metrics_require_token: bool,
 ) -> poem::Result<Response> {
     let path = req.uri().path().to_string();
-    if path.starts_with("/api/") && !PUBLIC.contains(&path.as_str()) {
+    let protected = path.starts_with("/api/") && !PUBLIC.contains(&path.as_str());
+    if protected || (metrics_require_token && path == "/metrics") {
         let token = bearer(&req, "x-authorization").or_else(|| bearer(&req, "authorization")).ok_or_else(|| {
             ApiError::new(StatusCode::UNAUTHORIZED, "Authentication failed: no token in X-Authorization")
         })?;
-        auth.verify_access(&token)?;
+        let user = auth.verify_access(&token).await?;
+        req.extensions_mut().insert(AdminUser(user));
     }
     let declared = req.header("content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max_body_bytes) {
@@ -206,6 +241,9 @@ impl AllowedMethods {
         }
         for path in ["/api/openapi.json", "/health/live", "/health/ready", "/metrics"] {
             allowed.add(path, "GET, HEAD");
+        }
+        for path in crate::console::paths() {
+            allowed.add(&path, "GET, HEAD");
         }
         allowed
     }

@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use trib_core::topics::TopicNames;
+use trib_queue::topics::TopicNames;
 
 /// Settings of [`crate::Management`].
 #[derive(Debug, Clone)]
@@ -36,6 +36,10 @@ pub struct ManagementConfig {
     /// How often executors announce themselves (`TB_IE_SERVICE_INFO_INTERVAL_MS`, 10 s); an
     /// executor not heard from for three intervals is no longer live.
     pub executor_announce_interval: Duration,
+    /// How often this broker node announces itself on `tbmq.sys.service.info`
+    /// (`TB_SERVICE_INFO_INTERVAL_MS`, ours, 10 s); a node not heard from for three intervals
+    /// is no longer alive in the cluster view.
+    pub node_heartbeat_interval: Duration,
     /// How often long-disabled integrations lose their queue data (`INTEGRATIONS_CLEANUP_PERIOD_SEC`, 10800 s).
     pub cleanup_period: Duration,
     /// How long an integration stays disabled before that (`INTEGRATIONS_CLEANUP_TTL_SEC`,
@@ -53,6 +57,12 @@ pub struct ManagementConfig {
     pub uplink_poll_interval: Duration,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: usize,
+    /// Most topic filters one integration may have (`INTEGRATIONS_MAX_TOPIC_FILTERS`, ours,
+    /// 1000); a save with more is refused with a field error on `topicFilters`.
+    pub max_topic_filters: usize,
+    /// Whether `/metrics` needs an administrator's token like `/api/*`
+    /// (`SECURITY_METRICS_REQUIRE_TOKEN`, ours, false): its series name integration ids.
+    pub metrics_require_token: bool,
 }
 
 /// Credentials of the administrator created at first start.
@@ -84,6 +94,7 @@ impl Default for ManagementConfig {
             jwt_refresh_token_expiration: Duration::from_secs(604_800),
             validation_timeout: Duration::from_secs(20),
             executor_announce_interval: Duration::from_secs(10),
+            node_heartbeat_interval: Duration::from_secs(10),
             cleanup_period: Duration::from_secs(10_800),
             cleanup_ttl: Duration::from_secs(604_800),
             events_ttl_enabled: true,
@@ -92,6 +103,8 @@ impl Default for ManagementConfig {
             events_max_symbols: 4096,
             uplink_poll_interval: Duration::from_millis(100),
             max_body_bytes: default_max_body_bytes(),
+            max_topic_filters: default_max_topic_filters(),
+            metrics_require_token: false,
         }
     }
 }
@@ -105,14 +118,25 @@ fn default_max_body_bytes() -> usize {
     1024 * 1024
 }
 
+/// 1000: far more than a routing rule needs, few enough that one save cannot grow the broker's
+/// subscription trie without bound.
+fn default_max_topic_filters() -> usize {
+    1000
+}
+
 impl ManagementConfig {
     /// The service id, or the host name when none is configured.
     pub fn effective_service_id(&self) -> String {
-        trib_core::config::service_id_or_host_name(&self.service_id, "tbmq")
+        trib_queue::config::service_id_or_host_name(&self.service_id, "tbmq")
     }
 
     /// How long an executor counts as live after its last announcement.
     pub fn executor_liveness(&self) -> Duration {
         self.executor_announce_interval * 3
+    }
+
+    /// How long a broker node counts as alive after its last heartbeat.
+    pub fn node_liveness(&self) -> Duration {
+        self.node_heartbeat_interval * 3
     }
 }

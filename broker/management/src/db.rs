@@ -2,6 +2,7 @@
 //! same code and migrations. The only module that imports sea-orm; it speaks the domain
 //! types of [`crate::model`].
 
+mod credentials;
 mod entity;
 mod migration;
 
@@ -79,8 +80,11 @@ impl Db {
     }
 
     /// A page of integrations; `link.sort` must name one of [`INTEGRATION_SORT_PROPERTIES`].
-    pub async fn integrations(&self, link: &PageLink) -> DbResult<Page<Integration>> {
+    pub async fn integrations(&self, link: &PageLink, integration_type: Option<&str>) -> DbResult<Page<Integration>> {
         let mut query = integration::Entity::find();
+        if let Some(ty) = integration_type.filter(|t| !t.is_empty()) {
+            query = query.filter(integration::Column::IntegrationType.eq(ty.to_ascii_uppercase()));
+        }
         if let Some(text) = link.text_search.as_deref().filter(|t| !t.is_empty()) {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
             query = query.filter(
@@ -225,6 +229,21 @@ impl Db {
     /// Number of administrators.
     pub async fn admin_count(&self) -> DbResult<u64> {
         Ok(admin_user::Entity::find().count(&self.conn).await?)
+    }
+
+    /// Deletes every administrator but `email`; returns the names deleted.
+    pub async fn delete_admins_except(&self, email: &str) -> DbResult<Vec<String>> {
+        let others: Vec<String> = admin_user::Entity::find()
+            .filter(admin_user::Column::Email.ne(email))
+            .all(&self.conn)
+            .await?
+            .into_iter()
+            .map(|u| u.email)
+            .collect();
+        if !others.is_empty() {
+            admin_user::Entity::delete_many().filter(admin_user::Column::Email.ne(email)).exec(&self.conn).await?;
+        }
+        Ok(others)
     }
 
     /// Creates an administrator or replaces their password.

@@ -2,12 +2,12 @@
 //! executor writes each given-up message as a [`DeadLetterProto`] to `<p>tbmq.ie.dlq.<id32>`
 //! before it commits the pack. Here they are read for the REST API and replayed to the
 //! integration's message topic, the replay group `<p>ie-dlq-replay-group-<id32>` remembering how
-//! far. Everything here blocks (Kafka requests) and runs on the blocking pool ([`crate::topics`]).
+//! far. Everything here blocks (Kafka requests) and runs on the blocking pool (called from `topics`).
 
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
-use trib_core::{
+use trib_queue::{
     queue::{wait_delivery, Consumer, ConsumerEvent, Partitioning, Queue, QueueError, QueueResult, TopicPartition},
     topics::TopicNames,
     wire::{DeadLetterProto, PublishIntegrationMsgProto, PublishMsgProto},
@@ -143,7 +143,7 @@ pub fn replay(queue: &dyn Queue, names: &TopicNames, id: Uuid, deadline: Instant
     let mut deliveries = Vec::new();
     let mut next = start;
     if start < end {
-        crate::topics::ensure_msg_blocking(queue, names, id)?;
+        crate::msg_topic::ensure_msg_blocking(queue, names, id)?;
         let (producer, msg_topic) = (queue.producer(), names.msg(id));
         next = read_range(consumer.as_mut(), &tp, start, end, deadline, |_, value| {
             let letter = DeadLetterProto::decode(value).ok();

@@ -5,6 +5,9 @@
 //! * `service` is the save flow: a validation round-trip through an executor, DAO checks, the
 //!   subscription sink, a lifecycle event and the lifecycle record on the downlink topic.
 //! * `uplink` stores executor events and status; `executors` remembers who serves which types.
+//! * `subscriptions` carries integrations' topic filters to every node's trie through the
+//!   compacted `tbmq.client.subscriptions` topic; `cluster` is the nodes' heartbeats on
+//!   `tbmq.sys.service.info` and this node's view of them.
 //! * `tasks` removes queue data of long-disabled integrations and expires old events.
 //!
 //! It does not route MQTT messages: the broker owns the subscription trie and receives an
@@ -12,11 +15,17 @@
 
 mod api;
 mod auth;
+mod cluster;
 pub mod config;
+mod console;
+mod credentials;
 mod db;
 mod dead_letters;
 mod executors;
+mod health;
 mod model;
+mod msg_topic;
+mod secrets;
 mod service;
 mod subscriptions;
 mod tasks;
@@ -40,10 +49,11 @@ use poem::{
     Server,
 };
 use tokio::sync::watch;
-use trib_core::queue::{Queue, QueueError};
+use trib_queue::queue::{Queue, QueueError};
 use uuid::Uuid;
 
 pub use crate::config::{AdminCredentials, ManagementConfig};
+pub use crate::credentials::{BasicCandidates, BasicMatch, CredentialStore, SslMatch, StoreError};
 
 /// Where an integration's topic filters go: the broker's subscription trie.
 /// Called from async code; implementations must not block for long.
@@ -57,6 +67,16 @@ pub trait SubscriptionSink: Send + Sync {
     /// answer from its record of what it set through this sink.
     fn integration_subscriptions(&self, _integration_id: Uuid) -> Option<Vec<String>> {
         None
+    }
+}
+
+impl From<service::ServiceError> for StartError {
+    fn from(e: service::ServiceError) -> Self {
+        match e {
+            service::ServiceError::Queue(e) => StartError::Queue(e),
+            service::ServiceError::Db(e) => StartError::Db(e),
+            other => StartError::Queue(QueueError::Backend(other.to_string())),
+        }
     }
 }
 
@@ -81,6 +101,39 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Management;
 
+/// A readiness check: `Err` carries the one-line reason `/health/ready` answers with.
+pub type ReadinessCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Checks that `/health/ready` runs besides the database ping, added by whoever wires the
+/// process (the all-in-one binary adds its in-process executor's).
+#[derive(Clone, Default)]
+pub struct ReadinessChecks(Arc<std::sync::RwLock<Vec<(String, ReadinessCheck)>>>);
+
+impl std::fmt::Debug for ReadinessChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.0.read().map(|c| c.iter().map(|(n, _)| n.clone()).collect()).unwrap_or_default();
+        f.debug_tuple("ReadinessChecks").field(&names).finish()
+    }
+}
+
+impl ReadinessChecks {
+    /// Adds a check named `name` (the name prefixes its failure reason).
+    pub fn add(&self, name: &str, check: ReadinessCheck) {
+        if let Ok(mut checks) = self.0.write() {
+            checks.push((name.to_string(), check));
+        }
+    }
+
+    /// The first failing check's reason, as `name: reason`.
+    pub fn check(&self) -> Result<(), String> {
+        let checks = self.0.read().map(|c| c.clone()).unwrap_or_default();
+        for (name, check) in checks {
+            check().map_err(|e| format!("{name}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A running management plane.
 pub struct ManagementHandle {
     local_addr: SocketAddr,
@@ -92,6 +145,8 @@ pub struct ManagementHandle {
     threads: Vec<JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     db: db::Db,
+    readiness: ReadinessChecks,
+    cluster: Arc<cluster::Cluster>,
 }
 
 impl std::fmt::Debug for ManagementHandle {
@@ -105,8 +160,9 @@ impl std::fmt::Debug for ManagementHandle {
 
 impl Management {
     /// Connects the database (running migrations), creates the administrator, starts the
-    /// uplink and notifications consumers, restores every integration's subscriptions into
-    /// `subscriptions`, starts the periodic tasks and serves HTTP on `config.bind`.
+    /// uplink and notifications consumers, reads every integration's subscriptions from the
+    /// queue into `subscriptions` (and follows them from then on), announces this node, starts
+    /// the periodic tasks and serves HTTP on `config.bind`.
     pub async fn start(
         config: ManagementConfig,
         queue: Arc<dyn Queue>,
@@ -130,8 +186,7 @@ impl Management {
             stop_threads.clone(),
         )?;
         threads.push(thread);
-        let store =
-            uplink::Store { db: db.clone(), executors: executors.clone(), max_symbols: config.events_max_symbols };
+        let store = uplink::Store { db: db.clone(), max_symbols: config.events_max_symbols };
         let (thread, uplink_task) = uplink::start(
             queue.clone(),
             &config.topics,
@@ -141,6 +196,37 @@ impl Management {
             store,
         )?;
         threads.push(thread);
+        // From here on, a failure must also stop the consumer threads started above.
+        let stop_on_error = |e: StartError| {
+            stop_threads.store(true, Ordering::Relaxed);
+            e
+        };
+        let thread = uplink::start_service_info(
+            queue.clone(),
+            &config.topics,
+            &service_id,
+            config.uplink_poll_interval,
+            stop_threads.clone(),
+            executors.clone(),
+        )
+        .map_err(|e| stop_on_error(e.into()))?;
+        threads.push(thread);
+        let cluster = Arc::new(cluster::Cluster::new(&service_id, config.node_liveness(), executors.clone()));
+        let heartbeats = {
+            let (queue, names, cluster) = (queue.clone(), config.topics.clone(), cluster.clone());
+            let (interval, poll) = (config.node_heartbeat_interval, config.uplink_poll_interval);
+            topics::blocking(move || cluster::Heartbeats::open(queue, &names, cluster, interval, poll)).await
+        };
+        threads.push(heartbeats.and_then(|h| h.spawn(stop_threads.clone())).map_err(|e| stop_on_error(e.into()))?);
+        let subscriptions = subscriptions::Subscriptions::open(
+            queue.clone(),
+            &config.topics,
+            &service_id,
+            subscriptions,
+            config.uplink_poll_interval,
+        )
+        .await
+        .map_err(|e| stop_on_error(e.into()))?;
         let service = Arc::new(service::Service::new(
             db.clone(),
             topics.clone(),
@@ -148,14 +234,11 @@ impl Management {
             executors,
             subscriptions,
             service_id.clone(),
+            config.max_topic_filters,
         ));
-        // From here on, a failure must also stop the consumer threads started above.
-        let stop_on_error = |e: StartError| {
-            stop_threads.store(true, Ordering::Relaxed);
-            e
-        };
         let restored = service.restore_subscriptions().await.map_err(|e| stop_on_error(e.into()))?;
         tracing::info!(integrations = restored, "Integration subscriptions restored.");
+        threads.push(service.follow_subscriptions(stop_threads.clone()).map_err(|e| stop_on_error(e.into()))?);
         let (stop_tasks, stop_rx) = watch::channel(false);
         let mut tasks = vec![uplink_task];
         if !config.cleanup_ttl.is_zero() && !config.cleanup_period.is_zero() {
@@ -184,7 +267,18 @@ impl Management {
             }
         };
         let local_addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied()).unwrap_or(config.bind);
-        let app = api::app(api::State { service, auth }, config.max_body_bytes);
+        cluster.set_listeners(vec![format!("http://{local_addr}")]);
+        let readiness = ReadinessChecks::default();
+        let credentials = Arc::new(credentials::Credentials::new(db.clone(), trib_ops::login::PasswordPool::shared()));
+        let state = api::State {
+            service,
+            auth,
+            credentials,
+            readiness: readiness.clone(),
+            cluster: cluster.clone(),
+            metrics_require_token: config.metrics_require_token,
+        };
+        let app = api::app(state, config.max_body_bytes);
         let (stop_server, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let result = Server::new_with_acceptor(acceptor)
@@ -205,6 +299,8 @@ impl Management {
             threads,
             tasks,
             db,
+            readiness,
+            cluster,
         })
     }
 }
@@ -218,6 +314,23 @@ impl ManagementHandle {
     /// This node's service id.
     pub fn service_id(&self) -> &str {
         &self.service_id
+    }
+
+    /// Sets the listeners this node announces to the cluster (URLs such as `mqtt://host:1883`),
+    /// once the broker has opened them.
+    pub fn set_listeners(&self, listeners: Vec<String>) {
+        let http = format!("http://{}", self.local_addr);
+        self.cluster.set_listeners(std::iter::once(http).chain(listeners).collect());
+    }
+
+    /// The MQTT client credentials the broker checks at every CONNECT (one query each, no cache).
+    pub fn credential_store(&self) -> CredentialStore {
+        CredentialStore::new(self.db.clone())
+    }
+
+    /// What `/health/ready` checks besides the database; add to it.
+    pub fn readiness(&self) -> &ReadinessChecks {
+        &self.readiness
     }
 
     /// Stops the HTTP server (letting requests finish for up to 5 s), the consumers and the

@@ -292,7 +292,7 @@ pub struct TimeWindow {
 }
 
 /// An executor as announced in its service info.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorInfo {
     /// Service id.
     pub service_id: String,
@@ -304,4 +304,39 @@ pub struct ExecutorInfo {
     pub last_seen: i64,
     /// Whether it was heard from recently enough to count as running.
     pub live: bool,
+    /// The drivers behind its types (empty from executors that do not say).
+    pub drivers: Vec<DriverInfo>,
+}
+
+/// A driver an executor announced (ours).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverInfo {
+    /// Integration type (upper case).
+    pub integration_type: String,
+    /// The driver's version.
+    pub driver_version: String,
+    /// The library file on the executor.
+    pub file: String,
+    /// One-line description.
+    pub description: String,
+    /// Capability bits.
+    pub capabilities: u64,
+    /// JSON Schema of its `clientConfiguration`, when it declares one (unparsable text is
+    /// dropped: the executor already refused it as a schema).
+    pub config_schema: Option<serde_json::Value>,
+}
+
+/// An integration type served by live executors (ours): what the console needs to build a form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegrationType {
+    /// Type (upper case).
+    pub integration_type: String,
+    /// Versions of the drivers serving it, sorted.
+    pub driver_versions: Vec<String>,
+    /// Live executors serving it, sorted.
+    pub executors: Vec<String>,
+    /// A description from one of its drivers.
+    pub description: String,
+    /// The configuration schema of the newest driver version that declares one.
+    pub config_schema: Option<serde_json::Value>,
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use prost::Message as _;
 use serde_json::Value;
-use trib_core::{
+use trib_queue::{
     queue::QueueError,
     wire::{
         uuid_to_bits, ComponentLifecycleEvent as Lc, DownlinkIntegrationMsgProto, IntegrationMsgProto, WIRE_VERSION,
@@ -18,11 +18,12 @@ use crate::{
     db::{Db, DbError},
     dead_letters::DeadLetters,
     executors::Executors,
+    health::Health,
     model::{Event, EventBody, EventKind, ExecutorInfo, Integration, IntegrationInput, Page, PageLink},
     subscriptions::Subscriptions,
     topics::Topics,
     validation::{RequestKind, ValidationError, Validator},
-    xss, SubscriptionSink,
+    xss,
 };
 
 /// Why a request failed; the REST layer maps each to a status and TBMQ error code.
@@ -52,6 +53,9 @@ pub enum ServiceError {
         message: String,
         /// `(field, message)`.
         field_errors: Vec<(String, String)>,
+        /// What failed, when the executor says (`CONFIGURATION_INVALID`, `TARGET_UNREACHABLE`,
+        /// `DRIVER_ERROR`).
+        failure: Option<String>,
     },
     /// No executor answered in time (504).
     #[error("{0}")]
@@ -78,6 +82,8 @@ pub struct StatusSummary {
     pub last_error: Option<Event>,
     /// Newest statistics event.
     pub last_stats: Option<Event>,
+    /// The status now, from what executors announce.
+    pub health: Health,
 }
 
 /// The integration service.
@@ -92,6 +98,8 @@ pub struct Service {
     save_lock: tokio::sync::Mutex<()>,
     /// Serializes dead-letter replays on this node, so two calls do not replay the same records.
     replay_lock: tokio::sync::Mutex<()>,
+    /// Most topic filters one integration may have.
+    max_topic_filters: usize,
 }
 
 impl std::fmt::Debug for Service {
@@ -112,10 +120,10 @@ impl Service {
         topics: Arc<Topics>,
         validator: Validator,
         executors: Arc<Executors>,
-        subscriptions: Arc<dyn SubscriptionSink>,
+        subscriptions: Subscriptions,
         service_id: String,
+        max_topic_filters: usize,
     ) -> Self {
-        let subscriptions = Subscriptions::new(subscriptions);
         Service {
             db,
             topics,
@@ -125,19 +133,43 @@ impl Service {
             service_id,
             save_lock: tokio::sync::Mutex::new(()),
             replay_lock: tokio::sync::Mutex::new(()),
+            max_topic_filters,
         }
     }
 
-    /// Puts every stored integration's topic filters into the subscription sink (startup).
+    /// Brings every stored integration's topic filters into the broker's trie (startup): reads
+    /// `tbmq.client.subscriptions` up to now, writes to it what disagrees with the database (the
+    /// topic lost, or a node stopped between a database write and its record), and reads again
+    /// up to now. Returns how many integrations are stored.
     ///
     /// When a type's downlink topic does not exist (the in-memory queue of a restarted
     /// all-in-one process, or a Kafka cluster that lost it), the executors would never learn
     /// about the stored integrations: their lifecycle records are written again from the database.
-    pub async fn restore_subscriptions(&self) -> Result<usize, DbError> {
+    pub async fn restore_subscriptions(&self) -> ServiceResult<usize> {
+        self.subscriptions.catch_up().await?;
         let all = self.db.all_integrations().await?;
+        let mut on_topic = self.subscriptions.applied();
+        let mut corrected = 0;
+        for i in &all {
+            let filters = crate::subscriptions::normalized(i.topic_filters());
+            if on_topic.remove(&i.id).unwrap_or_default() != filters {
+                self.subscriptions.write(i.id, &filters).await?;
+                corrected += 1;
+            }
+        }
+        for gone in on_topic.into_keys() {
+            self.subscriptions.write(gone, &[]).await?;
+            corrected += 1;
+        }
+        if corrected > 0 {
+            tracing::info!(
+                integrations = corrected,
+                "Integration subscriptions written from the database to the queue."
+            );
+            self.subscriptions.catch_up().await?;
+        }
         let mut missing: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
         for i in &all {
-            self.subscriptions.set(i.id, &i.topic_filters());
             let ty = i.integration_type.clone();
             if !missing.contains_key(&ty) {
                 let exists = self.topics.downlink_exists(&ty).await.unwrap_or(true);
@@ -152,6 +184,15 @@ impl Service {
         Ok(all.len())
     }
 
+    /// Starts applying the subscription changes every node writes (after
+    /// [`Service::restore_subscriptions`]).
+    pub fn follow_subscriptions(
+        &self,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<std::thread::JoinHandle<()>, QueueError> {
+        self.subscriptions.follow(stop)
+    }
+
     /// Writes an integration's lifecycle record (UPDATED) to the downlink topic again.
     async fn resend_lifecycle(&self, integration: &Integration) -> ServiceResult<()> {
         self.topics.ensure_msg(integration.id).await?;
@@ -163,9 +204,9 @@ impl Service {
         self.db.integration(id).await?.ok_or(ServiceError::NotFound)
     }
 
-    /// A page of integrations.
-    pub async fn list(&self, link: &PageLink) -> ServiceResult<Page<Integration>> {
-        Ok(self.db.integrations(link).await?)
+    /// A page of integrations, of one type when `integration_type` is given (case-insensitive).
+    pub async fn list(&self, link: &PageLink, integration_type: Option<&str>) -> ServiceResult<Page<Integration>> {
+        Ok(self.db.integrations(link, integration_type).await?)
     }
 
     /// The integration's topic filters in this node's subscriptions (empty when none or unknown).
@@ -173,19 +214,57 @@ impl Service {
         self.subscriptions.get(id)
     }
 
+    /// This node's service id.
+    pub fn service_id(&self) -> &str {
+        &self.service_id
+    }
+
     /// Executors heard from.
     pub fn executors(&self) -> Vec<ExecutorInfo> {
-        self.executors.all(trib_core::now_ms())
+        self.executors.all(trib_queue::now_ms())
+    }
+
+    /// The integration as REST shows it: the secrets of its `clientConfiguration` masked, by
+    /// the configuration schema of its type's driver (see [`crate::secrets`]).
+    pub fn shown(&self, mut integration: Integration) -> Integration {
+        if let Some(schema) = self.executors.config_schema(&integration.integration_type) {
+            if let Some(client) = integration.configuration.get_mut("clientConfiguration") {
+                crate::secrets::mask(client, &schema);
+            }
+        }
+        integration
+    }
+
+    /// Puts the stored secrets back where a saved or checked configuration of an existing
+    /// integration sends their mask (a configuration read over REST and sent back).
+    async fn restore_secrets(&self, candidate: &mut Integration) -> ServiceResult<()> {
+        let Some(schema) = self.executors.config_schema(&candidate.integration_type) else { return Ok(()) };
+        let Some(stored) = self.db.integration(candidate.id).await? else { return Ok(()) };
+        if !stored.integration_type.eq_ignore_ascii_case(&candidate.integration_type) {
+            return Ok(());
+        }
+        if let (Some(client), Some(old)) =
+            (candidate.configuration.get_mut("clientConfiguration"), stored.configuration.get("clientConfiguration"))
+        {
+            crate::secrets::unmask(client, old, &schema);
+        }
+        Ok(())
+    }
+
+    /// Integration types live executors serve, with their configuration schemas.
+    pub fn integration_types(&self) -> Vec<crate::model::IntegrationType> {
+        self.executors.types(trib_queue::now_ms())
     }
 
     /// Saves (creates or updates) an integration after an executor validated it (TBMQ §2.2).
     pub async fn save(&self, input: IntegrationInput) -> ServiceResult<Integration> {
-        let candidate = self.candidate(&input)?;
+        let mut candidate = self.candidate(&input)?;
+        self.restore_secrets(&mut candidate).await?;
         check_fields(&candidate)?;
         self.round_trip(RequestKind::Validate, &candidate).await?;
         let guard = self.save_lock.lock().await;
         let existing = self.check_for_save(&input, &candidate).await?;
-        let now = trib_core::now_ms();
+        let now = trib_queue::now_ms();
         let saved = Integration {
             created_time: existing.as_ref().map_or(now, |e| e.created_time),
             disconnected_time: if candidate.enabled { 0 } else { now },
@@ -202,7 +281,8 @@ impl Service {
 
     /// Asks an executor to connect with this configuration once; nothing is saved (TBMQ §2.3).
     pub async fn check(&self, input: IntegrationInput) -> ServiceResult<()> {
-        let candidate = self.candidate(&input)?;
+        let mut candidate = self.candidate(&input)?;
+        self.restore_secrets(&mut candidate).await?;
         self.round_trip(RequestKind::CheckConnection, &candidate).await
     }
 
@@ -223,7 +303,7 @@ impl Service {
         let mut integration = self.get(id).await?;
         let was = integration.enabled;
         integration.enabled = enabled;
-        integration.disconnected_time = if enabled { 0 } else { trib_core::now_ms() };
+        integration.disconnected_time = if enabled { 0 } else { trib_queue::now_ms() };
         if enabled && !was {
             integration.status = None;
         }
@@ -239,7 +319,7 @@ impl Service {
         if !self.db.delete_integration(id).await? {
             return Err(ServiceError::NotFound);
         }
-        self.subscriptions.remove(id);
+        self.subscriptions.remove(id).await?;
         self.lifecycle_event(id, Lc::Deleted).await?;
         let (msb, lsb) = uuid_to_bits(id);
         let msg = IntegrationMsgProto {
@@ -283,8 +363,36 @@ impl Service {
             last_lifecycle: self.db.last_event(id, EventKind::Lifecycle).await?,
             last_error: self.db.last_event(id, EventKind::Error).await?,
             last_stats: self.db.last_event(id, EventKind::Stats).await?,
+            health: self.health(&integration),
             integration,
         })
+    }
+
+    /// The delivery figures of integration `id` over the last 15 minutes, oldest first, from
+    /// the announcements of the executors that ran it.
+    pub async fn delivery_history(&self, id: Uuid) -> ServiceResult<Vec<crate::health::Point>> {
+        self.get(id).await?;
+        Ok(crate::health::rates(&self.executors.history(id, trib_queue::now_ms())))
+    }
+
+    /// The status now of the integrations among `ids` that exist, in the order asked.
+    pub async fn states(&self, ids: &[Uuid]) -> ServiceResult<Vec<(Uuid, Health)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if let Some(integration) = self.db.integration(id).await? {
+                out.push((id, self.health(&integration)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The status of `integration` now: Active only while a live executor runs it and its
+    /// deliveries succeed, otherwise the reason (see [`crate::health`]).
+    pub fn health(&self, integration: &Integration) -> Health {
+        let now = trib_queue::now_ms();
+        let delivery = self.executors.delivery(integration.id, now);
+        let served = self.executors.serves(&integration.integration_type, now);
+        crate::health::derive(integration, delivery, served, now)
     }
 
     /// Name and type checks, then the integration as it would be saved (TBMQ §2.2 step 1).
@@ -312,8 +420,8 @@ impl Service {
 
     async fn round_trip(&self, kind: RequestKind, candidate: &Integration) -> ServiceResult<()> {
         let ty = &candidate.integration_type;
-        if !self.executors.serves(ty, trib_core::now_ms()) {
-            let live = self.executors.live_types(trib_core::now_ms());
+        if !self.executors.serves(ty, trib_queue::now_ms()) {
+            let live = self.executors.live_types(trib_queue::now_ms());
             let known = if live.is_empty() { "none".to_string() } else { live.join(", ") };
             return Err(ServiceError::TypeNotServed(format!(
                 "Integration type '{ty}' is not served by any running integration executor (types served now: {known})"
@@ -330,8 +438,8 @@ impl Service {
                 },
                 wait.as_secs_f64()
             ))),
-            Err(ValidationError::Rejected { message, field_errors, .. }) => {
-                Err(ServiceError::Rejected { message, field_errors })
+            Err(ValidationError::Rejected { message, field_errors, failure, .. }) => {
+                Err(ServiceError::Rejected { message, field_errors, failure })
             }
             Err(ValidationError::Queue(e)) => Err(ServiceError::Queue(e)),
         }
@@ -353,12 +461,24 @@ impl Service {
         match candidate.configuration.get("topicFilters") {
             None | Some(Value::Null) => return invalid("Topic filters should be specified!"),
             Some(Value::Array(filters)) => {
+                if filters.len() > self.max_topic_filters {
+                    let why =
+                        format!("must hold at most {} topic filters (got {})", self.max_topic_filters, filters.len());
+                    return Err(topic_filters_error(why));
+                }
                 for f in filters {
                     let Some(f) = f.as_str() else {
                         return invalid("Topic filters should be strings!");
                     };
                     if let Err(why) = validate_topic_filter(f) {
                         return Err(ServiceError::InvalidArgument(format!("Topic filter '{f}' is invalid: {why}")));
+                    }
+                    if f.starts_with("$share/") {
+                        // The broker refuses shared filters for integrations: saved, it would
+                        // never receive a message.
+                        return Err(topic_filters_error(format!(
+                            "shared subscription '{f}' cannot be an integration's topic filter"
+                        )));
                     }
                 }
             }
@@ -387,7 +507,7 @@ impl Service {
     /// After a save, restart or enable/disable: message topic, subscriptions, LC event, downlink.
     async fn publish(&self, integration: &Integration, event: Lc) -> ServiceResult<()> {
         self.topics.ensure_msg(integration.id).await?;
-        self.subscriptions.set(integration.id, &integration.topic_filters());
+        self.subscriptions.set(integration.id, &integration.topic_filters()).await?;
         self.lifecycle_event(integration.id, event).await?;
         self.send_downlink(&integration.integration_type, integration.id, lifecycle_msg(integration, event)).await
     }
@@ -395,7 +515,7 @@ impl Service {
     async fn lifecycle_event(&self, id: Uuid, event: Lc) -> ServiceResult<()> {
         let e = Event {
             id: Uuid::new_v4(),
-            ts: trib_core::now_ms(),
+            ts: trib_queue::now_ms(),
             entity_id: id,
             service_id: self.service_id.clone(),
             body: EventBody::Lifecycle { event: event.name().into(), success: true, error: None },
@@ -431,6 +551,15 @@ fn check_fields(candidate: &Integration) -> ServiceResult<()> {
     }
     let details: Vec<String> = field_errors.iter().map(|(field, message)| format!("{field} {message}")).collect();
     Err(ServiceError::InvalidFields { message: format!("Validation error: {}", details.join(", ")), field_errors })
+}
+
+/// A refusal of the `topicFilters` field (ours: the cap and shared filters), in the shape of
+/// [`check_fields`]'s errors.
+fn topic_filters_error(message: String) -> ServiceError {
+    ServiceError::InvalidFields {
+        message: format!("Validation error: topicFilters {message}"),
+        field_errors: vec![("topicFilters".to_string(), message)],
+    }
 }
 
 /// TBMQ's `validateTopicFilter` with the defaults (no segment limit, a bare `#` allowed).

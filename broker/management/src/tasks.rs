@@ -20,7 +20,7 @@ pub fn spawn_cleanup(
     every(period, Duration::ZERO, stop, move || {
         let (db, topics) = (db.clone(), topics.clone());
         async move {
-            if let Err(e) = cleanup_once(&db, &topics, ttl, trib_core::now_ms()).await {
+            if let Err(e) = cleanup_once(&db, &topics, ttl, trib_queue::now_ms()).await {
                 tracing::warn!(error = %e, "Integration cleanup failed.");
             }
         }
@@ -55,7 +55,7 @@ pub fn spawn_event_ttl(
     every(interval, interval, stop, move || {
         let db = db.clone();
         async move {
-            let expired = trib_core::now_ms() - ttl.as_millis() as i64;
+            let expired = trib_queue::now_ms() - ttl.as_millis() as i64;
             match db.delete_events_before(expired).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "Expired events deleted."),

@@ -4,9 +4,14 @@
 
 mod api_shape;
 mod auth;
+mod cluster;
+mod credentials;
 mod dead_letters;
 mod events;
 mod integrations;
+mod readiness;
+mod secrets;
+mod status;
 mod strict_bodies;
 mod subscriptions;
 mod support;

@@ -6,13 +6,16 @@
 use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use parking_lot::Mutex;
-use trib_core::{
-    queue::{Partitioning, Queue, QueueError, QueueResult, TopicPartition, TopicSpec},
+use trib_queue::{
+    queue::{Partitioning, Queue, QueueError, QueueResult, TopicSpec},
     topics::TopicNames,
 };
 use uuid::Uuid;
 
-use crate::dead_letters::{self, DeadLetters};
+use crate::{
+    dead_letters::{self, DeadLetters},
+    msg_topic::ensure_msg_blocking,
+};
 
 /// Topic names plus the queue.
 pub struct Topics {
@@ -131,21 +134,7 @@ impl Topics {
     }
 }
 
-/// [`Topics::ensure_msg`] on the calling thread.
-pub fn ensure_msg_blocking(queue: &dyn Queue, names: &TopicNames, integration_id: Uuid) -> QueueResult<()> {
-    let spec = names.msg_spec(integration_id)?;
-    let group = names.msg_group(integration_id);
-    let client_id = format!("{}ie-msg-offset-init", names.prefix);
-    queue.create_topic(&spec)?;
-    let tp = TopicPartition::new(spec.name.clone(), 0);
-    let mut consumer = queue.assign(&group, &client_id, &tp)?;
-    if consumer.committed(&tp)?.is_none() {
-        let (_, end) = consumer.watermarks(&tp)?;
-        consumer.commit(&tp, end)?;
-    }
-    Ok(())
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> QueueResult<T> + Send + 'static) -> QueueResult<T> {
+/// Runs a blocking queue call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> QueueResult<T> + Send + 'static) -> QueueResult<T> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(QueueError::Backend(format!("queue task failed: {e}"))))
 }

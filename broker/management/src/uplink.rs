@@ -1,9 +1,13 @@
-//! The uplink consumer (`tbmq.ie.uplink`, group `ie-uplink-consumer-group`): stores executor
-//! events (id and time assigned on receipt, error text truncated), updates integration status
-//! from lifecycle events, and records executor announcements.
+//! The uplink consumers of `tbmq.ie.uplink`:
 //!
-//! A blocking consumer thread hands each batch to an async task and commits only after the
-//! task has stored it, so a crash re-delivers rather than loses events.
+//! * events, through the group `ie-uplink-consumer-group` that every broker node shares, so
+//!   each event is stored once per cluster: id and time assigned on receipt, error text
+//!   truncated, integration status updated from lifecycle events. A blocking consumer thread
+//!   hands each batch to an async task and commits only after the task has stored it, so a
+//!   crash re-delivers rather than loses events.
+//! * executors' service info, through a group of this node's own
+//!   (`ie-uplink-service-info-consumer-group-<serviceId>`), so every node hears every executor
+//!   (TBMQ shares one group for both, so each node hears only some executors). It skips events.
 
 use std::{
     sync::{
@@ -16,8 +20,8 @@ use std::{
 
 use prost::Message as _;
 use tokio::sync::{mpsc, oneshot};
-use trib_core::{
-    queue::{ConsumerEvent, Queue, QueueError, Record},
+use trib_queue::{
+    queue::{Consumer, ConsumerEvent, Queue, QueueError, Record, TopicPartition},
     topics::TopicNames,
     wire::{uuid_from_bits, IntegrationEventProto, UplinkIntegrationMsgProto},
 };
@@ -31,7 +35,7 @@ use crate::{
 
 type Batch = (Vec<Record>, oneshot::Sender<()>);
 
-/// Starts the consumer thread and the task that stores what it reads.
+/// Starts the events consumer thread and the task that stores what it reads.
 pub fn start(
     queue: Arc<dyn Queue>,
     topics: &TopicNames,
@@ -42,7 +46,7 @@ pub fn start(
 ) -> Result<(JoinHandle<()>, tokio::task::JoinHandle<()>), QueueError> {
     queue.create_topic(&topics.uplink_spec()?)?;
     let client_id = format!("{}ie-uplink-consumer-{service_id}", topics.prefix);
-    let mut consumer = queue.subscribe(&topics.uplink_group(), &client_id, &[topics.uplink()])?;
+    let consumer = queue.subscribe(&topics.uplink_group(), &client_id, &[topics.uplink()])?;
     let (tx, mut rx) = mpsc::channel::<Batch>(4);
     let task = tokio::spawn(async move {
         while let Some((records, done)) = rx.recv().await {
@@ -52,14 +56,56 @@ pub fn start(
             let _ = done.send(());
         }
     });
-    let thread = std::thread::Builder::new()
-        .name("mgmt-uplink".into())
+    let thread = spawn_committing("mgmt-uplink", consumer, poll, stop, move |records| {
+        let (done_tx, done_rx) = oneshot::channel();
+        tx.blocking_send((records, done_tx)).is_ok() && done_rx.blocking_recv().is_ok()
+    })?;
+    Ok((thread, task))
+}
+
+/// Starts this node's consumer of executors' service info (every partition of the uplink topic,
+/// from where this node left off; announcements older than the liveness are skipped).
+pub fn start_service_info(
+    queue: Arc<dyn Queue>,
+    topics: &TopicNames,
+    service_id: &str,
+    poll: Duration,
+    stop: Arc<AtomicBool>,
+    executors: Arc<Executors>,
+) -> Result<JoinHandle<()>, QueueError> {
+    queue.create_topic(&topics.uplink_spec()?)?;
+    let client_id = format!("{}ie-uplink-service-info-consumer-{service_id}", topics.prefix);
+    let consumer = queue.subscribe(&topics.uplink_service_info_group(service_id), &client_id, &[topics.uplink()])?;
+    // Commits say only where to resume after a restart: nothing is lost by a failed one.
+    spawn_committing("mgmt-service-info", consumer, poll, stop, move |records| {
+        for r in &records {
+            if let Ok(UplinkIntegrationMsgProto { service_info_proto: Some(info), .. }) =
+                UplinkIntegrationMsgProto::decode(r.value.as_ref())
+            {
+                executors.announce(&info, trib_queue::now_ms());
+            }
+        }
+        true
+    })
+}
+
+/// Runs `consumer` on a thread called `name` until `stop`: hands every batch of records to
+/// `handle`, then commits past it; `handle` returns `false` to end the thread without a commit.
+fn spawn_committing(
+    name: &'static str,
+    mut consumer: Box<dyn Consumer>,
+    poll: Duration,
+    stop: Arc<AtomicBool>,
+    mut handle: impl FnMut(Vec<Record>) -> bool + Send + 'static,
+) -> Result<JoinHandle<()>, QueueError> {
+    std::thread::Builder::new()
+        .name(name.into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let events = match consumer.poll(poll, 500) {
                     Ok(e) => e,
                     Err(e) => {
-                        tracing::warn!(error = %e, "Uplink poll failed.");
+                        tracing::warn!(consumer = name, error = %e, "Uplink poll failed.");
                         std::thread::sleep(poll);
                         continue;
                     }
@@ -68,25 +114,29 @@ pub fn start(
                     let ConsumerEvent::Records(records) = event else {
                         continue;
                     };
-                    let mut next: Vec<_> = Vec::new();
-                    for r in &records {
-                        next.retain(|(tp, _)| tp != &r.tp);
-                        next.push((r.tp.clone(), r.offset + 1));
-                    }
-                    let (done_tx, done_rx) = oneshot::channel();
-                    if tx.blocking_send((records, done_tx)).is_err() || done_rx.blocking_recv().is_err() {
+                    let next = next_offsets(&records);
+                    if !handle(records) {
                         return;
                     }
                     for (tp, offset) in next {
                         if let Err(e) = consumer.commit(&tp, offset) {
-                            tracing::warn!(partition = %tp, error = %e, "Uplink commit failed.");
+                            tracing::warn!(consumer = name, partition = %tp, error = %e, "Uplink commit failed.");
                         }
                     }
                 }
             }
         })
-        .map_err(|e| QueueError::Backend(format!("cannot start the uplink thread: {e}")))?;
-    Ok((thread, task))
+        .map_err(|e| QueueError::Backend(format!("cannot start the {name} thread: {e}")))
+}
+
+/// The offset to commit per partition after `records`.
+fn next_offsets(records: &[Record]) -> Vec<(TopicPartition, i64)> {
+    let mut next: Vec<(TopicPartition, i64)> = Vec::new();
+    for r in records {
+        next.retain(|(tp, _)| tp != &r.tp);
+        next.push((r.tp.clone(), r.offset + 1));
+    }
+    next
 }
 
 /// Where uplink records go.
@@ -94,8 +144,6 @@ pub fn start(
 pub struct Store {
     /// The database.
     pub db: Db,
-    /// The executor registry.
-    pub executors: Arc<Executors>,
     /// Longest stored error text, in characters.
     pub max_symbols: usize,
 }
@@ -110,10 +158,7 @@ impl Store {
                 return;
             }
         };
-        let now = trib_core::now_ms();
-        if let Some(info) = &msg.service_info_proto {
-            self.executors.announce(info, now);
-        }
+        let now = trib_queue::now_ms();
         if let Some(event) = msg.event_proto {
             if let Err(e) = self.store_event(event, now).await {
                 tracing::warn!(error = %e, "Uplink event was not stored.");

@@ -19,7 +19,7 @@ use std::{
 use parking_lot::Mutex;
 use prost::Message as _;
 use tokio::sync::oneshot;
-use trib_core::{
+use trib_queue::{
     queue::{ConsumerEvent, Partitioning, Queue, QueueError, TopicPartition},
     topics::TopicNames,
     wire::{
@@ -64,6 +64,9 @@ pub enum ValidationError {
         field_errors: Vec<(String, String)>,
         /// Which executor answered.
         executor: String,
+        /// What failed (`CONFIGURATION_INVALID`, `TARGET_UNREACHABLE`, `DRIVER_ERROR`), when the
+        /// executor says.
+        failure: Option<String>,
     },
     /// The request could not be queued.
     #[error("cannot send the request: {0}")]
@@ -159,7 +162,7 @@ impl Validator {
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(request_id, Pending { answer: tx, expires: Instant::now() + self.timeout });
         let _guard = PendingGuard(&self.pending, request_id);
-        let now = trib_core::now_ms();
+        let now = trib_queue::now_ms();
         let (msb, lsb) = uuid_to_bits(request_id);
         let (imsb, ilsb) = uuid_to_bits(integration.id);
         let request = IntegrationValidationRequestProto {
@@ -207,6 +210,7 @@ impl Validator {
                 message: error.unwrap_or_else(|| "invalid configuration".into()),
                 field_errors: fields.into_iter().map(|f| (f.field, f.message)).collect(),
                 executor: response.executor_service_id,
+                failure: response.failure,
             }),
         }
     }

@@ -97,3 +97,40 @@ fn covering() {
     let c = acl.for_client(Principal::Anonymous, "x");
     assert!(c.can_subscribe("$share/g/a/b") && !c.can_subscribe("$share/g/b"));
 }
+
+/// Whether a client connecting as `principal` may publish to `topic`, with `rules` (`None`: no
+/// ACL configured).
+fn check_publish(principal: Principal<'_>, rules: Option<&str>, topic: &str, allowed: bool) {
+    let acl = rules.map(|r| Acl::parse(r).expect("parses"));
+    let authz = Authorization::new(principal, "c", acl.as_ref());
+    assert_eq!(authz.can_publish(topic), allowed, "{principal:?} {rules:?} {topic}");
+}
+
+#[test]
+fn anonymous_clients_never_publish_to_sys() {
+    check_publish(Principal::Anonymous, None, "$SYS/broker/uptime", false);
+    check_publish(Principal::Anonymous, None, "$SYS", false);
+    check_publish(Principal::Anonymous, Some("topic write $SYS/#\ntopic write #"), "$SYS/x", false);
+    check_publish(Principal::Anonymous, Some("pattern write $SYS/%c"), "$SYS/c", false);
+    check_publish(Principal::Anonymous, None, "$SYSTEM/x", true);
+    check_publish(Principal::Anonymous, None, "a/$SYS/x", true);
+    check_publish(Principal::Anonymous, None, "sensors/1", true);
+}
+
+#[test]
+fn authenticated_clients_publish_to_sys_as_the_rules_say() {
+    check_publish(Principal::User("alice"), None, "$SYS/x", true);
+    check_publish(Principal::Certificate("dev"), None, "$SYS/x", true);
+    check_publish(Principal::User("alice"), Some("user alice\ntopic write $SYS/alice/#"), "$SYS/alice/up", true);
+    check_publish(Principal::User("alice"), Some("user alice\ntopic write $SYS/alice/#"), "$SYS/other", false);
+    check_publish(Principal::User("alice"), Some("user alice\ntopic write #"), "$SYS/x", false);
+}
+
+#[test]
+fn subscribing_to_sys_is_left_to_the_rules() {
+    let authz = Authorization::new(Principal::Anonymous, "c", None);
+    assert!(authz.can_subscribe("$SYS/#"));
+    let rules = Acl::parse("topic read public/#").expect("parses");
+    let authz = Authorization::new(Principal::Anonymous, "c", Some(&rules));
+    assert!(authz.can_subscribe("public/a") && !authz.can_subscribe("$SYS/#"));
+}

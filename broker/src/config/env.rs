@@ -54,6 +54,8 @@ impl BrokerConfig {
         set!("MQTT_TOPIC_ALIAS_MAX", m.topic_alias_max);
         set!("MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT", m.min_length_for_alias_replacement);
         set!("MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_LIMIT", m.max_queued_messages);
+        set!("MQTT_SESSION_QUEUE_MAX_BYTES", m.max_queued_bytes);
+        set!("MQTT_SESSIONS_MEMORY_BUDGET_BYTES", m.sessions_memory_budget_bytes);
         set!("MQTT_CLIENT_SESSION_EXPIRY_MAX_EXPIRY_INTERVAL", m.max_session_expiry_sec);
         set!("MQTT_3_1_MAX_CLIENT_ID_LENGTH", m.max_client_id_length_v31);
         set!("MQTT_CONNECT_TIMEOUT_MS", m.connect_timeout_ms);

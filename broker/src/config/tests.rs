@@ -122,7 +122,7 @@ fn acl_errors_and_defaults() {
 #[test]
 fn distribution_file_defaults_are_the_broker_defaults() {
     let text = include_str!("../../../dist/config/tbmq.yml");
-    let settings = trib_core::settings::Settings::parse(text, Default::default()).expect("file parses");
+    let settings = trib_ops::settings::Settings::parse(text, Default::default()).expect("file parses");
     for key in [
         "LISTENER_SSL_CLIENT_AUTH",
         "LISTENER_SSL_PEM_CLIENT_CA",
@@ -133,6 +133,7 @@ fn distribution_file_defaults_are_the_broker_defaults() {
         "SECURITY_MQTT_ACL",
         "SECURITY_MQTT_ACL_FILE",
         "MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT",
+        "INTEGRATIONS_MAX_TOPIC_FILTERS",
     ] {
         assert!(settings.lookup(key).is_some(), "{key} is missing from dist/config/tbmq.yml");
     }
@@ -142,4 +143,28 @@ fn distribution_file_defaults_are_the_broker_defaults() {
     assert_eq!(c.listener, defaults.listener);
     assert_eq!(c.security, defaults.security);
     assert_eq!(c.mqtt.min_length_for_alias_replacement, defaults.mqtt.min_length_for_alias_replacement);
+    let management = crate::service::management_config(&|k| settings.lookup(k)).expect("valid");
+    assert_eq!(management.max_topic_filters, trib_management::ManagementConfig::default().max_topic_filters);
+    let capped = crate::service::management_config(&|k| {
+        if k == "INTEGRATIONS_MAX_TOPIC_FILTERS" {
+            Some("5".to_owned())
+        } else {
+            settings.lookup(k)
+        }
+    });
+    assert_eq!(capped.expect("valid").max_topic_filters, 5);
+    assert_eq!(management.node_heartbeat_interval, std::time::Duration::from_secs(10), "tbmq.yml's default");
+    let settings = &settings;
+    let heartbeat = |value: &'static str| {
+        crate::service::management_config(&move |k: &str| {
+            if k == "TB_SERVICE_INFO_INTERVAL_MS" {
+                Some(value.to_owned())
+            } else {
+                settings.lookup(k)
+            }
+        })
+    };
+    assert_eq!(heartbeat("250").expect("valid").node_heartbeat_interval, std::time::Duration::from_millis(250));
+    let zero = heartbeat("0").expect_err("a zero interval would spin");
+    assert_eq!((zero.name.as_str(), zero.reason.as_str()), ("TB_SERVICE_INFO_INTERVAL_MS", "must be above zero"));
 }

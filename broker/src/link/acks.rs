@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::{inbound::Outcome, Close, Link};
 use crate::protocol::QoS;
-use crate::router::Handovers;
+use crate::router::{Handovers, NotStored};
 
 /// At most this many acknowledgements wait per connection; past it the connection stops reading
 /// until the queue catches up (back-pressure instead of unbounded memory).
@@ -21,7 +21,10 @@ pub(super) struct WaitingAck {
     qos: QoS,
     pkid: u16,
     outcome: Outcome,
-    waits: Vec<oneshot::Receiver<Result<(), String>>>,
+    waits: Vec<oneshot::Receiver<Result<(), NotStored>>>,
+    /// Counted in `Link::waiting_outside_qos2`: a QoS 1 message, or a QoS 2 one whose packet id
+    /// is not among the session's incoming QoS 2 ids (refused), for the receive maximum.
+    outside_qos2: bool,
 }
 
 impl Link {
@@ -42,17 +45,16 @@ impl Link {
         if qos == QoS::AtMostOnce {
             return Ok(());
         }
-        let outcome = match handovers.failed {
-            Some(why) if outcome == Outcome::Accepted => {
-                tracing::debug!(pkid, reason = %why, "Message not stored for an integration; acknowledged with an error.");
-                Outcome::NotStored
-            }
-            _ => outcome,
-        };
+        let mut outcome = outcome;
+        if let Some(why) = &handovers.failed {
+            record_failure(pkid, &mut outcome, why);
+        }
         if handovers.pending.is_empty() && self.waiting_acks.is_empty() {
             return self.send_ack(qos, pkid, outcome);
         }
-        self.waiting_acks.push_back(WaitingAck { qos, pkid, outcome, waits: handovers.pending });
+        let outside_qos2 = qos == QoS::AtLeastOnce || !self.session.state.lock().incoming_qos2.contains(&pkid);
+        self.waiting_outside_qos2 += usize::from(outside_qos2);
+        self.waiting_acks.push_back(WaitingAck { qos, pkid, outcome, waits: handovers.pending, outside_qos2 });
         self.release_acks()
     }
 
@@ -68,7 +70,7 @@ impl Link {
                 }
                 Err(oneshot::error::TryRecvError::Empty) => true,
                 Err(oneshot::error::TryRecvError::Closed) => {
-                    record_failure(*pkid, outcome, "the queue dropped the record's confirmation");
+                    record_failure(*pkid, outcome, &NotStored::new("the queue dropped the record's confirmation"));
                     false
                 }
             });
@@ -76,6 +78,7 @@ impl Link {
                 return Ok(());
             }
             let done = self.waiting_acks.pop_front().expect("front exists");
+            self.waiting_outside_qos2 -= usize::from(done.outside_qos2);
             self.send_ack(done.qos, done.pkid, done.outcome)?;
         }
         Ok(())
@@ -96,14 +99,18 @@ pub(super) async fn first_settled(acks: &mut VecDeque<WaitingAck>) {
     match result {
         Ok(Ok(())) => {}
         Ok(Err(why)) => record_failure(front.pkid, &mut front.outcome, &why),
-        Err(_) => record_failure(front.pkid, &mut front.outcome, "the queue dropped the record's confirmation"),
+        Err(_) => record_failure(
+            front.pkid,
+            &mut front.outcome,
+            &NotStored::new("the queue dropped the record's confirmation"),
+        ),
     }
 }
 
-fn record_failure(pkid: u16, outcome: &mut Outcome, why: &str) {
+fn record_failure(pkid: u16, outcome: &mut Outcome, why: &NotStored) {
     if *outcome == Outcome::Accepted {
         // The queue side has logged and counted the failure; this is the client's view of it.
         tracing::debug!(pkid, reason = %why, "Message not stored for an integration; acknowledged with an error.");
-        *outcome = Outcome::NotStored;
+        *outcome = if why.quota_exceeded { Outcome::QuotaExceeded } else { Outcome::NotStored };
     }
 }

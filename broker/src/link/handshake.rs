@@ -13,12 +13,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Context, Established, Io};
-use crate::acl::Principal;
-use crate::auth::{AuthDecision, AuthRequest};
+use crate::acl::{Authorization, Principal};
+use crate::auth::{AuthDecision, AuthRequest, TopicRules};
 use crate::message::{now_ms, PublishedMessage};
-use crate::protocol::{self, packets, Codec, ConnectRequest, HandshakeError, ProtocolVersion, QoS};
+use crate::protocol::{self, packets, reason, Codec, ConnectRequest, HandshakeError, ProtocolVersion, QoS};
 use crate::router::topic;
-use crate::session::registry::Will;
+use crate::sessions::Will;
 
 use packets::ConnectReturnCode as Code;
 
@@ -57,6 +57,11 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite>(
         Ok(est) => Some(est),
         Err(code) => {
             tracing::debug!(%peer, code = ?code, "Connection refused.");
+            match code {
+                Code::BadUserNamePassword => ctx.metrics().auth_failed(true),
+                Code::NotAuthorized => ctx.metrics().auth_failed(false),
+                _ => {}
+            }
             let mut out = BytesMut::new();
             let connack = packets::ConnAck { session_present: false, code, properties: None };
             let _ = codec.encode(&packets::Packet::ConnAck(connack), &mut out);
@@ -69,9 +74,13 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite>(
 async fn refuse_undecodable<S: AsyncRead + AsyncWrite>(io: &mut Io<S>, e: &HandshakeError) {
     let reply: &[u8] = match e {
         // CONNACK with 3.1.1 return code 1, "unacceptable protocol version".
-        HandshakeError::UnsupportedProtocol { .. } => &[0x20, 0x02, 0x00, 0x01],
-        // MQTT 5 CONNACK with reason 0x81, "malformed packet", no properties.
-        HandshakeError::Malformed { version: ProtocolVersion::V5, .. } => &[0x20, 0x03, 0x00, 0x81, 0x00],
+        HandshakeError::UnsupportedProtocol { .. } => {
+            &[reason::CONNACK_HEADER, 0x02, 0x00, reason::V3_UNACCEPTABLE_PROTOCOL_VERSION]
+        }
+        // MQTT 5 CONNACK with reason "malformed packet", no properties.
+        HandshakeError::Malformed { version: ProtocolVersion::V5, .. } => {
+            &[reason::CONNACK_HEADER, 0x03, 0x00, reason::MALFORMED_PACKET, 0x00]
+        }
         _ => return,
     };
     let _ = io.writer.write_all(reply).await;
@@ -94,19 +103,15 @@ async fn establish(
         return Err(Code::ProtocolError);
     }
     let will = req.will.as_ref().map(|w| build_will(w, &client_id, s.retain_available)).transpose()?;
-    authenticate(&req, &client_id, peer, certificate_cn.clone(), ctx).await?;
-    let acl = ctx.settings.acl.as_ref().map(|rules| {
-        let principal = match (&certificate_cn, &req.login) {
-            (Some(cn), _) => Principal::Certificate(cn),
-            (None, Some(login)) => Principal::User(&login.username),
-            (None, None) => Principal::Anonymous,
-        };
-        rules.for_client(principal, &client_id)
-    });
-    if let (Some(acl), Some(will)) = (&acl, &will) {
-        if !acl.can_publish(&will.msg.topic) {
-            return Err(Code::NotAuthorized);
-        }
+    let rules = authenticate(&req, &client_id, peer, certificate_cn.clone(), ctx).await?;
+    let principal = match (&certificate_cn, &req.login) {
+        (Some(cn), _) => Principal::Certificate(cn),
+        (None, Some(login)) => Principal::User(&login.username),
+        (None, None) => Principal::Anonymous,
+    };
+    let authz = Authorization::new(principal, &client_id, ctx.settings.acl.as_deref()).with_rules(rules);
+    if will.as_ref().is_some_and(|will| !authz.can_publish(&will.msg.topic)) {
+        return Err(Code::NotAuthorized);
     }
     let slot = ctx.connections.acquire(s.max_connections).ok_or(Code::QuotaExceeded)?;
 
@@ -119,7 +124,7 @@ async fn establish(
     let expiry = requested_expiry.min(s.max_session_expiry);
     let (keep_alive, server_keep_alive) = keep_alive(v5, req.connect.keep_alive, s.max_keep_alive);
     let client_id: Arc<str> = client_id.into();
-    let attached = ctx.sessions.attach(&ctx.router, &client_id, req.connect.clean_start, expiry, s.max_queued);
+    let attached = ctx.sessions.attach(&ctx.router, &client_id, req.connect.clean_start, expiry, &ctx.limits);
     let out_window = if v5 {
         props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX).min(s.max_in_flight)
     } else {
@@ -167,7 +172,7 @@ async fn establish(
         connect_expiry: requested_expiry,
         outbuf,
         slot,
-        acl,
+        authz,
     })
 }
 
@@ -183,6 +188,11 @@ fn client_id(req: &ConnectRequest, max_v31: usize) -> Result<(String, Option<Str
         return Ok((generated, announce));
     }
     if req.version == ProtocolVersion::V31 && id.len() > max_v31 {
+        return Err(Code::ClientIdentifierNotValid);
+    }
+    // MQTT forbids U+0000 in strings (1.5.4); in a client id it would also end the id early in
+    // anything that reads it as a C string (logs, ACL patterns, other brokers in a bridge).
+    if id.contains('\0') {
         return Err(Code::ClientIdentifierNotValid);
     }
     Ok((id.clone(), None))
@@ -204,13 +214,14 @@ fn keep_alive(v5: bool, requested: u16, max: u16) -> (u16, Option<u16>) {
     }
 }
 
+/// Asks the authenticator; the topic rules of the credentials the client authenticated with.
 async fn authenticate(
     req: &ConnectRequest,
     client_id: &str,
     peer: SocketAddr,
     certificate_cn: Option<String>,
     ctx: &Context,
-) -> Result<(), Code> {
+) -> Result<Option<Arc<TopicRules>>, Code> {
     let request = AuthRequest {
         certificate_cn,
         client_id: client_id.to_owned(),
@@ -218,12 +229,9 @@ async fn authenticate(
         password: req.login.as_ref().map(|l| l.password.clone().into_bytes()),
         peer,
     };
-    let authenticator = Arc::clone(&ctx.authenticator);
-    let decision = tokio::task::spawn_blocking(move || authenticator.authenticate(&request))
-        .await
-        .unwrap_or(AuthDecision::NotAuthorized);
-    match decision {
-        AuthDecision::Allow => Ok(()),
+    match ctx.authenticator.authenticate(&request).await {
+        AuthDecision::Allow => Ok(None),
+        AuthDecision::AllowWith(rules) => Ok(Some(rules)),
         AuthDecision::BadCredentials => Err(Code::BadUserNamePassword),
         AuthDecision::NotAuthorized => Err(Code::NotAuthorized),
     }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::{Close, Link};
 use crate::message::{now_ms, PublishedMessage, RoutedMessage};
-use crate::protocol::{packets, QoS};
+use crate::protocol::{packets, reason, QoS};
 use crate::router::{topic, Handovers, RetainHandling, SubOptions};
 use crate::session::Delivery;
 
@@ -32,46 +32,50 @@ impl Link {
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::PingReq(_) => self.send(&Packet::PingResp(packets::PingResp)),
             Packet::Disconnect(d) => Err(self.on_disconnect(&d)),
-            other => Err(Close::Protocol(0x82, format!("unexpected packet {:?}", std::mem::discriminant(&other)))),
+            other => Err(Close::Protocol(
+                reason::PROTOCOL_ERROR,
+                format!("unexpected packet {:?}", std::mem::discriminant(&other)),
+            )),
         }
     }
 
     /// Encodes a control packet into the output buffer.
     pub(super) fn send(&mut self, packet: &Packet) -> Result<(), Close> {
-        self.codec.encode(packet, &mut self.out).map_err(|e| Close::Protocol(0x83, e.to_string()))
+        self.codec
+            .encode(packet, &mut self.out)
+            .map_err(|e| Close::Protocol(reason::IMPLEMENTATION_SPECIFIC_ERROR, e.to_string()))
     }
 
     fn on_publish(&mut self, p: packets::Publish) -> Result<(), Close> {
         let qos = QoS::from_v5(p.qos);
         let mut props = p.properties.unwrap_or_else(empty_publish_properties);
         let topic = self.resolve_topic(&p.topic, props.topic_alias)?;
-        topic::validate_topic_name(&topic).map_err(|e| Close::Protocol(0x90, format!("topic name {topic:?}: {e}")))?;
+        topic::validate_topic_name(&topic)
+            .map_err(|e| Close::Protocol(reason::TOPIC_NAME_INVALID, format!("topic name {topic:?}: {e}")))?;
         if let Some(rate) = &mut self.rate {
             if !rate.try_take(std::time::Instant::now()) {
-                return Err(Close::Protocol(0x96, "incoming publish rate limit".to_owned()));
+                return Err(Close::Protocol(reason::MESSAGE_RATE_TOO_HIGH, "incoming publish rate limit".to_owned()));
             }
         }
         if p.retain && !self.ctx.settings.retain_available {
-            return Err(Close::Protocol(0x9A, "retain is not available".to_owned()));
+            return Err(Close::Protocol(reason::RETAIN_NOT_SUPPORTED, "retain is not available".to_owned()));
         }
-        if self.acl.as_ref().is_some_and(|acl| !acl.can_publish(&topic)) {
-            tracing::debug!(topic = %topic, "PUBLISH refused by the ACL.");
+        if qos == QoS::ExactlyOnce && self.session.state.lock().incoming_qos2.contains(&p.pkid) {
+            // A re-sent QoS 2 message: acknowledged again (behind any acknowledgement still
+            // waiting, to keep their order), not routed again.
+            return self.ack_publish(qos, p.pkid, Outcome::Accepted);
+        }
+        if self.exceeds_receive_maximum(qos) {
+            return Err(Close::Protocol(reason::RECEIVE_MAXIMUM_EXCEEDED, "receive maximum exceeded".to_owned()));
+        }
+        if !self.authz.can_publish(&topic) {
+            tracing::debug!(topic = ?topic, "PUBLISH refused: not authorized.");
             return self.ack_publish(qos, p.pkid, Outcome::NotAuthorized);
-        }
-        if qos == QoS::ExactlyOnce {
-            let st = self.session.state.lock();
-            if st.incoming_qos2.contains(&p.pkid) {
-                drop(st);
-                // Behind any acknowledgement still waiting, to keep their order.
-                return self.ack_publish(qos, p.pkid, Outcome::Accepted);
-            }
-            if st.incoming_qos2.len() >= self.receive_max_in {
-                return Err(Close::Protocol(0x93, "receive maximum exceeded".to_owned()));
-            }
         }
         if props.payload_format_indicator == Some(1) && std::str::from_utf8(&p.payload).is_err() {
             return self.ack_publish(qos, p.pkid, Outcome::PayloadFormatInvalid);
         }
+        self.ctx.metrics().incoming.count(qos, p.payload.len());
         let msg = RoutedMessage::new(PublishedMessage {
             topic,
             payload: p.payload,
@@ -91,11 +95,26 @@ impl Link {
         }
         let mut handovers = Handovers::default();
         let delivered = self.ctx.router.publish_with(&msg, &mut handovers);
-        tracing::trace!(topic = %msg.msg.topic, qos = ?qos, delivered, "Message routed.");
+        tracing::trace!(topic = ?msg.msg.topic, qos = ?qos, delivered, "Message routed.");
         if qos == QoS::ExactlyOnce {
             self.session.state.lock().incoming_qos2.insert(p.pkid);
         }
         self.ack_after(qos, p.pkid, Outcome::Accepted, handovers)
+    }
+
+    /// Whether one more incoming message of `qos` is more than the broker's Receive Maximum
+    /// allows. MQTT 5 (3.3.4) counts the QoS 1 and 2 messages the client has not had a PUBACK or
+    /// PUBCOMP for: QoS 2 messages until their PUBREL, and messages whose acknowledgement waits
+    /// for the queue. MQTT 3.x has no receive maximum: only its QoS 2 messages are bounded (the
+    /// session's memory), and its waiting acknowledgements pause reading instead
+    /// (`acks::MAX_WAITING_ACKS`).
+    fn exceeds_receive_maximum(&self, qos: QoS) -> bool {
+        let v5 = self.codec.version().is_v5();
+        if qos == QoS::AtMostOnce || (qos == QoS::AtLeastOnce && !v5) {
+            return false;
+        }
+        let waiting = if v5 { self.waiting_outside_qos2 } else { 0 };
+        self.session.state.lock().incoming_qos2.len() + waiting >= self.receive_max_in
     }
 
     /// PUBACK or PUBREC for an incoming message, with the outcome's reason code (MQTT 5; MQTT 3.x
@@ -110,16 +129,24 @@ impl Link {
                     Outcome::PayloadFormatInvalid => packets::PubAckReason::PayloadFormatInvalid,
                     Outcome::NotAuthorized => packets::PubAckReason::NotAuthorized,
                     Outcome::NotStored => packets::PubAckReason::UnspecifiedError,
+                    Outcome::QuotaExceeded => packets::PubAckReason::QuotaExceeded,
                 };
                 self.send(&Packet::PubAck(ack))
             }
             QoS::ExactlyOnce => {
+                if outcome != Outcome::Accepted && self.codec.version().is_v5() {
+                    // An MQTT 5 PUBREC with an error ends the exchange (no PUBREL follows): the
+                    // packet id is free again, and a new message with it is no re-send. (MQTT 3.x
+                    // PUBRECs carry no error, so there the PUBREL still comes.)
+                    self.session.state.lock().incoming_qos2.remove(&pkid);
+                }
                 let mut rec = packets::PubRec::new(pkid, None);
                 rec.reason = match outcome {
                     Outcome::Accepted => packets::PubRecReason::Success,
                     Outcome::PayloadFormatInvalid => packets::PubRecReason::PayloadFormatInvalid,
                     Outcome::NotAuthorized => packets::PubRecReason::NotAuthorized,
                     Outcome::NotStored => packets::PubRecReason::UnspecifiedError,
+                    Outcome::QuotaExceeded => packets::PubRecReason::QuotaExceeded,
                 };
                 self.send(&Packet::PubRec(rec))
             }
@@ -128,19 +155,20 @@ impl Link {
 
     /// Resolves an MQTT 5 topic alias (client to broker), or checks there is a topic.
     fn resolve_topic(&mut self, topic: &Bytes, alias: Option<u16>) -> Result<String, Close> {
-        let name = std::str::from_utf8(topic).map_err(|_| Close::Protocol(0x81, "topic is not utf-8".to_owned()))?;
+        let name = std::str::from_utf8(topic)
+            .map_err(|_| Close::Protocol(reason::MALFORMED_PACKET, "topic is not utf-8".to_owned()))?;
         let Some(alias) = alias else {
             return Ok(name.to_owned());
         };
         if alias == 0 || alias > self.alias_max {
-            return Err(Close::Protocol(0x94, format!("topic alias {alias}")));
+            return Err(Close::Protocol(reason::TOPIC_ALIAS_INVALID, format!("topic alias {alias}")));
         }
         if name.is_empty() {
             return self
                 .aliases
                 .get(&alias)
                 .cloned()
-                .ok_or_else(|| Close::Protocol(0x82, format!("unknown topic alias {alias}")));
+                .ok_or_else(|| Close::Protocol(reason::PROTOCOL_ERROR, format!("unknown topic alias {alias}")));
         }
         self.aliases.insert(alias, name.to_owned());
         Ok(name.to_owned())
@@ -186,7 +214,7 @@ impl Link {
     fn on_subscribe(&mut self, s: packets::Subscribe) -> Result<(), Close> {
         let sub_id = s.properties.as_ref().and_then(|p| p.id);
         if sub_id == Some(0) {
-            return Err(Close::Protocol(0x82, "subscription identifier 0".to_owned()));
+            return Err(Close::Protocol(reason::PROTOCOL_ERROR, "subscription identifier 0".to_owned()));
         }
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
@@ -196,10 +224,10 @@ impl Link {
                 continue;
             };
             if parsed.share_group.is_some() && f.nolocal {
-                return Err(Close::Protocol(0x82, "no local on a shared subscription".to_owned()));
+                return Err(Close::Protocol(reason::PROTOCOL_ERROR, "no local on a shared subscription".to_owned()));
             }
-            if self.acl.as_ref().is_some_and(|acl| !acl.can_subscribe(&f.path)) {
-                tracing::debug!(filter = %f.path, "SUBSCRIBE refused by the ACL.");
+            if !self.authz.can_subscribe(&f.path) {
+                tracing::debug!(filter = ?f.path, "SUBSCRIBE refused by the ACL.");
                 codes.push(packets::SubscribeReasonCode::NotAuthorized);
                 continue;
             }
@@ -263,7 +291,7 @@ impl Link {
         let expiry = d.properties.as_ref().and_then(|p| p.session_expiry_interval);
         if let Some(expiry) = expiry {
             if self.connect_expiry == 0 && expiry != 0 {
-                return Close::Protocol(0x82, "session expiry set at disconnect".to_owned());
+                return Close::Protocol(reason::PROTOCOL_ERROR, "session expiry set at disconnect".to_owned());
             }
             self.session.state.lock().expiry_interval = expiry.min(self.ctx.settings.max_session_expiry);
         }
@@ -280,6 +308,8 @@ pub(super) enum Outcome {
     NotAuthorized,
     /// An integration's copy could not be stored by the queue (0x80, unspecified error).
     NotStored,
+    /// The queue had no room for an integration's copy: its backlog is at the limit (0x97).
+    QuotaExceeded,
 }
 
 fn empty_publish_properties() -> packets::PublishProperties {

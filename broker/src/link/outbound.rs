@@ -1,11 +1,15 @@
 //! Messages to the client: draining the session queue within the in-flight window, and
-//! re-sending unacknowledged messages when a session is resumed.
+//! re-sending unacknowledged messages when a session is resumed (within the window too).
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::{Close, Link, HIGH_WATER};
-use crate::protocol::{encode_publish, packets, publish_size, OutgoingPublish, QoS};
+use crate::metrics::DropReason;
+use crate::protocol::{encode_publish, packets, publish_size, Codec, OutgoingPublish, QoS};
+use crate::session::OutEntry;
 
 impl Link {
     /// Moves queued deliveries into the output buffer while the buffer has room and the in-flight
@@ -16,21 +20,31 @@ impl Link {
         }
         let version = self.codec.version();
         let now = Instant::now();
+        let budget = &self.ctx.limits.budget;
         let mut st = self.session.state.lock();
         if st.conn_id != Some(self.conn_id) {
             return Err(Close::TakenOver);
         }
+        // A resumed session's messages in flight go first, within the new window.
+        while self.out.len() < HIGH_WATER && st.out.sent() < self.out_window {
+            let Some(entry) = st.out.take_unsent() else {
+                break;
+            };
+            encode_resend(&self.codec, entry, now, &mut self.out);
+        }
         while self.out.len() < HIGH_WATER {
-            let Some(front) = st.queue.front() else {
+            let Some(front) = st.front_queued() else {
                 break;
             };
             if front.qos != QoS::AtMostOnce && st.out.len() >= self.out_window {
                 break;
             }
-            let Some(delivery) = st.queue.pop_front() else {
+            let Some(delivery) = st.pop_queued() else {
                 break;
             };
             let Ok(message_expiry) = delivery.msg.remaining_expiry(now) else {
+                st.release(&delivery);
+                budget.dropped(DropReason::Expired, 1);
                 continue;
             };
             let mut publish = OutgoingPublish {
@@ -51,14 +65,18 @@ impl Link {
                 publish.with_topic = a.new;
             }
             if publish_size(version, &publish) > self.client_max_packet {
-                tracing::debug!(topic = %topic, "Message over the client's maximum packet size dropped.");
+                tracing::debug!(topic = ?topic, "Message over the client's maximum packet size dropped.");
+                st.release(&delivery);
+                budget.dropped(DropReason::TooLarge, 1);
                 continue;
             }
             if let Some(a) = alias.filter(|a| a.new) {
                 self.out_aliases.insert(topic.clone(), a.alias);
             }
+            budget.metrics.outgoing.count(delivery.qos, delivery.msg.msg.payload.len());
             if delivery.qos == QoS::AtMostOnce {
                 encode_publish(version, &publish, &mut self.out);
+                st.release(&delivery);
                 continue;
             }
             publish.pkid = st.out.alloc();
@@ -69,34 +87,35 @@ impl Link {
         Ok(())
     }
 
-    /// Re-sends the resumed session's unacknowledged messages (DUP set) and pending PUBRELs.
-    pub(super) fn resend_inflight(&mut self) {
-        let version = self.codec.version();
-        let now = Instant::now();
-        let session = std::sync::Arc::clone(&self.session);
-        let st = session.state.lock();
-        for entry in st.out.iter() {
-            if entry.released {
-                let rel = packets::Packet::PubRel(packets::PubRel::new(entry.pkid, None));
-                let _ = self.codec.encode(&rel, &mut self.out);
-                continue;
-            }
-            let d = &entry.delivery;
-            let publish = OutgoingPublish {
-                msg: &d.msg.msg,
-                qos: d.qos,
-                retain: d.retain,
-                dup: true,
-                pkid: entry.pkid,
-                subscription_ids: &d.sub_ids,
-                message_expiry: d.msg.remaining_expiry(now).unwrap_or(Some(1)),
-                // Aliases belong to a connection: a resumed session starts without any.
-                topic_alias: None,
-                with_topic: true,
-            };
-            encode_publish(version, &publish, &mut self.out);
-        }
+    /// A resumed session: its unacknowledged messages (with DUP set) and pending PUBRELs are sent
+    /// again by `drain`, no more of them at a time than the client's new Receive Maximum allows
+    /// (MQTT 5, 4.9: the window starts afresh on each connection).
+    pub(super) fn resume_inflight(&mut self) {
+        self.session.state.lock().out.mark_unsent();
     }
+}
+
+/// Writes a message in flight again: PUBREL when it was released, else PUBLISH with DUP.
+fn encode_resend(codec: &Codec, entry: &OutEntry, now: Instant, out: &mut BytesMut) {
+    if entry.released {
+        let rel = packets::Packet::PubRel(packets::PubRel::new(entry.pkid, None));
+        let _ = codec.encode(&rel, out);
+        return;
+    }
+    let d = &entry.delivery;
+    let publish = OutgoingPublish {
+        msg: &d.msg.msg,
+        qos: d.qos,
+        retain: d.retain,
+        dup: true,
+        pkid: entry.pkid,
+        subscription_ids: &d.sub_ids,
+        message_expiry: d.msg.remaining_expiry(now).unwrap_or(Some(1)),
+        // Aliases belong to a connection: a resumed session starts without any.
+        topic_alias: None,
+        with_topic: true,
+    };
+    encode_publish(codec.version(), &publish, out);
 }
 
 /// A topic alias for one outgoing PUBLISH.

@@ -43,11 +43,9 @@ impl Codec {
             | PacketKind::Auth => return Err(Error::UnexpectedPacketType(frame.byte1 >> 4)),
             _ => {}
         }
-        if self.version.is_v5() {
-            decode_v5(buf, frame).map(Some)
-        } else {
-            decode_v4(buf).map(Some)
-        }
+        let packet = if self.version.is_v5() { decode_v5(buf, frame)? } else { decode_v4(buf)? };
+        check_packet_id(&packet)?;
+        Ok(Some(packet))
     }
 
     /// Appends `packet` to `buf` in this connection's protocol level.
@@ -63,6 +61,16 @@ impl Codec {
             }
         };
         result.map_err(Error::Malformed)
+    }
+}
+
+/// rumqttc's decoders refuse packet id 0 in a QoS 1 or 2 PUBLISH but take it in SUBSCRIBE and
+/// UNSUBSCRIBE, which MQTT forbids as well (2.2.1).
+fn check_packet_id(packet: &packets::Packet) -> Result<(), Error> {
+    match packet {
+        packets::Packet::Subscribe(s) if s.pkid == 0 => Err(Error::PacketIdZero("SUBSCRIBE")),
+        packets::Packet::Unsubscribe(u) if u.pkid == 0 => Err(Error::PacketIdZero("UNSUBSCRIBE")),
+        _ => Ok(()),
     }
 }
 

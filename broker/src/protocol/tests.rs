@@ -57,6 +57,29 @@ fn frame_qos_3_and_type_0() {
     check_frame(&[0x00, 0x00], 100, Err(Error::UnexpectedPacketType(0)));
 }
 
+/// Decodes `bytes` with an established connection's codec and keeps only the error, if any.
+fn check_decode_error(version: ProtocolVersion, bytes: &[u8], expected: Option<Error>) {
+    let mut buf = BytesMut::from(bytes);
+    let got = Codec::new(version, 1000).decode(&mut buf).err();
+    assert_eq!(got, expected, "{version:?} {bytes:02x?}");
+}
+
+#[test]
+fn subscribe_and_unsubscribe_need_a_packet_id() {
+    let zero = |kind| Some(Error::PacketIdZero(kind));
+    // SUBSCRIBE: packet id 0 (then 1), filter "a", QoS 0.
+    check_decode_error(ProtocolVersion::V311, &[0x82, 0x06, 0x00, 0x00, 0x00, 0x01, b'a', 0x00], zero("SUBSCRIBE"));
+    check_decode_error(ProtocolVersion::V311, &[0x82, 0x06, 0x00, 0x01, 0x00, 0x01, b'a', 0x00], None);
+    // MQTT 5: packet id 0, property length 0, filter "a", options 0.
+    check_decode_error(ProtocolVersion::V5, &[0x82, 0x07, 0x00, 0x00, 0x00, 0x00, 0x01, b'a', 0x00], zero("SUBSCRIBE"));
+    // UNSUBSCRIBE: packet id 0 (then 1), filter "a".
+    check_decode_error(ProtocolVersion::V311, &[0xA2, 0x05, 0x00, 0x00, 0x00, 0x01, b'a'], zero("UNSUBSCRIBE"));
+    check_decode_error(ProtocolVersion::V311, &[0xA2, 0x05, 0x00, 0x01, 0x00, 0x01, b'a'], None);
+    // MQTT 5: packet id 0, property length 0, filter "a".
+    check_decode_error(ProtocolVersion::V5, &[0xA2, 0x06, 0x00, 0x00, 0x00, 0x00, 0x01, b'a'], zero("UNSUBSCRIBE"));
+    assert_eq!(Error::PacketIdZero("SUBSCRIBE").reason_code(), reason::PROTOCOL_ERROR);
+}
+
 fn connect_bytes(name: &[u8], level: u8) -> Vec<u8> {
     let mut body = vec![0, name.len() as u8];
     body.extend_from_slice(name);

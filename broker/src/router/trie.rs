@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::topic::ParsedFilter;
-use super::SubOptions;
+use super::{IntegrationRoute, SubOptions};
 use crate::session::Session;
 
 /// A client's subscription on one filter.
@@ -23,7 +23,7 @@ pub(crate) struct ClientEntry {
 #[derive(Debug, Default)]
 pub(crate) struct Matches<'a> {
     pub clients: Vec<&'a ClientEntry>,
-    pub integrations: Vec<&'a Arc<str>>,
+    pub integrations: Vec<&'a Arc<IntegrationRoute>>,
 }
 
 /// The subscription trie.
@@ -44,7 +44,7 @@ struct Node {
 struct Entries {
     clients: Vec<ClientEntry>,
     shared: Vec<SharedGroup>,
-    integrations: Vec<Arc<str>>,
+    integrations: Vec<Arc<IntegrationRoute>>,
 }
 
 #[derive(Debug)]
@@ -107,12 +107,12 @@ impl Trie {
     }
 
     /// Adds an integration subscription; returns whether it was new.
-    pub fn add_integration(&mut self, filter: &str, id: &Arc<str>) -> bool {
+    pub fn add_integration(&mut self, filter: &str, route: &Arc<IntegrationRoute>) -> bool {
         let list = &mut self.root.entry(filter).entries.integrations;
-        if list.iter().any(|i| i == id) {
+        if list.iter().any(|i| i.id == route.id) {
             return false;
         }
-        list.push(Arc::clone(id));
+        list.push(Arc::clone(route));
         true
     }
 
@@ -120,7 +120,7 @@ impl Trie {
     pub fn remove_integration(&mut self, filter: &str, id: &str) -> bool {
         self.root.remove(Some(filter), &mut |entries| {
             let before = entries.integrations.len();
-            entries.integrations.retain(|i| &**i != id);
+            entries.integrations.retain(|i| &*i.id != id);
             entries.integrations.len() != before
         })
     }

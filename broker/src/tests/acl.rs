@@ -148,3 +148,101 @@ async fn will_on_a_refused_topic_refuses_the_connection_and_anonymous_gets_only_
     assert_eq!(ok.subscribe("clients/w/#", Q5::AtLeastOnce).await.return_codes, [Sub5::Success(Q5::AtLeastOnce)]);
     assert_eq!(ok.subscribe("clients/x/#", Q5::AtLeastOnce).await.return_codes, [Sub5::NotAuthorized]);
 }
+
+#[tokio::test]
+async fn anonymous_clients_cannot_publish_to_sys_topics_and_authenticated_ones_follow_the_acl() {
+    let alice = hash_password("a").expect("hash");
+    // No ACL: authenticated clients may use every topic, `$SYS` included.
+    let broker =
+        start(|c| c.security.credentials = vec![Credential { username: "alice".to_owned(), password_hash: alice }])
+            .await;
+    let addr = broker.tcp_addr().expect("tcp");
+    let (mut watcher, _) = C4::connect(addr, "watcher", |_| {}).await;
+    watcher.subscribe("$SYS/#", Q4::AtLeastOnce).await;
+    watcher.subscribe("$SYSTEM/#", Q4::AtLeastOnce).await;
+    watcher.subscribe("sentinel", Q4::AtLeastOnce).await;
+
+    let (mut anon5, _) = C5::connect(addr, "anon-5", |_| {}).await;
+    anon5.client.publish("$SYS/broker/uptime", Q5::AtLeastOnce, false, "forged").await.expect("queued");
+    let ack = anon5
+        .wait_for("puback", |ev| match ev {
+            Event::Incoming(Incoming::PubAck(a)) => Some(a.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ack.reason, PubAckReason::NotAuthorized);
+    anon5.client.publish("$SYS/broker/uptime", Q5::ExactlyOnce, true, "forged").await.expect("queued");
+    let rec = anon5
+        .wait_for("pubrec", |ev| match ev {
+            Event::Incoming(Incoming::PubRec(r)) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(rec.reason, PubRecReason::NotAuthorized);
+    anon5.publish("$SYS", Q5::AtMostOnce, false, b"forged").await;
+    // MQTT 3.1.1: acknowledged as usual and dropped.
+    let (mut anon4, _) = C4::connect(addr, "anon-4", |_| {}).await;
+    anon4.publish("$SYS/broker/clients", Q4::AtLeastOnce, false, b"forged").await;
+    anon4.publish("$SYS/broker/clients", Q4::ExactlyOnce, false, b"forged").await;
+    // Other `$` topics are not `$SYS`.
+    anon4.publish("$SYSTEM/x", Q4::AtLeastOnce, false, b"not sys").await;
+
+    let (mut alice, _) = C5::connect(addr, "alice", |o| {
+        o.set_credentials("alice", "a");
+    })
+    .await;
+    alice.publish("$SYS/broker/uptime", Q5::AtLeastOnce, false, b"real").await;
+    anon4.publish("sentinel", Q4::AtLeastOnce, false, b"end").await;
+    let got = watcher.message().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("$SYSTEM/x", &b"not sys"[..]));
+    let got = watcher.message().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("$SYS/broker/uptime", &b"real"[..]));
+    let got = watcher.message().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("sentinel", &b"end"[..]));
+
+    // A will on `$SYS` is a publish too: refused at CONNECT for an anonymous client.
+    let mut will = C5::spawn(addr, "anon-will", |o| {
+        o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new("$SYS/gone", "bye", Q5::AtLeastOnce, false, None));
+    });
+    match will.closed().await {
+        rumqttc::v5::ConnectionError::ConnectionRefused(code) => {
+            assert_eq!(code, rumqttc::v5::mqttbytes::v5::ConnectReturnCode::NotAuthorized)
+        }
+        other => panic!("expected CONNACK 0x87, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn authenticated_clients_publish_to_sys_topics_only_as_the_acl_allows() {
+    let alice = hash_password("a").expect("hash");
+    let broker = start(|c| {
+        c.security.credentials = vec![Credential { username: "alice".to_owned(), password_hash: alice }];
+        // Even a rule for anonymous clients does not open `$SYS` to them.
+        c.security.acl = "topic readwrite #\ntopic readwrite $SYS/#\nuser alice\ntopic write $SYS/alice/#".to_owned();
+    })
+    .await;
+    let addr = broker.tcp_addr().expect("tcp");
+    let (mut watcher, _) = C4::connect(addr, "watcher", |_| {}).await;
+    watcher.subscribe("#", Q4::AtLeastOnce).await;
+    watcher.subscribe("$SYS/#", Q4::AtLeastOnce).await;
+    let (mut anon, _) = C4::connect(addr, "anon", |_| {}).await;
+    anon.publish("$SYS/x", Q4::AtLeastOnce, false, b"forged").await;
+    let (mut alice, _) = C5::connect(addr, "alice", |o| {
+        o.set_credentials("alice", "a");
+    })
+    .await;
+    alice.client.publish("$SYS/other", Q5::AtLeastOnce, false, "no").await.expect("queued");
+    let ack = alice
+        .wait_for("puback", |ev| match ev {
+            Event::Incoming(Incoming::PubAck(a)) => Some(a.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ack.reason, PubAckReason::NotAuthorized);
+    alice.publish("$SYS/alice/status", Q5::AtLeastOnce, false, b"up").await;
+    anon.publish("plain", Q4::AtLeastOnce, false, b"end").await;
+    let got = watcher.message().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("$SYS/alice/status", &b"up"[..]));
+    let got = watcher.message().await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("plain", &b"end"[..]));
+}

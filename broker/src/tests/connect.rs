@@ -43,6 +43,21 @@ async fn v4_empty_client_id_without_clean_session_is_refused_with_code_2() {
 }
 
 #[tokio::test]
+async fn client_id_with_nul_is_refused_as_not_valid() {
+    let broker = start(|_| {}).await;
+    let addr = broker.tcp_addr().expect("tcp");
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect_v4("a\0b", 60)).await;
+    // 3.1.1 return code 2, identifier rejected.
+    assert_eq!(raw.until_closed().await, [RawPacket { byte1: 0x20, body: vec![0, 2] }]);
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect_v5("\0", 60, None)).await;
+    // MQTT 5 reason 0x85 Client Identifier not valid, no properties.
+    assert_eq!(raw.until_closed().await, [RawPacket { byte1: 0x20, body: vec![0, 0x85, 0] }]);
+    C4::connect(addr, "a-b", |_| {}).await;
+}
+
+#[tokio::test]
 async fn mqtt_3_1_mqisdp_clients_are_served() {
     let broker = start(|_| {}).await;
     let addr = broker.tcp_addr().expect("tcp");
@@ -172,6 +187,21 @@ async fn v5_keep_alive_over_the_maximum_is_replaced_by_server_keep_alive() {
     })
     .await;
     assert_eq!(ack.properties.and_then(|p| p.server_keep_alive), Some(20));
+}
+
+#[tokio::test]
+async fn v5_server_keep_alive_is_sent_exactly_when_the_broker_changes_the_keep_alive() {
+    let broker = start(|c| c.mqtt.max_keep_alive_sec = 20).await;
+    let addr = broker.tcp_addr().expect("tcp");
+    for (requested, expected) in [(0, Some(20)), (100, Some(20)), (21, Some(20)), (20, None), (5, None)] {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(&connect_v5(&format!("ka-{requested}"), requested, None)).await;
+        let packet = super::v5_features::decode_v5(&raw.read().await.expect("connack"));
+        let rumqttc::v5::mqttbytes::v5::Packet::ConnAck(ack) = packet else {
+            panic!("expected a CONNACK, got {packet:?}");
+        };
+        assert_eq!(ack.properties.and_then(|p| p.server_keep_alive), expected, "keep alive {requested}");
+    }
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use prost::Message as _;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS as Q5;
-use trib_core::{
+use trib_queue::{
     queue::{embedded::EmbeddedQueue, ConsumerEvent, Queue, TopicPartition},
     topics::TopicNames,
     wire::PublishIntegrationMsgProto,

@@ -9,7 +9,7 @@ use rumqttc::QoS as Q4;
 
 use super::support::{eventually, start_with, C4, C5};
 use crate::router::topic::TopicError;
-use crate::{BrokerHooks, Handover, IntegrationSink, PublishedMessage, QoS, RouterError};
+use crate::{BrokerHooks, Handover, IntegrationSink, NotStored, PublishedMessage, QoS, RouterError};
 
 /// A sink that records what it is given.
 #[derive(Default)]
@@ -119,12 +119,15 @@ async fn invalid_integration_filters_are_refused_whole() {
 /// A sink that holds the copies of `held/...` messages until the test settles them, refuses
 /// `refused/...` ones and stores everything else at once.
 #[derive(Default)]
-struct Holding(Mutex<Vec<tokio::sync::oneshot::Sender<Result<(), String>>>>);
+struct Holding(Mutex<Vec<tokio::sync::oneshot::Sender<Result<(), NotStored>>>>);
 
 impl IntegrationSink for Holding {
     fn send(&self, _integration_id: &str, msg: &PublishedMessage) -> Handover {
         if msg.topic.starts_with("refused/") {
-            return Handover::Failed("queue refused it".to_owned());
+            return Handover::Failed(NotStored::new("queue refused it"));
+        }
+        if msg.topic.starts_with("full/") {
+            return Handover::Failed(NotStored::quota("partition m[0] is full"));
         }
         if !msg.topic.starts_with("held/") {
             return Handover::Stored;
@@ -136,7 +139,7 @@ impl IntegrationSink for Holding {
 }
 
 impl Holding {
-    fn settle_first(&self, result: Result<(), String>) {
+    fn settle_first(&self, result: Result<(), NotStored>) {
         let tx = self.0.lock().remove(0);
         tx.send(result).expect("the connection waits for it");
     }
@@ -180,8 +183,71 @@ async fn acknowledgements_wait_until_integration_copies_are_stored_and_keep_thei
     // A copy the queue could not store, later or at once: the publisher is told (MQTT 5).
     publisher.client.publish("held/3", Q5::AtLeastOnce, false, b"3".to_vec()).await.expect("queued");
     eventually("the held copy", || sink.0.lock().len() == 1).await;
-    sink.settle_first(Err("broker down".to_owned()));
+    sink.settle_first(Err(NotStored::new("broker down")));
     assert_eq!(next_puback(&mut publisher).await.1, PubAckReason::UnspecifiedError);
     publisher.client.publish("refused/4", Q5::AtLeastOnce, false, b"4".to_vec()).await.expect("queued");
     assert_eq!(next_puback(&mut publisher).await.1, PubAckReason::UnspecifiedError);
+
+    // No room in the integration's backlog, at once or later: "quota exceeded", so the publisher
+    // knows to slow down and send again.
+    publisher.client.publish("full/5", Q5::AtLeastOnce, false, b"5".to_vec()).await.expect("queued");
+    assert_eq!(next_puback(&mut publisher).await.1, PubAckReason::QuotaExceeded);
+    publisher.client.publish("held/6", Q5::AtLeastOnce, false, b"6".to_vec()).await.expect("queued");
+    eventually("the held copy", || sink.0.lock().len() == 1).await;
+    sink.settle_first(Err(NotStored::quota("partition m[0] is full")));
+    assert_eq!(next_puback(&mut publisher).await.1, PubAckReason::QuotaExceeded);
+}
+
+#[tokio::test]
+async fn acknowledgements_waiting_for_the_queue_count_against_the_receive_maximum() {
+    use super::raw::{connected_v4, connected_v5, publish_v5, RawPacket};
+    let sink = Arc::new(Holding::default());
+    let hooks = BrokerHooks { integration_sink: Some(sink.clone()), ..Default::default() };
+    let broker = start_with(|c| c.mqtt.max_in_flight_msgs = 2, hooks).await;
+    broker.router().add_integration_subscriptions("i1", &filters(&["#"])).expect("valid filters");
+    let addr = broker.tcp_addr().expect("tcp");
+
+    // MQTT 3.1.1 has no receive maximum: its waiting acknowledgements only pause reading.
+    let mut v4 = connected_v4(addr, "v4").await;
+    for pkid in 1..=3u8 {
+        // PUBLISH QoS 1, topic "held/a", packet id, payload "x".
+        v4.send(&[0x32, 0x0B, 0x00, 0x06, b'h', b'e', b'l', b'd', b'/', b'a', 0x00, pkid, b'x']).await;
+    }
+    eventually("three held copies", || sink.0.lock().len() == 3).await;
+    for _ in 0..3 {
+        sink.settle_first(Ok(()));
+    }
+    for pkid in 1..=3u8 {
+        assert_eq!(v4.read().await, Some(RawPacket { byte1: 0x40, body: vec![0, pkid] }));
+    }
+
+    // MQTT 5: a QoS 1 message whose PUBACK waits and a QoS 2 message before its PUBCOMP are both
+    // unacknowledged; a third one exceeds the broker's receive maximum of 2.
+    let mut v5 = connected_v5(addr, "v5", None).await;
+    v5.send(&publish_v5("held/1", 1, 1, b"x", None)).await;
+    v5.send(&publish_v5("free/2", 2, 2, b"x", None)).await;
+    v5.send(&publish_v5("free/3", 1, 3, b"x", None)).await;
+    // The PUBREC of the QoS 2 message waits behind the first PUBACK, so nothing else comes.
+    assert_eq!(v5.until_closed().await, [RawPacket { byte1: 0xE0, body: vec![0x93, 0] }]);
+}
+
+#[tokio::test]
+async fn a_qos_2_packet_id_answered_with_an_error_pubrec_is_free_again() {
+    use super::raw::{connected_v5, publish_v5};
+    let sink = Arc::new(Holding::default());
+    let hooks = BrokerHooks { integration_sink: Some(sink.clone()), ..Default::default() };
+    let broker = start_with(|_| {}, hooks).await;
+    broker.router().add_integration_subscriptions("i1", &filters(&["#"])).expect("valid filters");
+    let addr = broker.tcp_addr().expect("tcp");
+    let (mut sub, _) = C4::connect(addr, "sub", |_| {}).await;
+    sub.subscribe("free/#", Q4::AtLeastOnce).await;
+    let mut v5 = connected_v5(addr, "v5", None).await;
+    v5.send(&publish_v5("refused/x", 2, 7, b"not stored", None)).await;
+    let rec = v5.read().await.expect("pubrec");
+    assert_eq!((rec.kind(), &rec.body[..3]), (5, &[0, 7, 0x80][..]), "PUBREC 0x80: the exchange ends");
+    // The client may use packet id 7 for a new message at once: it is no re-send.
+    v5.send(&publish_v5("free/y", 2, 7, b"new", None)).await;
+    let rec = v5.read().await.expect("pubrec");
+    assert_eq!((rec.kind(), &rec.body[..2]), (5, &[0, 7][..]));
+    assert_eq!(&sub.message().await.payload[..], b"new");
 }

@@ -15,16 +15,21 @@ fn disconnect(code: u8) -> RawPacket {
 /// Sends `bad` after a valid CONNECT at both protocol levels, then checks another client still
 /// gets messages.
 async fn check(bad: &[u8], v5_code: u8) {
+    check_each(bad, bad, v5_code).await;
+}
+
+/// As `check`, for packets whose bytes differ between the levels (MQTT 5 adds properties).
+async fn check_each(bad_v4: &[u8], bad_v5: &[u8], v5_code: u8) {
     let broker = start(|_| {}).await;
     let addr = broker.tcp_addr().expect("tcp");
     let (mut observer, _) = C4::connect(addr, "observer", |_| {}).await;
     observer.subscribe("alive", Q4::AtLeastOnce).await;
 
     let mut v4 = connected_v4(addr, "bad4").await;
-    v4.send(bad).await;
+    v4.send(bad_v4).await;
     assert_eq!(v4.until_closed().await, [], "3.1.1 client is closed without a reply");
     let mut v5 = connected_v5(addr, "bad5", None).await;
-    v5.send(bad).await;
+    v5.send(bad_v5).await;
     assert_eq!(v5.until_closed().await, [disconnect(v5_code)]);
 
     let (mut publisher, _) = C4::connect(addr, "publisher", |_| {}).await;
@@ -74,6 +79,26 @@ async fn publish_with_qos_3() {
 #[tokio::test]
 async fn packet_id_zero_on_qos_1_publish() {
     check(&[0x32, 0x05, 0x00, 0x01, b'a', 0x00, 0x00], 0x81).await;
+}
+
+#[tokio::test]
+async fn packet_id_zero_on_subscribe() {
+    check_each(
+        &[0x82, 0x06, 0x00, 0x00, 0x00, 0x01, b'a', 0x00], // packet id 0, filter "a", QoS 0
+        &[0x82, 0x07, 0x00, 0x00, 0x00, 0x00, 0x01, b'a', 0x00], // packet id 0, no properties, "a", options 0
+        0x82,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn packet_id_zero_on_unsubscribe() {
+    check_each(
+        &[0xA2, 0x05, 0x00, 0x00, 0x00, 0x01, b'a'],       // packet id 0, filter "a"
+        &[0xA2, 0x06, 0x00, 0x00, 0x00, 0x00, 0x01, b'a'], // packet id 0, no properties, filter "a"
+        0x82,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -6,6 +6,9 @@ use rumqttc::QoS as Q4;
 
 use super::support::{start, C4, C5};
 
+/// The broker's Prometheus series after traffic.
+mod metrics;
+
 #[tokio::test]
 async fn v4_qos_0_1_2_both_directions_with_downgrade() {
     let broker = start(|_| {}).await;

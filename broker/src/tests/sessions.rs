@@ -11,6 +11,9 @@ use super::raw::{connect_props, encode_v5, subscribe_v5, Raw};
 use super::support::{eventually, start, C4, C5};
 use crate::protocol::packets;
 
+/// Memory bounds against clients that never read (resident memory measured in a child process).
+mod memory;
+
 #[tokio::test]
 async fn v4_persistent_session_queues_offline_messages_up_to_the_limit() {
     let broker = start(|c| c.mqtt.max_queued_messages = 2).await;
@@ -34,8 +37,9 @@ async fn v4_persistent_session_queues_offline_messages_up_to_the_limit() {
     })
     .await;
     assert!(ack.session_present);
-    assert_eq!(&sub.message().await.payload[..], b"1");
+    // The bound keeps the newest messages: the oldest ("1") was dropped for "3".
     assert_eq!(&sub.message().await.payload[..], b"2");
+    assert_eq!(&sub.message().await.payload[..], b"3");
     publisher.publish("p/t", Q4::AtLeastOnce, false, b"live").await;
     assert_eq!(&sub.message().await.payload[..], b"live");
 }

@@ -19,10 +19,7 @@ pub async fn start(f: impl FnOnce(&mut BrokerConfig)) -> BrokerHandle {
 
 /// Like `start`, with hooks.
 pub async fn start_with(f: impl FnOnce(&mut BrokerConfig), hooks: BrokerHooks) -> BrokerHandle {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .try_init();
+    trib_test_support::logs::init();
     let mut config = BrokerConfig::default();
     config.listener.tcp.bind_address = "127.0.0.1".to_owned();
     config.listener.tcp.bind_port = 0;
@@ -268,5 +265,72 @@ impl C5 {
             }) => reason_code,
             other => panic!("expected a DISCONNECT from the broker, got {other:?}"),
         }
+    }
+}
+
+/// A client of a broker service's REST API, logged in as an administrator.
+#[cfg(feature = "service")]
+/// The administrator of the in-process broker services the tests start.
+pub const ADMIN: &str = "admin@test.local";
+/// Their password.
+pub const PASSWORD: &str = "admin-password";
+
+/// The settings of an in-process broker service (all-in-one wiring, loopback ports chosen by
+/// the system, the test administrator, a fixed JWT key) on the database `db`, with `extra`
+/// added or overriding.
+pub fn service_env(db: &str, extra: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    let base = [
+        ("HTTP_BIND_ADDRESS", "127.0.0.1"),
+        ("HTTP_BIND_PORT", "0"),
+        ("LISTENER_TCP_BIND_ADDRESS", "127.0.0.1"),
+        ("LISTENER_TCP_BIND_PORT", "0"),
+        ("TB_ADMIN_USERNAME", ADMIN),
+        ("TB_ADMIN_PASSWORD", PASSWORD),
+        ("JWT_TOKEN_SIGNING_KEY", "test-signing-key-test-signing-key"),
+        ("SPRING_DATASOURCE_URL", db),
+    ];
+    base.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+pub struct Rest {
+    base: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+#[cfg(feature = "service")]
+impl Rest {
+    /// Logs in on the REST API at `addr`.
+    pub async fn login(addr: SocketAddr, username: &str, password: &str) -> Rest {
+        let (base, http) = (format!("http://{addr}"), reqwest::Client::new());
+        let login = http
+            .post(format!("{base}/api/auth/login"))
+            .json(&serde_json::json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        let body: serde_json::Value = login.json().await.expect("login body");
+        let token = body["token"].as_str().expect("token").to_owned();
+        Rest { base, http, token }
+    }
+
+    /// One request with the token: the status and the JSON body (`Null` when there is none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("X-Authorization", format!("Bearer {}", self.token));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 }

@@ -6,8 +6,9 @@ use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties, RetainForwardRule, S
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::QoS as Q4;
 
-use super::raw::{connect_props, connected_v4, connected_v5, publish_v5, subscribe_v5, RawPacket};
+use super::raw::{connect_props, connected_v4, connected_v5, encode_v5, publish_v5, subscribe_v5, Raw, RawPacket};
 use super::support::{start, C4, C5};
+use crate::protocol::packets;
 
 fn alias(n: u16) -> Option<PublishProperties> {
     Some(PublishProperties { topic_alias: Some(n), ..Default::default() })
@@ -92,6 +93,33 @@ async fn no_local_retain_as_published_and_retain_handling() {
 }
 
 #[tokio::test]
+async fn no_local_suppresses_only_the_publishers_own_copy() {
+    // Request/response on one topic: each side subscribes with no local and publishes.
+    let broker = start(|_| {}).await;
+    let addr = broker.tcp_addr().expect("tcp");
+    let (mut a, _) = C5::connect(addr, "requester", |_| {}).await;
+    let (mut b, _) = C5::connect(addr, "responder", |_| {}).await;
+    for client in [&mut a, &mut b] {
+        let mut filter = Filter::new("rpc/chan", Q5::AtLeastOnce);
+        filter.nolocal = true;
+        client.subscribe_filter(filter, None).await;
+    }
+    // The publish helpers skip incoming messages while they wait for their acknowledgement, so
+    // each side reads before it publishes. A copy of a client's own message would be queued
+    // before the other's next message and be read first.
+    a.publish("rpc/chan", Q5::AtLeastOnce, false, b"request").await;
+    assert_eq!(&b.message().await.payload[..], b"request");
+    b.publish("rpc/chan", Q5::AtLeastOnce, false, b"response").await;
+    assert_eq!(&a.message().await.payload[..], b"response");
+    a.publish("rpc/chan", Q5::ExactlyOnce, false, b"request 2").await;
+    assert_eq!(&b.message().await.payload[..], b"request 2");
+    b.publish("rpc/chan", Q5::AtMostOnce, false, b"response 2").await;
+    assert_eq!(&a.message().await.payload[..], b"response 2");
+    a.publish("rpc/chan", Q5::AtLeastOnce, false, b"sentinel").await;
+    assert_eq!(&b.message().await.payload[..], b"sentinel");
+}
+
+#[tokio::test]
 async fn packet_over_the_maximum_size_disconnects_the_sender_only() {
     let broker = start(|c| c.listener.tcp.max_payload_size = 1024).await;
     let addr = broker.tcp_addr().expect("tcp");
@@ -145,6 +173,48 @@ async fn client_receive_maximum_limits_unacknowledged_deliveries() {
 }
 
 #[tokio::test]
+async fn resumed_session_resends_within_the_clients_new_receive_maximum() {
+    let broker = start(|_| {}).await;
+    let addr = broker.tcp_addr().expect("tcp");
+    let connect = |clean_start: bool, receive_maximum: u16| {
+        let mut props = connect_props();
+        props.session_expiry_interval = Some(300);
+        props.receive_maximum = Some(receive_maximum);
+        let c =
+            packets::Connect { keep_alive: 60, client_id: "resumer".to_owned(), clean_start, properties: Some(props) };
+        encode_v5(&packets::Packet::Connect(c, None, None))
+    };
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect(true, 3)).await;
+    assert_eq!(raw.read().await.expect("connack").body[..2], [0, 0]);
+    raw.send(&subscribe_v5(1, "rs", 1)).await;
+    assert_eq!(raw.read().await.expect("suback").kind(), 9);
+    let (mut publisher, _) = C5::connect(addr, "pub", |_| {}).await;
+    for payload in [b"1", b"2", b"3"] {
+        publisher.publish("rs", Q5::AtLeastOnce, false, payload).await;
+    }
+    for expected in [b'1', b'2', b'3'] {
+        let p = raw.read().await.expect("publish");
+        assert_eq!((p.byte1, p.body.last()), (0x32, Some(&expected)));
+    }
+    // Gone without acknowledging; back with a receive maximum of 1.
+    drop(raw);
+    let mut raw = Raw::connect(addr).await;
+    raw.send(&connect(false, 1)).await;
+    assert_eq!(raw.read().await.expect("connack").body[..2], [1, 0], "session present");
+    for expected in [b'1', b'2', b'3'] {
+        let p = raw.read().await.expect("re-sent publish");
+        assert_eq!((p.byte1, p.body.last()), (0x3A, Some(&expected)), "PUBLISH QoS 1 with DUP");
+        raw.send(&[0xC0, 0x00]).await; // PINGREQ: answered before another PUBLISH may go out
+        assert_eq!(raw.read().await.expect("pingresp").kind(), 13);
+        raw.send(&[0x40, 0x02, p.body[4], p.body[5]]).await; // PUBACK
+    }
+    publisher.publish("rs", Q5::AtLeastOnce, false, b"4").await;
+    let p = raw.read().await.expect("new publish");
+    assert_eq!((p.byte1, p.body.last()), (0x32, Some(&b'4')));
+}
+
+#[tokio::test]
 async fn exceeding_the_brokers_receive_maximum_disconnects() {
     let broker = start(|c| c.mqtt.max_in_flight_msgs = 2).await;
     let mut raw = connected_v5(broker.tcp_addr().expect("tcp"), "flood", None).await;
@@ -186,7 +256,7 @@ async fn publish_rate_limit_disconnects_the_offender_and_spares_others() {
 }
 
 /// A raw packet decoded by rumqttc's v5 reader.
-fn decode_v5(p: &RawPacket) -> rumqttc::v5::mqttbytes::v5::Packet {
+pub(super) fn decode_v5(p: &RawPacket) -> rumqttc::v5::mqttbytes::v5::Packet {
     let mut buf = bytes::BytesMut::new();
     buf.extend_from_slice(&[p.byte1]);
     let mut len = p.body.len();

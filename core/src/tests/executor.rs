@@ -161,6 +161,18 @@ impl Harness {
         }
     }
 
+    /// Reads uplink events for `window` (all are kept in `events`).
+    pub fn collect_events(&mut self, window: Duration) {
+        let until = Instant::now() + window;
+        while Instant::now() < until {
+            for e in self.uplink.poll(Duration::from_millis(100), 100).unwrap() {
+                if let ConsumerEvent::Records(rs) = e {
+                    self.events.extend(rs.into_iter().map(|r| UplinkIntegrationMsgProto::decode(r.value).unwrap()));
+                }
+            }
+        }
+    }
+
     /// Reads uplink events until `pred` holds for one of them (all are kept in `events`).
     pub fn wait_event(&mut self, what: &str, pred: impl Fn(&UplinkIntegrationMsgProto) -> bool) {
         let deadline = Instant::now() + WAIT;
@@ -421,7 +433,7 @@ fn rejected_messages_are_not_retried() {
 }
 
 /// Reads the integration's dead-letter topic until `n` letters arrived.
-fn dead_letters(h: &Harness, id: Uuid, n: usize) -> Vec<(Option<bytes::Bytes>, DeadLetterProto)> {
+pub(super) fn dead_letters(h: &Harness, id: Uuid, n: usize) -> Vec<(Option<bytes::Bytes>, DeadLetterProto)> {
     let tp = TopicPartition::new(h.topics.dlq(id), 0);
     let deadline = Instant::now() + WAIT;
     let mut letters = Vec::new();
@@ -613,5 +625,58 @@ fn validation_requests_are_answered_with_field_errors() {
     );
     let check = validation_request(&h, "CHECK_CONNECTION", serde_json::json!({}));
     assert_eq!(check.integration_validation_response_msg.unwrap().error, None);
+    ex.shutdown();
+}
+
+/// The integration status of `id` in the newest service info seen so far.
+fn announced(h: &Harness, id: Uuid) -> Option<crate::wire::IntegrationStatusProto> {
+    let (msb, lsb) = uuid_to_bits(id);
+    let newest = h.events.iter().rev().find_map(|m| m.service_info_proto.as_ref())?;
+    newest.integrations.iter().find(|s| s.integration_id_msb == msb && s.integration_id_lsb == lsb).cloned()
+}
+
+/// The service info lists the integrations the executor runs with how their deliveries go,
+/// soon after a change; `/metrics` has one series set per running integration, gone with it.
+#[test]
+fn deliveries_are_announced_and_series_leave_with_the_integration() {
+    let mut h = Harness::new();
+    let mut config = h.config("ie1", AckStrategy::SkipAll);
+    config.service_info_interval = Duration::from_millis(300);
+    let ex = Executor::start(config, h.queue.clone(), &h.report).unwrap();
+    let (id, out) = h.recording_integration();
+    h.publish(id, &["reject", "a", "b"]);
+    assert_eq!(wait_lines(&out, 2), ["a", "b"]);
+    h.wait_event("announced with 2 delivered and 1 failed", |m| {
+        m.service_info_proto.as_ref().is_some_and(|i| {
+            i.integrations.iter().any(|s| s.delivered_msgs == 2 && s.failed_msgs == 1 && s.backlog == Some(0))
+        })
+    });
+    let s = announced(&h, id).expect("announced");
+    assert!(s.started && s.last_delivered_ts > 0 && s.last_error_ts > 0, "{s:?}");
+    assert_eq!((s.total_msgs, s.dead_lettered_msgs, s.last_error.as_deref()), (3, 1, Some("scripted reject")));
+    // Deliveries after the reject: no run of failures.
+    assert_eq!((s.consecutive_failures, s.failing_since_ts), (0, 0));
+
+    // A call that delivers nothing starts a run of failures.
+    h.events.clear();
+    h.publish(id, &["retry"]);
+    h.wait_event("failing", |m| {
+        m.service_info_proto.as_ref().is_some_and(|i| i.integrations.iter().any(|s| s.consecutive_failures == 1))
+    });
+    assert!(announced(&h, id).expect("announced").failing_since_ts > 0);
+
+    let mut text = String::new();
+    ex.stats().render_prometheus(&mut text);
+    let series = format!("ie_processor_msgs_total{{integration_id=\"{id}\",counter=\"successfulMsgs\"}} 2");
+    assert!(text.contains(&series), "{text}");
+    assert!(text.contains(&format!("ie_integration_backlog{{integration_id=\"{id}\"}}")), "{text}");
+    assert!(trib_ops::render_metrics().contains(&series), "the executor's collector is registered");
+
+    h.events.clear();
+    h.delete(id);
+    h.wait_event("no longer announced", |m| m.service_info_proto.as_ref().is_some_and(|i| i.integrations.is_empty()));
+    let mut text = String::new();
+    ex.stats().render_prometheus(&mut text);
+    assert!(!text.contains(&id.to_string()), "{text}");
     ex.shutdown();
 }

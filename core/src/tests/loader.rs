@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use abi_stable::std_types::{RSlice, RStr};
+use abi_stable::std_types::RStr;
 use trib_plugin_api::{
     abi::{Message, StartConfig},
     driver::{ErrorKind, Outcome},
@@ -10,7 +10,7 @@ use trib_plugin_api::{
 
 use super::support::{compile_c_library, install, plugin_file};
 use crate::{
-    loader::{load_dir, LoadError, LoadReport},
+    loader::{bundled_driver_files, load_bundled_and_dir, load_dir, LoadError, LoadReport},
     registry::{Registry, TypeSelection},
 };
 
@@ -164,29 +164,14 @@ fn registry_keeps_only_selected_types() {
     install(&plugin_file("trib_fixture_scripted"), dir.path(), "libscripted.so");
     let report = scan(dir.path());
     let all = Registry::new(&report, &TypeSelection::all());
-    assert_eq!(all.types().collect::<Vec<_>>(), vec!["SCRIPTED"]);
+    assert_eq!(all.types(), vec!["SCRIPTED"]);
     let none = Registry::new(&report, &TypeSelection::parse("ALL", "SCRIPTED").unwrap());
-    assert_eq!(none.types().count(), 0);
+    assert!(none.types().is_empty());
     assert_eq!(none.create("SCRIPTED", "id").unwrap_err().kind, ErrorKind::Unsupported);
 }
 
 fn msg(payload: &'static [u8]) -> Message<'static> {
-    Message {
-        topic: RStr::from_str("t"),
-        payload: RSlice::from_slice(payload),
-        qos: 1,
-        retain: false,
-        client_id: RStr::from_str("c"),
-        broker_node: RStr::from_str("b"),
-        timestamp_ms: 0,
-        user_properties: RSlice::from_slice(&[]),
-        content_type: abi_stable::std_types::ROption::RNone,
-        correlation_data: abi_stable::std_types::ROption::RNone,
-        response_topic: abi_stable::std_types::ROption::RNone,
-        message_expiry_secs: abi_stable::std_types::ROption::RNone,
-        payload_is_utf8: abi_stable::std_types::ROption::RNone,
-        client_cert_cn: abi_stable::std_types::ROption::RNone,
-    }
+    Message { qos: 1, client_id: RStr::from_str("c"), broker_node: RStr::from_str("b"), ..Message::new("t", payload) }
 }
 
 fn start_config(client_configuration: &str) -> StartConfig<'_> {
@@ -214,7 +199,8 @@ fn a_driver_panic_is_an_error_and_the_executor_keeps_going() {
     );
     let err = handle.process(&[msg(b"b"), msg(b"panic")], timeout).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Panic);
-    assert_eq!(err.message, "driver panicked: scripted panic");
+    assert!(err.message.starts_with("driver panicked at plugins/fixtures/scripted/src/lib.rs:"), "{}", err.message);
+    assert!(err.message.ends_with(": scripted panic"), "{}", err.message);
     // The same process (this test) is alive, and a fresh instance works.
     drop(handle);
     let mut again = registry.create("SCRIPTED", "i1").unwrap();
@@ -249,7 +235,7 @@ fn the_three_first_party_drivers_load_side_by_side() {
     let types: Vec<&str> = report.drivers.iter().map(|d| d.integration_type()).collect();
     assert_eq!(types, vec!["HTTP", "KAFKA", "MQTT"]);
     let registry = Registry::new(&report, &TypeSelection::parse("ALL", "KAFKA").unwrap());
-    assert_eq!(registry.types().collect::<Vec<_>>(), vec!["HTTP", "MQTT"]);
+    assert_eq!(registry.types(), vec!["HTTP", "MQTT"]);
     // Each validates a configuration through its loaded library, with field-level errors.
     let mut http = registry.create("HTTP", "i-http").unwrap();
     let errors = http.validate(r#"{"requestMethod":"PATCH"}"#).unwrap();
@@ -258,4 +244,228 @@ fn the_three_first_party_drivers_load_side_by_side() {
     let mut mqtt = registry.create("MQTT", "i-mqtt").unwrap();
     assert!(!mqtt.validate(r#"{"port":0}"#).unwrap().is_empty());
     assert!(mqtt.validate(r#"{"host":"localhost","port":1883,"clientId":"c","topicName":"t"}"#).unwrap().is_empty());
+}
+
+/// A binary's directory laid out as cargo builds it: `deps/libtrib_driver_<name>.so` for each
+/// given name, a copy of the scripted fixture (the names differ, the type does not).
+fn cargo_layout(names: &[&str]) -> tempfile::TempDir {
+    let exe_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(exe_dir.path().join("deps")).unwrap();
+    for name in names {
+        install(
+            &plugin_file("trib_fixture_scripted"),
+            &exe_dir.path().join("deps"),
+            &format!("libtrib_driver_{name}.so"),
+        );
+    }
+    // Other libraries cargo leaves in deps/ are not drivers shipped with the binary.
+    install(&plugin_file("trib_fixture_old_layout"), &exe_dir.path().join("deps"), "libtrib_fixture_old_layout.so");
+    exe_dir
+}
+
+#[test]
+fn a_plugins_directory_adds_to_the_bundled_drivers() {
+    let exe_dir = cargo_layout(&[]);
+    install(&plugin_file("trib_driver_http"), &exe_dir.path().join("deps"), "libtrib_driver_http.so");
+    let bundled = bundled_driver_files(exe_dir.path());
+    assert_eq!(bundled, vec![exe_dir.path().join("deps/libtrib_driver_http.so")]);
+    let plugins = tempfile::tempdir().unwrap();
+    install(&plugin_file("trib_fixture_scripted"), plugins.path(), "libthird_party.so");
+    let report = load_bundled_and_dir(&bundled, plugins.path());
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let types: Vec<&str> = report.drivers.iter().map(|d| d.integration_type()).collect();
+    assert_eq!(types, vec!["HTTP", "SCRIPTED"]);
+}
+
+#[test]
+fn a_type_provided_twice_is_refused_in_one_line_naming_both_files() {
+    let exe_dir = cargo_layout(&["scripted"]);
+    let bundled = bundled_driver_files(exe_dir.path());
+    let plugins = tempfile::tempdir().unwrap();
+    let second = install(&plugin_file("trib_fixture_scripted"), plugins.path(), "libscripted_again.so");
+    let report = load_bundled_and_dir(&bundled, plugins.path());
+    assert_eq!(report.drivers.len(), 1);
+    assert_eq!(report.drivers[0].path, bundled[0], "the bundled driver wins");
+    let line = report.failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    assert_eq!(report.failures.len(), 1, "{line}");
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.starts_with(&second.display().to_string()), "{line}");
+    assert!(line.contains(&bundled[0].display().to_string()), "{line}");
+    assert!(line.contains("integration type SCRIPTED is already provided by"), "{line}");
+}
+
+#[test]
+fn the_installed_plugins_folder_is_bundled_and_loaded_once_when_also_configured() {
+    let exe_dir = cargo_layout(&["ignored_when_installed"]);
+    let installed = exe_dir.path().join("plugins");
+    std::fs::create_dir(&installed).unwrap();
+    install(&plugin_file("trib_fixture_scripted"), &installed, "libscripted.so");
+    let bundled = bundled_driver_files(exe_dir.path());
+    assert_eq!(bundled, vec![installed.join("libscripted.so")], "plugins/ beside the binary wins over deps/");
+    // TB_PLUGINS_DIR naming the same folder (the compose file does) loads nothing twice.
+    let report = load_bundled_and_dir(&bundled, &installed);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.drivers.len(), 1);
+}
+
+#[test]
+fn a_plugins_directory_without_libraries_or_missing_adds_nothing() {
+    let exe_dir = cargo_layout(&["scripted"]);
+    let bundled = bundled_driver_files(exe_dir.path());
+    // The repository's plugins/ source folder: sub-folders and sources, no library.
+    let sources = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(sources.path().join("http/src")).unwrap();
+    std::fs::write(sources.path().join("http/Cargo.toml"), "[package]\n").unwrap();
+    for dir in [sources.path(), Path::new("/nonexistent/trib-plugins")] {
+        let report = load_bundled_and_dir(&bundled, dir);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert_eq!(report.drivers.len(), 1);
+    }
+}
+
+/// The schema a first-party driver declares, read through its loaded library.
+fn declared_schema(crate_name: &str) -> serde_json::Value {
+    let driver = crate::loader::load_file(&plugin_file(crate_name)).unwrap();
+    assert_ne!(driver.metadata.capabilities & trib_plugin_api::abi::capabilities::CONFIG_SCHEMA, 0, "{crate_name}");
+    match driver.config_schema() {
+        Some(Ok(schema)) => schema,
+        other => panic!("{crate_name}: expected a schema, got {other:?}"),
+    }
+}
+
+/// The dotted paths of a schema's secret fields.
+fn secrets(schema: &serde_json::Value) -> Vec<String> {
+    trib_plugin_api::support::schema::secret_paths(schema).iter().map(|p| p.join(".")).collect()
+}
+
+#[test]
+fn the_first_party_drivers_declare_their_configuration_schemas() {
+    let http = declared_schema("trib_driver_http");
+    assert_eq!(http["required"], serde_json::json!(["restEndpointUrl"]));
+    assert_eq!(secrets(&http), ["credentials.password", "credentials.privateKey", "credentials.privateKeyPassword"]);
+    let mqtt = declared_schema("trib_driver_mqtt");
+    assert_eq!(mqtt["required"], serde_json::json!(["host", "clientId"]));
+    assert_eq!(secrets(&mqtt), secrets(&http), "the same TBMQ credentials object");
+    let kafka = declared_schema("trib_driver_kafka");
+    assert_eq!(kafka["required"], serde_json::json!(["bootstrapServers", "topic"]));
+    assert!(secrets(&kafka).contains(&"otherProperties.sasl.password".to_string()), "{:?}", secrets(&kafka));
+}
+
+#[test]
+fn a_driver_without_the_schema_capability_is_not_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    install(&plugin_file("trib_fixture_scripted"), dir.path(), "libscripted.so");
+    let report = scan(dir.path());
+    assert_eq!(report.drivers[0].config_schema(), None);
+    // Not asked even when it would answer: the capability bit alone decides.
+    assert_eq!(in_process::<Answers<{ SCHEMA_WITHOUT_BIT }>>().config_schema(), None);
+}
+
+fn check_schema_refusal<T: trib_plugin_api::driver::Driver>(expected_start: &str) {
+    let reason = match in_process::<T>().config_schema() {
+        Some(Err(reason)) => reason,
+        other => panic!("expected a refusal starting {expected_start:?}, got {other:?}"),
+    };
+    assert!(reason.starts_with(expected_start), "{reason}");
+    assert_eq!(reason.lines().count(), 1, "{reason}");
+}
+
+#[test]
+fn text_that_is_not_json_is_a_one_line_reason() {
+    check_schema_refusal::<Answers<{ NOT_JSON }>>("configuration schema is not valid JSON: ");
+}
+
+#[test]
+fn json_that_is_not_an_object_schema_is_a_one_line_reason() {
+    check_schema_refusal::<Answers<{ NOT_AN_OBJECT_SCHEMA }>>("configuration schema is not an object schema");
+}
+
+#[test]
+fn an_error_or_a_panic_instead_of_a_schema_is_a_one_line_reason() {
+    check_schema_refusal::<Answers<{ UNSUPPORTED }>>(
+        "the driver did not return its configuration schema: operation 'config_schema' is not supported",
+    );
+    check_schema_refusal::<Answers<{ MULTI_LINE_ERROR }>>(
+        "the driver did not return its configuration schema: first line",
+    );
+    check_schema_refusal::<Answers<{ PANICS }>>("the driver did not return its configuration schema: driver panicked");
+}
+
+#[test]
+fn a_good_answer_is_parsed() {
+    let schema = in_process::<Answers<{ GOOD }>>().config_schema();
+    assert_eq!(schema, Some(Ok(serde_json::json!({"type": "object", "properties": {}}))));
+}
+
+/// How [`Answers`] answers the schema operation.
+const GOOD: u8 = 0;
+const NOT_JSON: u8 = 1;
+const NOT_AN_OBJECT_SCHEMA: u8 = 2;
+const UNSUPPORTED: u8 = 3;
+const MULTI_LINE_ERROR: u8 = 4;
+const PANICS: u8 = 5;
+const SCHEMA_WITHOUT_BIT: u8 = 6;
+
+/// A driver that answers the schema operation by hand, as one written against the raw ABI
+/// would: it sets the capability bit itself (except for [`SCHEMA_WITHOUT_BIT`]) and answers in
+/// `module_control`, so the export layer passes its answer through unchecked.
+struct Answers<const HOW: u8>;
+
+impl<const HOW: u8> trib_plugin_api::driver::Driver for Answers<HOW> {
+    fn metadata() -> trib_plugin_api::driver::Metadata {
+        let capabilities =
+            if HOW == SCHEMA_WITHOUT_BIT { 0 } else { trib_plugin_api::abi::capabilities::CONFIG_SCHEMA };
+        trib_plugin_api::driver::Metadata {
+            name: "answers",
+            integration_type: "ANSWERS",
+            version: "0.0.0",
+            description: "answers the schema operation by hand",
+            capabilities,
+        }
+    }
+    fn create(_host: trib_plugin_api::driver::Host) -> Result<Self, trib_plugin_api::driver::Error> {
+        Ok(Answers)
+    }
+    fn validate(&self, _config: &str) -> Vec<trib_plugin_api::driver::FieldError> {
+        Vec::new()
+    }
+    fn start(&mut self, _config: &StartConfig<'_>) -> Result<(), trib_plugin_api::driver::Error> {
+        Ok(())
+    }
+    fn process(&mut self, batch: &[Message<'_>], _deadline: std::time::Instant) -> Vec<Outcome> {
+        batch.iter().map(|_| Outcome::Delivered).collect()
+    }
+    fn stop(&mut self) {}
+    fn module_control(op: &str, _arg: &str) -> Result<String, trib_plugin_api::driver::Error> {
+        use trib_plugin_api::driver::{Error, ErrorKind};
+        match HOW {
+            GOOD | SCHEMA_WITHOUT_BIT => Ok(r#"{"type": "object", "properties": {}}"#.to_string()),
+            NOT_JSON => Ok("{type: object}".to_string()),
+            NOT_AN_OBJECT_SCHEMA => Ok(r#"{"type": "string"}"#.to_string()),
+            MULTI_LINE_ERROR => Err(Error::new(ErrorKind::Internal, "first line\nsecond line")),
+            PANICS => panic!("no schema here"),
+            _ => Err(Error::unsupported(op)),
+        }
+    }
+}
+
+/// A [`LoadedDriver`](crate::loader::LoadedDriver) around driver `T`'s module, built in this
+/// process (no library file): the host side sees exactly what a loaded library gives it.
+fn in_process<T: trib_plugin_api::driver::Driver>() -> crate::loader::LoadedDriver {
+    let module = trib_plugin_api::export::module::<T>();
+    let metadata = (module.metadata())();
+    crate::loader::LoadedDriver { path: "in-process".into(), metadata, module }
+}
+
+#[test]
+fn an_executor_serving_no_type_is_not_ready_and_says_why() {
+    let status = crate::executor::ExecutorStatus {
+        plugin_errors: vec!["/p/libx.so: not a shared library: file too short".into()],
+        ..Default::default()
+    };
+    let reason = status.readiness().unwrap_err();
+    assert!(reason.starts_with("no integration type served: check TB_PLUGINS_DIR"), "{reason}");
+    assert!(reason.contains("libx.so: not a shared library"), "{reason}");
+    let serving = crate::executor::ExecutorStatus { integration_types: vec!["HTTP@1.0.0".into()], ..status };
+    assert_eq!(serving.readiness(), Ok(()));
 }

@@ -18,10 +18,66 @@
 //! let errors = f.finish(()).unwrap_err();
 //! assert_eq!(errors[0].field.as_str(), "ssl");
 //! ```
+//!
+//! [`record_reads`] tells which fields a reader read, so that a test can compare them with the
+//! driver's configuration schema ([`crate::support::schema`]).
+
+use std::cell::RefCell;
 
 use serde_json::{Map, Value};
 
 use crate::driver::FieldError;
+
+thread_local! {
+    /// The names read on this thread while [`record_reads`] runs; `None` otherwise.
+    static READS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `read` and returns its result with the names of the fields read on this thread in the
+/// meantime, each once, in the order first read: every name passed to a [`Fields`] accessor,
+/// and every name given to [`note_read`].
+///
+/// Meant for tests: the names a driver's `validate` reads from a full configuration are the
+/// fields it knows, which its schema must list exactly.
+///
+/// ```
+/// use trib_plugin_api::support::fields::{object, record_reads, Fields};
+///
+/// let obj = object(r#"{"host": "h"}"#).unwrap();
+/// let (_, names) = record_reads(|| {
+///     let mut f = Fields::new(&obj);
+///     (f.string("host"), f.integer("port", 1883))
+/// });
+/// assert_eq!(names, ["host", "port"]);
+/// ```
+pub fn record_reads<R>(read: impl FnOnce() -> R) -> (R, Vec<String>) {
+    /// Puts the previous recording back when `read` panics (`Some` until restored normally).
+    struct Restore(Option<Option<Vec<String>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(previous) = self.0.take() {
+                let _ = READS.try_with(|r| r.replace(previous));
+            }
+        }
+    }
+    let mut restore = Restore(Some(READS.with(|r| r.replace(Some(Vec::new())))));
+    let result = read();
+    let names = READS.with(|r| r.replace(restore.0.take().flatten())).unwrap_or_default();
+    (result, names)
+}
+
+/// Records that the field `name` was read, for [`record_reads`]. [`Fields`] calls it for every
+/// field it reads; a reader that does not use [`Fields`] calls it itself. Costs a thread-local
+/// lookup when nothing is recording.
+pub fn note_read(name: &str) {
+    let _ = READS.try_with(|r| {
+        if let Some(names) = r.borrow_mut().as_mut() {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    });
+}
 
 /// Parses `json` as a JSON object, or returns the one error that says why it is not one.
 pub fn object(json: &str) -> Result<Map<String, Value>, Vec<FieldError>> {
@@ -47,6 +103,7 @@ impl<'a> Fields<'a> {
 
     /// The raw value of `field`; `None` when absent or `null`.
     pub fn raw(&self, field: &str) -> Option<&'a Value> {
+        note_read(field);
         self.obj.get(field).filter(|v| !v.is_null())
     }
 
@@ -206,5 +263,34 @@ mod tests {
         assert!(f.failed("s") && !f.failed("absent"));
         let fields: Vec<String> = f.finish(()).unwrap_err().iter().map(|e| e.field.to_string()).collect();
         assert_eq!(fields, ["s", "strict", "i", "b", "m.k", "m2"]);
+    }
+
+    #[test]
+    fn reads_are_recorded_once_in_order_and_only_while_recording() {
+        let obj = read(r#"{"a": 1, "b": "x"}"#);
+        let mut f = Fields::new(&obj);
+        f.string("outside");
+        let ((), names) = record_reads(|| {
+            let mut f = Fields::new(&obj);
+            f.string("b");
+            f.integer("a", 0);
+            f.boolean("absent");
+            f.string("b");
+            note_read("by-hand");
+        });
+        assert_eq!(names, ["b", "a", "absent", "by-hand"]);
+        note_read("after");
+        assert_eq!(record_reads(|| ()).1, Vec::<String>::new(), "nothing leaks into the next recording");
+    }
+
+    #[test]
+    fn nested_recordings_keep_their_own_names() {
+        let ((), outer) = record_reads(|| {
+            note_read("outer");
+            let ((), inner) = record_reads(|| note_read("inner"));
+            assert_eq!(inner, ["inner"]);
+            note_read("outer-again");
+        });
+        assert_eq!(outer, ["outer", "outer-again"]);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Host counters: `http_requests_total` (requests sent), `http_request_errors_total` (sent but not
 //! delivered: non-2xx, connection error, timeout), `http_requests_not_sent_total` (the deadline
-//! passed before a worker was free) and `http_messages_rejected_total` (messages refused before
+//! passed before a request could start) and `http_messages_rejected_total` (messages refused before
 //! sending, e.g. a payload that is not JSON).
 
 use std::{
@@ -14,7 +14,7 @@ use std::{
 use trib_plugin_api::{
     abi::capabilities,
     driver::{
-        config_errors_to_result, Driver, Error as PluginError, FieldError, Host, Message, Metadata, Outcome,
+        config_errors_to_result, Driver, Error as DriverError, FieldError, Host, Message, Metadata, Outcome,
         StartConfig,
     },
     support::envelope::EnvelopeContext,
@@ -59,7 +59,11 @@ impl Driver for HttpDriver {
         }
     }
 
-    fn create(host: Host) -> Result<Self, PluginError> {
+    fn config_schema() -> Option<&'static str> {
+        Some(crate::schema::SCHEMA)
+    }
+
+    fn create(host: Host) -> Result<Self, DriverError> {
         Ok(HttpDriver { host, running: None })
     }
 
@@ -67,7 +71,7 @@ impl Driver for HttpDriver {
         config::validate(client_configuration)
     }
 
-    fn check_connection(&mut self, start: &StartConfig<'_>) -> Result<(), PluginError> {
+    fn check_connection(&mut self, start: &StartConfig<'_>) -> Result<(), DriverError> {
         let config = parse(start)?;
         let service = Service::new(&config);
         let budget =
@@ -75,7 +79,7 @@ impl Driver for HttpDriver {
         let exchange = service.head(Instant::now() + budget);
         match retry::classify("HEAD", service.url(), &exchange) {
             Outcome::Delivered => Ok(()),
-            Outcome::Retry(reason) | Outcome::Rejected(reason) => {
+            Outcome::Retry(reason) | Outcome::Rejected(reason) | Outcome::Timeout(reason) => {
                 if let Exchange::Response { body_excerpt, .. } = &exchange {
                     self.host.debug(format!("HTTP connection check failed: {reason}; body: {body_excerpt}"));
                 }
@@ -84,19 +88,17 @@ impl Driver for HttpDriver {
         }
     }
 
-    fn start(&mut self, start: &StartConfig<'_>) -> Result<(), PluginError> {
+    fn start(&mut self, start: &StartConfig<'_>) -> Result<(), DriverError> {
         self.stop();
         let config = parse(start)?;
         let service = Arc::new(Service::new(&config));
         let workers = config.workers();
-        let pool = Pool::new(Arc::clone(&service), workers).map_err(|e| {
-            PluginError::new(trib_plugin_api::driver::ErrorKind::Internal, format!("cannot start workers: {e}"))
-        })?;
+        let pool = Pool::new(Arc::clone(&service), workers);
         self.host.info(format!(
             "HTTP integration '{}' started: {} {} with {workers} parallel requests.",
             start.integration_name.as_str(),
             config.method.as_str(),
-            config.url
+            service.url()
         ));
         if config.tls.skip_verification {
             self.host.warn("HTTP integration: server certificates are not verified (skipCertificateVerification).");
@@ -166,7 +168,7 @@ impl Running {
                 Completion::NoReply => {
                     sent += 1;
                     errors += 1;
-                    Outcome::Retry(format!(
+                    Outcome::Timeout(format!(
                         "timeout waiting for the response from {} {}",
                         self.config.method.as_str(),
                         self.service.url()
@@ -174,11 +176,11 @@ impl Running {
                 }
                 Completion::NotSent => {
                     not_sent += 1;
-                    Outcome::Retry("timeout before send: no free connection before the deadline".to_string())
+                    Outcome::Timeout("timeout before send: no free connection before the deadline".to_string())
                 }
             };
-            if let Outcome::Retry(reason) | Outcome::Rejected(reason) = &outcome {
-                first_failure.get_or_insert_with(|| reason.clone());
+            if let Some(reason) = outcome.reason() {
+                first_failure.get_or_insert_with(|| reason.to_string());
             }
             outcomes[slot] = Some(outcome);
         }
@@ -203,9 +205,9 @@ fn count(host: &Host, name: &str, value: u64) {
     }
 }
 
-fn parse(start: &StartConfig<'_>) -> Result<HttpConfig, PluginError> {
+fn parse(start: &StartConfig<'_>) -> Result<HttpConfig, DriverError> {
     HttpConfig::parse(start.client_configuration.as_str()).map_err(|errors| match config_errors_to_result(errors) {
         Err(e) => e,
-        Ok(()) => PluginError::config("invalid configuration"),
+        Ok(()) => DriverError::config("invalid configuration"),
     })
 }

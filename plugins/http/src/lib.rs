@@ -10,7 +10,8 @@
 //! Layout: [`config`] parses and checks `clientConfiguration`; [`request`] turns a message into
 //! the body and headers to send (pure); [`service`] owns the HTTP agent and sends one request;
 //! [`pool`] runs requests on the worker threads under the batch deadline; [`retry`] classifies a
-//! response or an error into an outcome; [`driver`] ties them to the plugin API.
+//! response or an error into an outcome; [`schema`] declares the configuration's JSON Schema;
+//! [`driver`] ties them to the plugin API.
 //! The user-facing documentation (fields, outcomes, differences from TBMQ) is the crate's README.
 
 pub mod config;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod pool;
 pub mod request;
 pub mod retry;
+pub mod schema;
 pub mod service;
 
 trib_plugin_api::export_driver!(driver::HttpDriver);

@@ -1,24 +1,27 @@
-//! The worker threads of one instance: a fixed number of threads, each sending one request at a
-//! time through the shared [`Service`], so a batch goes out concurrently with at most `workers`
-//! requests in flight (TBMQ's `maxParallelRequestsCount`).
+//! The request threads of the driver library: one pool shared by every instance, whose threads
+//! start when requests wait and end after [`THREAD_IDLE`] without work, so an idle integration
+//! owns no thread of its own here. Each instance reaches the pool through its [`Pool`], which
+//! enforces the instance's `maxParallelRequestsCount` (TBMQ's limit): at most that many of its
+//! requests are queued to or held by the shared threads; the rest wait in the instance's own
+//! queue, in order, and move up as its requests finish. A request holds a thread only while it
+//! is being sent.
 //!
 //! The deadline rule: a request that has not started when the batch's deadline passes is never
 //! sent. Each request of a batch has a state that moves once, from pending to either started (by
-//! a worker, just before sending) or cancelled (by [`Pool::run`], when it gives up at the
+//! a thread, just before sending) or cancelled (by [`Pool::run`], when it gives up at the
 //! deadline); whoever moves it first wins. So a message reported as "not sent" really was not
 //! sent, even later (TBMQ sends it anyway after reporting the timeout; we do not).
 
 use std::{
+    collections::VecDeque,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU8, Ordering},
-        Arc, Condvar, Mutex, MutexGuard, PoisonError,
+        Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError,
     },
-    thread::JoinHandle,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use crossbeam_channel::{Receiver, Sender};
 use trib_plugin_api::driver::Outcome;
 
 use crate::{
@@ -26,6 +29,16 @@ use crate::{
     retry::{self, Exchange},
     service::Service,
 };
+
+/// How long a thread of the pool waits for work before it ends.
+pub const THREAD_IDLE: Duration = Duration::from_secs(10);
+
+/// The most threads the shared pool runs at once; beyond that, requests wait for a free thread
+/// (and the deadline rule applies to them as to any waiting request).
+pub const MAX_THREADS: usize = 512;
+
+/// The prefix of the shared pool's thread names (`trib-http-7`).
+pub const THREAD_PREFIX: &str = "trib-http-";
 
 /// How one request of a batch ended, as far as [`Pool::run`] knows.
 #[derive(Debug)]
@@ -37,38 +50,179 @@ pub enum Completion {
         /// The start of a non-2xx response body.
         detail: Option<String>,
     },
-    /// The deadline passed before a worker was free; the request was not sent.
+    /// The deadline passed before a thread was free; the request was not sent.
     NotSent,
     /// The request was sent but no answer came before the deadline.
     NoReply,
 }
 
-/// The worker threads and the queue that feeds them.
+/// Threads shared by instances: a queue of ready requests and the threads that send them.
+#[derive(Debug)]
+pub struct Threads {
+    prefix: &'static str,
+    max: usize,
+    idle: Duration,
+    state: Mutex<ThreadsState>,
+    work: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct ThreadsState {
+    ready: VecDeque<Job>,
+    /// Threads alive.
+    alive: usize,
+    /// Threads waiting for work.
+    waiting: usize,
+    /// The number of the next thread's name.
+    next: u64,
+}
+
+impl Threads {
+    /// A pool whose threads are named `prefix` + a number, at most `max` at once, each ending
+    /// after `idle` without work.
+    pub fn new(prefix: &'static str, max: usize, idle: Duration) -> Arc<Threads> {
+        Arc::new(Threads { prefix, max: max.max(1), idle, state: Mutex::default(), work: Condvar::new() })
+    }
+
+    /// The pool of this driver library, shared by all its instances.
+    pub fn shared() -> Arc<Threads> {
+        static SHARED: OnceLock<Arc<Threads>> = OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| Threads::new(THREAD_PREFIX, MAX_THREADS, THREAD_IDLE)))
+    }
+
+    /// Threads alive right now.
+    pub fn alive(&self) -> usize {
+        self.lock().alive
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ThreadsState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `jobs` and makes sure a thread will take each one: a waiting thread is woken, or
+    /// a new one started (up to the maximum).
+    fn push(self: &Arc<Threads>, jobs: Vec<Job>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        state.ready.extend(jobs);
+        let mut spawn = 0;
+        while state.ready.len() > state.waiting + spawn && state.alive + spawn < self.max {
+            spawn += 1;
+        }
+        let wake = state.ready.len().min(state.waiting);
+        let mut started = 0;
+        for _ in 0..spawn {
+            let name = format!("{}{}", self.prefix, state.next);
+            let threads = Arc::clone(self);
+            // A thread that cannot be started leaves its request to the others (or to the
+            // deadline rule when there are none).
+            if std::thread::Builder::new().name(name).spawn(move || threads.work()).is_ok() {
+                state.next += 1;
+                started += 1;
+            }
+        }
+        state.alive += started;
+        drop(state);
+        for _ in 0..wake {
+            self.work.notify_one();
+        }
+    }
+
+    /// A thread's life: take ready requests until none came for `idle`.
+    fn work(self: Arc<Threads>) {
+        loop {
+            let mut state = self.lock();
+            let job = loop {
+                if let Some(job) = state.ready.pop_front() {
+                    break Some(job);
+                }
+                state.waiting += 1;
+                let (next, timeout) = self.work.wait_timeout(state, self.idle).unwrap_or_else(PoisonError::into_inner);
+                state = next;
+                state.waiting -= 1;
+                if timeout.timed_out() && state.ready.is_empty() {
+                    break None;
+                }
+            };
+            let Some(job) = job else {
+                state.alive -= 1;
+                return;
+            };
+            drop(state);
+            let lane = Arc::clone(&job.lane);
+            execute(job, &lane);
+            lane.release(&self);
+        }
+    }
+}
+
+/// One instance's access to the pool: its service, its limit and its waiting requests.
 #[derive(Debug)]
 pub struct Pool {
-    jobs: Option<Sender<Job>>,
-    workers: Vec<JoinHandle<()>>,
+    lane: Arc<Lane>,
+    threads: Arc<Threads>,
+}
+
+#[derive(Debug)]
+struct Lane {
+    service: Arc<Service>,
+    limit: usize,
+    state: Mutex<LaneState>,
+    drained: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct LaneState {
+    /// Requests of this instance queued to or held by the threads (at most `limit`).
+    in_flight: usize,
+    /// Requests waiting for one of those places, in order.
+    waiting: VecDeque<Job>,
+    closed: bool,
+}
+
+impl Lane {
+    fn lock(&self) -> MutexGuard<'_, LaneState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A thread is done with one of this lane's requests: the next waiting one takes its place.
+    fn release(&self, threads: &Arc<Threads>) {
+        let mut state = self.lock();
+        let next = if state.closed { None } else { state.waiting.pop_front() };
+        match next {
+            Some(job) => {
+                drop(state);
+                threads.push(vec![job]);
+            }
+            None => {
+                state.in_flight -= 1;
+                if state.in_flight == 0 {
+                    self.drained.notify_all();
+                }
+            }
+        }
+    }
 }
 
 impl Pool {
-    /// Starts `workers` threads sending through `service`.
-    pub fn new(service: Arc<Service>, workers: usize) -> std::io::Result<Pool> {
-        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
-        let mut pool = Pool { jobs: Some(jobs), workers: Vec::with_capacity(workers) };
-        for i in 0..workers.max(1) {
-            let queue = queue.clone();
-            let service = Arc::clone(&service);
-            let handle =
-                std::thread::Builder::new().name(format!("trib-http-{i}")).spawn(move || work(&service, &queue))?;
-            pool.workers.push(handle);
-        }
-        Ok(pool)
+    /// An instance sending through `service` on the library's shared threads, with at most
+    /// `limit` requests in flight.
+    pub fn new(service: Arc<Service>, limit: usize) -> Pool {
+        Pool::on(Threads::shared(), service, limit)
+    }
+
+    /// An instance on the given threads (tests use a pool of their own).
+    pub fn on(threads: Arc<Threads>, service: Arc<Service>, limit: usize) -> Pool {
+        let lane = Lane { service, limit: limit.max(1), state: Mutex::default(), drained: Condvar::new() };
+        Pool { lane: Arc::new(lane), threads }
     }
 
     /// Sends every body (`None` = no body, for GET and DELETE) and returns one completion per
     /// body, in order, by `deadline`.
     ///
-    /// Completions are written into the batch's slots by the workers; only the last one wakes
+    /// Completions are written into the batch's slots by the threads; only the last one wakes
     /// this thread (one wake-up per batch instead of one per request).
     pub fn run(&self, bodies: Vec<Option<Body>>, deadline: Instant) -> Vec<Completion> {
         let count = bodies.len();
@@ -77,16 +231,25 @@ impl Pool {
             done: Mutex::new(Done { slots: (0..count).map(|_| None).collect(), missing: count }),
             all_done: Condvar::new(),
         });
+        let mut ready = Vec::new();
         let mut queued = 0;
-        if let Some(jobs) = &self.jobs {
-            for (slot, body) in bodies.into_iter().enumerate() {
-                if jobs.send(Job { slot, body, deadline, batch: Arc::clone(&batch) }).is_err() {
-                    break;
+        {
+            let mut lane = self.lane.lock();
+            if !lane.closed {
+                for (slot, body) in bodies.into_iter().enumerate() {
+                    let job = Job { slot, body, deadline, batch: Arc::clone(&batch), lane: Arc::clone(&self.lane) };
+                    if lane.in_flight < self.lane.limit {
+                        lane.in_flight += 1;
+                        ready.push(job);
+                    } else {
+                        lane.waiting.push_back(job);
+                    }
+                    queued += 1;
                 }
-                queued += 1;
             }
         }
-        // Requests no worker will ever see (the pool is stopped): not sent.
+        self.threads.push(ready);
+        // Requests no thread will ever see (the instance is stopped): not sent.
         for slot in queued..count {
             if batch.cancel(slot) {
                 batch.finish(slot, Completion::NotSent);
@@ -117,12 +280,28 @@ impl Pool {
             .collect()
     }
 
-    /// Stops the workers: queued requests are dropped unsent, and each worker finishes its
-    /// current request (bounded by that request's deadline) before it exits.
+    /// Stops the instance: its waiting and queued requests are dropped unsent, and its requests
+    /// being sent finish (each bounded by its deadline) before this returns. Idempotent.
     pub fn shutdown(&mut self) {
-        self.jobs = None;
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
+        let waiting = {
+            let mut lane = self.lane.lock();
+            lane.closed = true;
+            std::mem::take(&mut lane.waiting)
+        };
+        drop(waiting);
+        // This instance's requests still queued to the threads: taken back, never sent.
+        let taken: VecDeque<Job> = {
+            let mut state = self.threads.lock();
+            let (mine, others) =
+                std::mem::take(&mut state.ready).into_iter().partition(|job: &Job| Arc::ptr_eq(&job.lane, &self.lane));
+            state.ready = others;
+            mine
+        };
+        let mut lane = self.lane.lock();
+        lane.in_flight -= taken.len();
+        drop(taken);
+        while lane.in_flight > 0 {
+            lane = self.lane.drained.wait(lane).unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
@@ -137,7 +316,7 @@ const PENDING: u8 = 0;
 const STARTED: u8 = 1;
 const CANCELLED: u8 = 2;
 
-/// The per-request states of one batch, and the completions the workers wrote.
+/// The per-request states of one batch, and the completions the threads wrote.
 #[derive(Debug)]
 struct Batch {
     states: Vec<AtomicU8>,
@@ -189,9 +368,9 @@ impl Batch {
         self.claim(slot, CANCELLED)
     }
 
-    /// Cancels `slot`, or finds it already cancelled by a worker that saw the deadline pass
+    /// Cancels `slot`, or finds it already cancelled by a thread that saw the deadline pass
     /// (its `NotSent` may not have reached the slots before [`Pool::run`] took them); false only
-    /// when a worker started sending it.
+    /// when a thread started sending it.
     fn cancel_or_cancelled(&self, slot: usize) -> bool {
         self.cancel(slot) || self.states.get(slot).is_some_and(|s| s.load(Ordering::Acquire) == CANCELLED)
     }
@@ -204,34 +383,35 @@ struct Job {
     body: Option<Body>,
     deadline: Instant,
     batch: Arc<Batch>,
+    lane: Arc<Lane>,
 }
 
-fn work(service: &Service, queue: &Receiver<Job>) {
-    for job in queue.iter() {
-        if Instant::now() >= job.deadline {
-            if job.batch.cancel(job.slot) {
-                job.batch.finish(job.slot, Completion::NotSent);
-            }
-            continue;
+/// Sends one request, unless its deadline passed or its instance stopped (then it is not sent).
+fn execute(job: Job, lane: &Lane) {
+    let Job { slot, body, deadline, batch, .. } = job;
+    if Instant::now() >= deadline || lane.lock().closed {
+        if batch.cancel(slot) {
+            batch.finish(slot, Completion::NotSent);
         }
-        if !job.batch.start(job.slot) {
-            continue;
-        }
-        let Job { slot, body, deadline, batch } = job;
-        // A panic inside the HTTP stack must not kill the worker (the pool would shrink).
-        let completion = catch_unwind(AssertUnwindSafe(|| {
-            let exchange = service.send(body, deadline);
-            let outcome = retry::classify(service.method().as_str(), service.url(), &exchange);
-            let detail = match exchange {
-                Exchange::Response { body_excerpt, .. } if outcome != Outcome::Delivered => Some(body_excerpt),
-                _ => None,
-            };
-            Completion::Done { outcome, detail }
-        }))
-        .unwrap_or_else(|_| Completion::Done {
-            outcome: Outcome::Retry("internal error: the HTTP client panicked".to_string()),
-            detail: None,
-        });
-        batch.finish(slot, completion);
+        return;
     }
+    if !batch.start(slot) {
+        return;
+    }
+    let service = &lane.service;
+    // A panic inside the HTTP stack must not kill the thread.
+    let completion = catch_unwind(AssertUnwindSafe(|| {
+        let exchange = service.send(body, deadline);
+        let outcome = retry::classify(service.method().as_str(), service.url(), &exchange);
+        let detail = match exchange {
+            Exchange::Response { body_excerpt, .. } if outcome != Outcome::Delivered => Some(body_excerpt),
+            _ => None,
+        };
+        Completion::Done { outcome, detail }
+    }))
+    .unwrap_or_else(|_| Completion::Done {
+        outcome: Outcome::Retry("internal error: the HTTP client panicked".to_string()),
+        detail: None,
+    });
+    batch.finish(slot, completion);
 }

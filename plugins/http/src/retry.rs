@@ -6,8 +6,13 @@
 //! | 408, 429, 5xx | Retry |
 //! | 3xx (redirects are not followed) | Rejected |
 //! | other 4xx, anything else | Rejected |
-//! | timeout, connection refused or reset, DNS, TLS, I/O, malformed response | Retry |
+//! | `readTimeoutMs` or the batch deadline passed (ureq's timeout, a socket read that timed out) | Timeout |
+//! | connection refused or reset, DNS, TLS, I/O, malformed response | Retry |
 //! | a request that cannot be built (bad URI or header) | Rejected |
+//!
+//! A 408 stays Retry: the server answered, it did not run out of our time. Requests that got
+//! no answer by the deadline, and those never sent for want of a free worker, are made Timeout
+//! in [`crate::driver`], which sees the deadline.
 //!
 //! Reasons follow TBMQ's texts: `404 Not Found from POST http://host/path`.
 
@@ -62,9 +67,9 @@ fn classify_status(method: &str, url: &str, status: u16, location: Option<&str>)
 
 fn classify_error(method: &str, url: &str, error: &ureq::Error) -> Outcome {
     match error {
-        ureq::Error::Timeout(which) => Outcome::Retry(format!("timeout ({which}) on {method} {url}")),
+        ureq::Error::Timeout(which) => Outcome::Timeout(format!("timeout ({which}) on {method} {url}")),
         ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
-            Outcome::Retry(format!("timeout ({e}) on {method} {url}"))
+            Outcome::Timeout(format!("timeout ({e}) on {method} {url}"))
         }
         // The request itself is malformed: sending it again cannot help.
         ureq::Error::Http(_) | ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_) => {

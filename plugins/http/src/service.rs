@@ -1,5 +1,6 @@
-//! The IO: one ureq [`Agent`] per instance, shared by the worker threads of [`crate::pool`]. The
-//! agent's pool keeps connections alive between requests (up to one idle connection per worker);
+//! The IO: one ureq [`Agent`] per instance, used by the shared threads of [`crate::pool`]. The
+//! agent's pool keeps connections alive between requests (up to `maxParallelRequestsCount` idle
+//! connections, each with 16 KiB input and output buffers);
 //! its TLS configuration comes from the credentials. A request sends the configured method to the
 //! configured URL and returns an [`Exchange`]; it never outlives the deadline it is given.
 //!
@@ -39,6 +40,11 @@ use crate::{
     retry::Exchange,
 };
 
+/// The input and output buffer of each connection (ureq's default is 128 KiB each, which a kept-alive
+/// connection holds while idle). The input buffer also bounds a response's head, as Netty's 8 KiB
+/// default bounds it under TBMQ.
+const BUFFER_SIZE: usize = 16 * 1024;
+
 /// How much of an error body is kept for the logs.
 const EXCERPT_CHARS: usize = 512;
 
@@ -46,6 +52,9 @@ const EXCERPT_CHARS: usize = 512;
 #[derive(Debug)]
 pub struct Service {
     agent: Agent,
+    /// Where requests go, user info included.
+    target: String,
+    /// `target` without its user info, for logs and outcome reasons.
     url: String,
     method: Method,
     headers: Vec<(String, String)>,
@@ -67,6 +76,8 @@ impl Service {
             .timeout_connect(connect)
             .max_idle_connections(workers)
             .max_idle_connections_per_host(workers)
+            .input_buffer_size(BUFFER_SIZE)
+            .output_buffer_size(BUFFER_SIZE)
             .user_agent(concat!("trib-driver-http/", env!("CARGO_PKG_VERSION")))
             .build();
         let connector = DefaultConnector::default().chain(CoalescingConnector);
@@ -74,7 +85,8 @@ impl Service {
         let headers = request::headers(&config.headers, &config.credentials);
         Service {
             agent,
-            url: config.url.clone(),
+            target: config.url.clone(),
+            url: crate::config::url::redacted(&config.url),
             method: config.method,
             content_type_configured: request::has_content_type(&headers),
             headers,
@@ -83,7 +95,8 @@ impl Service {
         }
     }
 
-    /// The encoded URL requests go to.
+    /// The encoded URL requests go to, as logs and outcome reasons may show it: user info
+    /// (`user:password@`) replaced by `***@`.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -97,16 +110,16 @@ impl Service {
     pub fn send(&self, body: Option<Body>, deadline: Instant) -> Exchange {
         let timeout = self.timeout(deadline);
         match self.method {
-            Method::Post => self.with_body(self.agent.post(&self.url), body, timeout),
-            Method::Put => self.with_body(self.agent.put(&self.url), body, timeout),
-            Method::Get => self.without_body(self.agent.get(&self.url), timeout),
-            Method::Delete => self.without_body(self.agent.delete(&self.url), timeout),
+            Method::Post => self.with_body(self.agent.post(&self.target), body, timeout),
+            Method::Put => self.with_body(self.agent.put(&self.target), body, timeout),
+            Method::Get => self.without_body(self.agent.get(&self.target), timeout),
+            Method::Delete => self.without_body(self.agent.delete(&self.target), timeout),
         }
     }
 
     /// Sends `HEAD` to the URL with the configured headers (the connection check).
     pub fn head(&self, deadline: Instant) -> Exchange {
-        self.without_body(self.agent.head(&self.url), self.timeout(deadline))
+        self.without_body(self.agent.head(&self.target), self.timeout(deadline))
     }
 
     /// The request's time budget: `readTimeoutMs` when set, never beyond the deadline.

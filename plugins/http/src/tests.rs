@@ -3,7 +3,9 @@
 //! Shared helpers live here; the tests are grouped by topic in `tests/`.
 
 mod body;
+mod conformance;
 mod deadline;
+mod shared_pool;
 mod status;
 mod tls;
 mod url;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use trib_plugin_api::{
-    abi_stable::std_types::{ROption, RSlice, RStr},
+    abi_stable::std_types::RStr,
     driver::{Driver, Host, Message, Outcome, StartConfig},
 };
 
@@ -28,20 +30,11 @@ const METADATA: &str = r#"{"integrationName":"My HTTP","site":"A"}"#;
 /// A message on `sensors/1/temp` from `device-1`, as in the reference's envelope example.
 fn message(payload: &[u8]) -> Message<'_> {
     Message {
-        topic: RStr::from_str("sensors/1/temp"),
-        payload: RSlice::from_slice(payload),
         qos: 1,
-        retain: false,
         client_id: RStr::from_str("device-1"),
         broker_node: RStr::from_str("tbmq1"),
         timestamp_ms: 1717000000000,
-        user_properties: RSlice::from_slice(&[]),
-        content_type: ROption::RNone,
-        correlation_data: ROption::RNone,
-        response_topic: ROption::RNone,
-        message_expiry_secs: ROption::RNone,
-        payload_is_utf8: ROption::RNone,
-        client_cert_cn: ROption::RNone,
+        ..Message::new("sensors/1/temp", payload)
     }
 }
 
@@ -95,6 +88,13 @@ fn retry_reason(outcome: &Outcome) -> &str {
     match outcome {
         Outcome::Retry(reason) => reason,
         other => panic!("expected Retry, got {other:?}"),
+    }
+}
+
+fn timeout_reason(outcome: &Outcome) -> &str {
+    match outcome {
+        Outcome::Timeout(reason) => reason,
+        other => panic!("expected Timeout, got {other:?}"),
     }
 }
 

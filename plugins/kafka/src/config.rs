@@ -4,14 +4,14 @@
 //! Parsing reads the JSON object field by field so that every problem becomes its own
 //! [`FieldError`]; unknown fields are ignored, as TBMQ's UI sends extra ones. The librdkafka
 //! side of validation (does librdkafka accept the resulting properties) lives in
-//! [`crate::properties`], and the key template in [`crate::request`].
+//! [`crate::properties`], and the key template in [`crate::key`].
 
 use trib_plugin_api::{
     driver::FieldError,
     support::fields::{self, Fields},
 };
 
-use crate::{charset::Charset, request::KeyTemplate};
+use crate::{charset::Charset, key::KeyTemplate};
 
 /// A checked configuration; only [`KafkaConfig::parse`] builds one.
 #[derive(Debug, Clone)]

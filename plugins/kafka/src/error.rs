@@ -1,8 +1,8 @@
-//! The driver's error type and its conversion into the plugin interface's [`Error`].
+//! The driver's error type and its conversion into the plugin interface's [`DriverError`].
 //!
 //! Delivery failures of single messages are not errors: they become outcomes in [`crate::retry`].
 
-use trib_plugin_api::driver::{Error, ErrorKind};
+use trib_plugin_api::driver::{Error as DriverError, ErrorKind};
 
 /// What can go wrong in the driver's lifecycle calls.
 #[derive(Debug, thiserror::Error)]
@@ -24,13 +24,13 @@ pub enum KafkaError {
     AlreadyStarted,
 }
 
-impl From<KafkaError> for Error {
+impl From<KafkaError> for DriverError {
     fn from(e: KafkaError) -> Self {
         let kind = match e {
             KafkaError::Config(_) | KafkaError::Create(_) => ErrorKind::Config,
             KafkaError::Metadata(_) | KafkaError::TopicMissing => ErrorKind::Connection,
             KafkaError::AlreadyStarted => ErrorKind::State,
         };
-        Error::new(kind, e.to_string())
+        DriverError::new(kind, e.to_string())
     }
 }

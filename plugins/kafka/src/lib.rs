@@ -11,15 +11,18 @@
 //! Module map: [`config`] parses and checks the configuration, [`properties`] turns it into
 //! librdkafka properties, [`charset`] encodes header values, [`request`] builds the record of
 //! one message, [`service`] owns the producer, [`retry`] sorts delivery results into outcomes,
-//! [`driver`] implements the plugin interface.
+//! [`schema`] declares the configuration's JSON Schema, [`driver`] implements the plugin
+//! interface.
 
 pub mod charset;
 pub mod config;
 pub mod driver;
 pub mod error;
+pub mod key;
 pub mod properties;
 pub mod request;
 pub mod retry;
+pub mod schema;
 pub mod service;
 
 trib_plugin_api::export_driver!(driver::KafkaDriver);

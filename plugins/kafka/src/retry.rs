@@ -1,5 +1,6 @@
-//! Sorting a delivery result into an [`Outcome`]: Delivered, Retry (a later attempt may succeed)
-//! or Rejected (this record will never be accepted as it is).
+//! Sorting a delivery result into an [`Outcome`]: Delivered, Timeout (no acknowledgement in
+//! time), Retry (anything else a later attempt may fix) or Rejected (this record will never be
+//! accepted as it is).
 //!
 //! | librdkafka / Kafka error | outcome | why |
 //! |---|---|---|
@@ -9,7 +10,7 @@
 //! | `TOPIC_AUTHORIZATION_FAILED`, `CLUSTER_AUTHORIZATION_FAILED`, `TRANSACTIONAL_ID_AUTHORIZATION_FAILED` | Rejected | the ACLs forbid writing; retrying the same record does not help |
 //! | `INVALID_TOPIC_EXCEPTION`, `INVALID_REQUIRED_ACKS`, `UNSUPPORTED_VERSION`, `UNSUPPORTED_FOR_MESSAGE_FORMAT`, `UNSUPPORTED_COMPRESSION_TYPE`, `INVALID_REQUEST`, `POLICY_VIOLATION`, `INVALID_TIMESTAMP` | Rejected | the broker will answer the same way every time |
 //! | local `_BAD_MSG`, `_INVALID_ARG`, `_BAD_COMPRESSION`, and `MSG_SIZE_TOO_LARGE` from librdkafka's own `message.max.bytes` check | Rejected | librdkafka refuses the record itself |
-//! | `_MSG_TIMED_OUT`, `_PURGE_QUEUE`, `_PURGE_INFLIGHT`, `REQUEST_TIMED_OUT` | Retry ("timeout ...") | no acknowledgement in time |
+//! | `_MSG_TIMED_OUT`, `_PURGE_QUEUE`, `_PURGE_INFLIGHT`, `REQUEST_TIMED_OUT`, or no report by the deadline | Timeout | no acknowledgement in time (`message.timeout.ms`, the broker's request timeout, or the batch deadline, after which the rest is purged) |
 //! | anything else: `_QUEUE_FULL`, `_TRANSPORT`, `_ALL_BROKERS_DOWN`, `NOT_LEADER_FOR_PARTITION`, `NOT_ENOUGH_REPLICAS`, `UNKNOWN_TOPIC_OR_PART`, `_AUTHENTICATION`, `_SSL`, `_FATAL`... | Retry | the cluster, the network or the credentials may recover; an unknown code is retried so that nothing is lost |
 
 use rdkafka::{error::KafkaError, types::RDKafkaErrorCode as Code};
@@ -40,8 +41,8 @@ pub const REJECTED: [Code; 21] = [
     Code::BadCompression,
 ];
 
-/// Codes that mean "no acknowledgement in time"; their reason starts with "timeout".
-const TIMEOUTS: [Code; 4] = [Code::MessageTimedOut, Code::PurgeQueue, Code::PurgeInflight, Code::RequestTimedOut];
+/// Codes that mean "no acknowledgement in time": the outcome is [`Outcome::Timeout`].
+pub const TIMEOUTS: [Code; 4] = [Code::MessageTimedOut, Code::PurgeQueue, Code::PurgeInflight, Code::RequestTimedOut];
 
 /// The outcome of a delivery report or of a failed enqueue.
 pub fn classify(result: Result<(), Code>) -> Outcome {
@@ -49,7 +50,7 @@ pub fn classify(result: Result<(), Code>) -> Outcome {
         Ok(()) => Outcome::Delivered,
         Err(code) if REJECTED.contains(&code) => Outcome::Rejected(format!("kafka rejected the record: {code}")),
         Err(code) if TIMEOUTS.contains(&code) => {
-            Outcome::Retry(format!("timeout: no acknowledgement from kafka in time ({code})"))
+            Outcome::Timeout(format!("timeout: no acknowledgement from kafka in time ({code})"))
         }
         Err(code) => Outcome::Retry(format!("kafka delivery failed: {code}")),
     }
@@ -62,5 +63,5 @@ pub fn code_of(error: &KafkaError) -> Code {
 
 /// The outcome of a message the deadline caught before any delivery report came.
 pub fn timed_out() -> Outcome {
-    Outcome::Retry("timeout: no acknowledgement from kafka before the deadline".to_string())
+    Outcome::Timeout("timeout: no acknowledgement from kafka before the deadline".to_string())
 }

@@ -3,10 +3,12 @@
 //!
 //! A [`ThreadedProducer`] polls librdkafka on its own thread; its [`ProducerContext`] forwards
 //! each delivery report, tagged with the message id carried in the delivery opaque, over a
-//! channel that [`Producer::send_batch`] waits on. Ids grow across batches, so a late report of
-//! an earlier batch is recognised and ignored.
+//! channel that [`Producer::collect`] reads. Ids grow across batches, so each report finds its
+//! batch among those not collected yet (several when the executor pipelines), and a late report
+//! of a batch already collected is recognised and ignored.
 
 use std::{
+    collections::VecDeque,
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -66,6 +68,15 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// A batch whose outcomes were not collected yet.
+struct Pending {
+    /// Message id of its first record; the others follow.
+    base: usize,
+    outcomes: Vec<Option<Outcome>>,
+    open: usize,
+    deadline: Instant,
+}
+
 /// One integration's producer.
 pub struct Producer {
     inner: ThreadedProducer<DeliveryContext>,
@@ -73,6 +84,8 @@ pub struct Producer {
     topic: String,
     headers: Option<OwnedHeaders>,
     next_id: usize,
+    /// Oldest first.
+    pending: VecDeque<Pending>,
     host: Host,
 }
 
@@ -94,7 +107,15 @@ impl Producer {
                 h.insert(Header { key, value: Some(value.as_slice()) })
             })
         });
-        Ok(Producer { inner, reports: rx, topic: topic.to_string(), headers, next_id: 0, host })
+        Ok(Producer {
+            inner,
+            reports: rx,
+            topic: topic.to_string(),
+            headers,
+            next_id: 0,
+            pending: VecDeque::new(),
+            host,
+        })
     }
 
     /// Whether librdkafka hit a fatal error (idempotent producer); the producer must be replaced.
@@ -106,27 +127,77 @@ impl Producer {
     /// outcome per record, in order. Records still queued at the deadline are purged, so that
     /// they are not sent after being reported as Retry.
     pub fn send_batch(&mut self, records: &[Record], deadline: Instant) -> Vec<Outcome> {
-        let base = self.next_id;
-        self.next_id = self.next_id.wrapping_add(records.len());
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
-        for (i, record) in records.iter().enumerate() {
-            outcomes[i] = self.enqueue(base.wrapping_add(i), record, deadline);
+        if let Some(outcomes) = self.submit(records, deadline) {
+            return outcomes;
         }
-        let mut open = outcomes.iter().filter(|o| o.is_none()).count();
-        while open > 0 {
-            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
-                break;
-            };
-            match self.reports.recv_timeout(wait) {
-                Ok((id, result)) => open -= usize::from(self.record_report(&mut outcomes, base, id, result)),
-                Err(_) => break,
+        loop {
+            // The batch is the oldest pending one, and one past its deadline is always collected.
+            if let Some(outcomes) = self.collect(deadline) {
+                return outcomes;
             }
         }
-        if open > 0 {
-            self.inner.purge(PurgeConfig::default().queue());
-            self.host.debug(format_args!("{open} Kafka records unacknowledged at the deadline."));
+    }
+
+    /// Hands every record to librdkafka (waiting while its queue is full, until `deadline`).
+    /// `Some` when the batch is already settled (every record refused) and nothing else is
+    /// pending; otherwise its outcomes come from [`Producer::collect`].
+    pub fn submit(&mut self, records: &[Record], deadline: Instant) -> Option<Vec<Outcome>> {
+        let base = self.next_id;
+        self.next_id = self.next_id.wrapping_add(records.len());
+        let outcomes: Vec<Option<Outcome>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| self.enqueue(base.wrapping_add(i), record, deadline))
+            .collect();
+        let open = outcomes.iter().filter(|o| o.is_none()).count();
+        self.pending.push_back(Pending { base, outcomes, open, deadline });
+        (open == 0 && self.pending.len() == 1).then(|| self.pop_oldest())
+    }
+
+    /// Waits until `until` for the oldest pending batch: its outcomes once every record has its
+    /// report or its deadline has passed (records still queued then are purged and reported as
+    /// timed out); `None` when nothing is pending or the oldest is not finished by `until`.
+    pub fn collect(&mut self, until: Instant) -> Option<Vec<Outcome>> {
+        loop {
+            let oldest = self.pending.front()?;
+            let now = Instant::now();
+            if oldest.open == 0 {
+                return Some(self.pop_oldest());
+            }
+            if now >= oldest.deadline {
+                // Later batches' queued records go too; their reports say so and they are retried.
+                self.inner.purge(PurgeConfig::default().queue());
+                self.host.debug(format_args!("{} Kafka records unacknowledged at the deadline.", oldest.open));
+                return Some(self.pop_oldest());
+            }
+            if now >= until {
+                return None;
+            }
+            match self.reports.recv_timeout(until.min(oldest.deadline) - now) {
+                Ok((id, result)) => self.record_report(id, result),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // The context (and its sender) lives as long as the producer: not reachable.
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Some(self.pop_oldest()),
+            }
         }
-        outcomes.into_iter().map(|o| o.unwrap_or_else(retry::timed_out)).collect()
+    }
+
+    /// Moves the batches still pending in `self` to `fresh` with every open record failed by
+    /// `reason` (the producer hit a fatal error and is being replaced), and returns `fresh`.
+    pub fn hand_over(&mut self, mut fresh: Producer, reason: &str) -> Producer {
+        for mut batch in self.pending.drain(..) {
+            for slot in batch.outcomes.iter_mut().filter(|o| o.is_none()) {
+                *slot = Some(Outcome::Retry(format!("Kafka producer failed: {reason}")));
+            }
+            batch.open = 0;
+            fresh.pending.push_back(batch);
+        }
+        fresh
+    }
+
+    fn pop_oldest(&mut self) -> Vec<Outcome> {
+        let batch = self.pending.pop_front().expect("the caller checked that a batch is pending");
+        batch.outcomes.into_iter().map(|o| o.unwrap_or_else(retry::timed_out)).collect()
     }
 
     /// Flushes for at most `timeout`, then drops the producer.
@@ -162,24 +233,19 @@ impl Producer {
         }
     }
 
-    /// Stores a report of this batch; returns whether it filled an open slot.
-    fn record_report(
-        &self,
-        outcomes: &mut [Option<Outcome>],
-        base: usize,
-        id: usize,
-        result: Result<(), RDKafkaErrorCode>,
-    ) -> bool {
-        let index = id.wrapping_sub(base);
-        match outcomes.get_mut(index) {
-            Some(slot @ None) => {
+    /// Stores a report in the pending batch it belongs to.
+    fn record_report(&mut self, id: usize, result: Result<(), RDKafkaErrorCode>) {
+        let slot = self.pending.iter_mut().find_map(|b| {
+            let index = id.wrapping_sub(b.base);
+            (index < b.outcomes.len()).then(|| (&mut b.outcomes[index], &mut b.open))
+        });
+        match slot {
+            Some((slot @ None, open)) => {
                 *slot = Some(retry::classify(result));
-                true
+                *open -= 1;
             }
             _ => {
-                self.host
-                    .debug(format_args!("Ignoring a late Kafka delivery report of an earlier batch ({result:?})."));
-                false
+                self.host.debug(format_args!("Ignoring a late Kafka delivery report of an earlier batch ({result:?})."))
             }
         }
     }

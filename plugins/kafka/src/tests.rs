@@ -2,6 +2,7 @@
 //! trait. Delivery tests run against rdkafka's in-process mock cluster, and also against a real
 //! broker when `TRIB_TEST_KAFKA_BOOTSTRAP=host:port` is set (Tansu in CI).
 
+mod conformance;
 mod delivery;
 mod errors;
 mod pure;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use trib_driver_mqtt::driver::MqttDriver;
 use trib_plugin_api::{
     abi::{Message, StartConfig},
-    abi_stable::std_types::{ROption, RSlice, RStr},
+    abi_stable::std_types::RStr,
     driver::{Driver, Host, Outcome},
 };
 
@@ -37,20 +37,10 @@ fn main() {
     driver.start(&start_config).expect("start");
     let payload = [b'x'; 64];
     let msg = Message {
-        topic: RStr::from_str("sensors/1"),
-        payload: RSlice::from_slice(&payload),
         qos: 1,
-        retain: false,
         client_id: RStr::from_str("bench"),
         broker_node: RStr::from_str("bench"),
-        timestamp_ms: 0,
-        user_properties: RSlice::from_slice(&[]),
-        content_type: ROption::RNone,
-        correlation_data: ROption::RNone,
-        response_topic: ROption::RNone,
-        message_expiry_secs: ROption::RNone,
-        payload_is_utf8: ROption::RNone,
-        client_cert_cn: ROption::RNone,
+        ..Message::new("sensors/1", &payload)
     };
     let messages = vec![msg; batch];
     let started = Instant::now();

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use trib_plugin_api::{
     abi::capabilities,
-    driver::{Driver, Error as ApiError, FieldError, Host, Message, Metadata, Outcome, StartConfig},
+    driver::{
+        Connectivity, Driver, Error as DriverError, FieldError, Host, Message, Metadata, Outcome, StartConfig,
+        Submitted,
+    },
     support::envelope::EnvelopeContext,
 };
 
@@ -41,11 +44,15 @@ impl Driver for MqttDriver {
             integration_type: "MQTT",
             version: env!("CARGO_PKG_VERSION"),
             description: "Publishes messages to another MQTT broker (MQTT 3.1.1 or 5, optional TLS).",
-            capabilities: capabilities::CHECK_CONNECTION,
+            capabilities: capabilities::CHECK_CONNECTION | capabilities::PIPELINE | capabilities::CONNECTIVITY,
         }
     }
 
-    fn create(host: Host) -> Result<Self, ApiError> {
+    fn config_schema() -> Option<&'static str> {
+        Some(crate::schema::SCHEMA)
+    }
+
+    fn create(host: Host) -> Result<Self, DriverError> {
         Ok(MqttDriver { host, running: None })
     }
 
@@ -53,7 +60,7 @@ impl Driver for MqttDriver {
         config::validate(client_configuration)
     }
 
-    fn check_connection(&mut self, start: &StartConfig<'_>) -> Result<(), ApiError> {
+    fn check_connection(&mut self, start: &StartConfig<'_>) -> Result<(), DriverError> {
         let config = parse(start)?;
         let timeout = config.connect_timeout.min(CHECK_CONNECTION_TIMEOUT);
         let mut service = Service::connect(&config, self.host, timeout, false)?;
@@ -61,7 +68,7 @@ impl Driver for MqttDriver {
         Ok(())
     }
 
-    fn start(&mut self, start: &StartConfig<'_>) -> Result<(), ApiError> {
+    fn start(&mut self, start: &StartConfig<'_>) -> Result<(), DriverError> {
         if self.running.is_some() {
             return Err(Error::AlreadyStarted.into());
         }
@@ -74,14 +81,34 @@ impl Driver for MqttDriver {
 
     fn process(&mut self, batch: &[Message<'_>], deadline: Instant) -> Vec<Outcome> {
         let Some(running) = &self.running else {
-            return batch.iter().map(|_| Outcome::Retry("the MQTT integration is not started".to_string())).collect();
+            return not_started(batch.len());
         };
-        if !running.service.is_connected() {
-            let outcome = crate::retry::not_connected(&running.config.address());
-            return vec![outcome; batch.len()];
+        match running.prepare(batch) {
+            Ok(publishes) => running.service.deliver(publishes, deadline),
+            Err(outcome) => vec![outcome; batch.len()],
         }
-        let publishes = batch.iter().map(|msg| request::build(&running.config, &running.envelope, msg)).collect();
-        running.service.deliver(publishes, deadline)
+    }
+
+    fn submit(&mut self, batch: &[Message<'_>], deadline: Instant) -> Submitted {
+        let Some(running) = &self.running else {
+            return Submitted::Settled(not_started(batch.len()));
+        };
+        match running.prepare(batch) {
+            Ok(publishes) => running.service.submit(publishes, deadline).map_or(Submitted::Pending, Submitted::Settled),
+            Err(outcome) => Submitted::Settled(vec![outcome; batch.len()]),
+        }
+    }
+
+    fn collect(&mut self, until: Instant) -> Option<Vec<Outcome>> {
+        self.running.as_ref()?.service.collect(until)
+    }
+
+    fn connectivity(&self) -> Option<Connectivity> {
+        let running = self.running.as_ref()?;
+        Some(match running.service.disconnected_because() {
+            None => Connectivity::Connected,
+            Some(reason) => Connectivity::Disconnected(format!("{}: {reason}", running.config.address())),
+        })
     }
 
     fn stop(&mut self) {
@@ -95,6 +122,21 @@ impl Drop for MqttDriver {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+impl Running {
+    /// The PUBLISH (or the outcome it already has) of each message of `batch`; `Err` with the
+    /// outcome of every message when nothing can be sent at all.
+    fn prepare(&self, batch: &[Message<'_>]) -> Result<Vec<Result<request::Publish, Outcome>>, Outcome> {
+        if !self.service.is_connected() {
+            return Err(crate::retry::not_connected(&self.config.address()));
+        }
+        Ok(batch.iter().map(|msg| request::build(&self.config, &self.envelope, msg)).collect())
+    }
+}
+
+fn not_started(messages: usize) -> Vec<Outcome> {
+    vec![Outcome::Retry("the MQTT integration is not started".to_string()); messages]
 }
 
 fn parse(start: &StartConfig<'_>) -> Result<Config, Error> {

@@ -3,7 +3,7 @@
 //! The connection messages keep TBMQ's wording ("Failed to connect to MQTT broker at host:port",
 //! "... Result code is: <code>") so that operators recognise them.
 
-use trib_plugin_api::driver::{Error as ApiError, ErrorKind};
+use trib_plugin_api::driver::{Error as DriverError, ErrorKind};
 
 /// Everything that can make `start` or `check_connection` fail.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub enum Error {
     AlreadyStarted,
 }
 
-impl From<Error> for ApiError {
+impl From<Error> for DriverError {
     fn from(e: Error) -> Self {
         let kind = match &e {
             Error::Config(_) | Error::Tls(_) => ErrorKind::Config,
@@ -52,6 +52,6 @@ impl From<Error> for ApiError {
             Error::Thread(_) => ErrorKind::Internal,
             Error::AlreadyStarted => ErrorKind::State,
         };
-        ApiError::new(kind, e.to_string())
+        DriverError::new(kind, e.to_string())
     }
 }

@@ -11,7 +11,8 @@
 //! Layout: `config` (fields, defaults, validation), `request` (message to PUBLISH, pure),
 //! `service` (the connection thread), `link` (rumqttc's v4 and v5 clients behind one face),
 //! `tracker` (which acknowledgement belongs to which message), `topic` (topic templates), `tls`,
-//! `retry` (outcomes), `error`, `driver` (the `Driver` implementation).
+//! `retry` (outcomes), `schema` (the configuration's JSON Schema), `error`, `driver` (the
+//! `Driver` implementation).
 
 trib_plugin_api::export_driver!(driver::MqttDriver);
 
@@ -21,6 +22,7 @@ pub mod error;
 mod link;
 pub mod request;
 pub mod retry;
+pub mod schema;
 mod service;
 mod tls;
 pub mod topic;

@@ -1,8 +1,10 @@
 //! Classification of what happened to a message into an [`Outcome`]: acknowledgements (with the
 //! MQTT 5 reason codes), lost connections, timeouts.
 //!
-//! Rule: anything the broker may accept later is `Retry`; `Rejected` only when the broker said
-//! the message itself is unacceptable (not authorized, invalid topic or payload format).
+//! Rule: anything the broker may accept later is `Retry`, except that running out of time (no
+//! acknowledgement by the deadline, or no room to send before it) is the typed `Timeout`;
+//! `Rejected` only when the broker said the message itself is unacceptable (not authorized,
+//! invalid topic or payload format).
 
 use trib_plugin_api::driver::Outcome;
 
@@ -36,9 +38,15 @@ pub fn not_connected(addr: &str) -> Outcome {
     Outcome::Retry(format!("not connected to {addr}"))
 }
 
-/// The outcome of a message not acknowledged by the deadline.
+/// The outcome of a message sent but not acknowledged by the deadline.
 pub fn timeout(addr: &str) -> Outcome {
-    Outcome::Retry(format!("timeout waiting for {addr} to acknowledge the message"))
+    Outcome::Timeout(format!("timeout waiting for {addr} to acknowledge the message"))
+}
+
+/// The outcome of a message that found no room in the window of unacknowledged messages
+/// before the deadline, and so was never sent.
+pub fn not_sent_by_deadline(addr: &str) -> Outcome {
+    Outcome::Timeout(format!("timeout before send: no room for another message to {addr} before the deadline"))
 }
 
 /// The outcome of a message that could not be queued to the client.

@@ -1,17 +1,17 @@
-//! The IO: one connection to the target broker, driven by a dedicated thread that runs a
-//! current-thread tokio runtime and rumqttc's event loop, and reports to the [`Tracker`].
+//! The IO: one connection to the target broker, whose rumqttc event loop runs as a task on the
+//! driver library's shared tokio runtime ([`runtime`]) and reports to the [`Tracker`]. Every
+//! instance's connection is a task of that runtime, so an idle integration owns no thread.
 //!
-//! The thread connects once synchronously for `start` (the caller waits for CONNACK), then
-//! reconnects after `reconnectPeriodSec` whenever the connection drops (or stays down when
-//! that is 0). Nothing async crosses into the caller: `deliver` blocks on the tracker.
+//! The task connects once for `start` (the caller waits for CONNACK), then reconnects after
+//! `reconnectPeriodSec` whenever the connection drops (or stays down when that is 0). Nothing
+//! async crosses into the caller: `deliver` blocks on the tracker, `close` on the task's end.
 
 use std::{
-    sync::{mpsc, Arc},
-    thread::JoinHandle,
+    sync::{mpsc, Arc, OnceLock},
     time::{Duration, Instant},
 };
 
-use tokio::sync::Notify;
+use tokio::{runtime::Runtime, sync::Notify};
 use trib_plugin_api::driver::{Host, Outcome};
 
 use crate::{
@@ -23,18 +23,47 @@ use crate::{
     tracker::Tracker,
 };
 
+/// The prefix of the shared runtime's thread names.
+pub const THREAD_NAME: &str = "trib-mqtt-rt";
+
+/// Blocking threads of the shared runtime at most (host name lookups).
+pub const MAX_BLOCKING_THREADS: usize = 4;
+
+/// Worker threads of the shared runtime: one per core, at most 4.
+pub fn runtime_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+}
+
+/// The tokio runtime every connection of this driver library runs on, started by the first
+/// connection and kept for the life of the process (libraries are never unloaded).
+pub fn runtime() -> std::io::Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(runtime_threads())
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .thread_name(THREAD_NAME)
+        .enable_all()
+        .build()?;
+    // Two first connections may race: one runtime is kept, the other is dropped unused.
+    Ok(RUNTIME.get_or_init(|| built))
+}
+
 /// Messages queued or awaiting acknowledgement at most, per connection.
 pub const WINDOW: u16 = 1024;
 
 /// How long `close` lets the DISCONNECT go out before dropping the socket.
 const GRACEFUL_CLOSE: Duration = Duration::from_secs(1);
 
-/// A connected client and its thread.
+/// A connected client and its task.
 pub struct Service {
     sender: Sender,
     tracker: Arc<Tracker>,
     stop: Arc<Notify>,
-    thread: Option<JoinHandle<()>>,
+    /// Disconnected when the task ends (its sender is dropped with the task).
+    ended: Option<mpsc::Receiver<()>>,
 }
 
 impl Service {
@@ -50,7 +79,7 @@ impl Service {
         let tracker = Arc::new(Tracker::new(addr.clone(), usize::from(WINDOW)));
         let stop = Arc::new(Notify::new());
         let (first_tx, first_rx) = mpsc::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = runtime()?;
         let task = Task {
             link,
             tracker: tracker.clone(),
@@ -59,10 +88,12 @@ impl Service {
             addr: addr.clone(),
             reconnect_period: config.reconnect_period.filter(|_| reconnect),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("mqtt-{}", config.client_id.chars().take(8).collect::<String>()))
-            .spawn(move || runtime.block_on(task.run(first_tx)))?;
-        let mut service = Service { sender, tracker, stop, thread: Some(thread) };
+        let (ended_tx, ended) = mpsc::channel::<()>();
+        runtime.spawn(async move {
+            let _ended = ended_tx;
+            task.run(first_tx).await;
+        });
+        let mut service = Service { sender, tracker, stop, ended: Some(ended) };
         let first = first_rx.recv_timeout(timeout + Duration::from_millis(500));
         match first {
             Ok(Ok(())) => Ok(service),
@@ -86,17 +117,34 @@ impl Service {
         self.tracker.deliver(&self.sender, publishes, deadline)
     }
 
+    /// Sends a batch whose outcomes are due by `deadline`: `Some` when already settled, else
+    /// they come from [`Service::collect`] (pipelining).
+    pub fn submit(&self, publishes: Vec<Result<Publish, Outcome>>, deadline: Instant) -> Option<Vec<Outcome>> {
+        self.tracker.submit(&self.sender, publishes, deadline)
+    }
+
+    /// Waits until `until` for the oldest submitted batch (see [`Tracker::collect`]).
+    pub fn collect(&self, until: Instant) -> Option<Vec<Outcome>> {
+        self.tracker.collect(until)
+    }
+
     /// Whether the client is connected right now.
     pub fn is_connected(&self) -> bool {
         self.tracker.is_connected()
     }
 
-    /// Disconnects cleanly (when connected) and ends the thread. Idempotent.
+    /// `None` when connected, else why not.
+    pub fn disconnected_because(&self) -> Option<String> {
+        self.tracker.disconnected_because()
+    }
+
+    /// Disconnects cleanly (when connected) and waits for the task to end. Idempotent.
     pub fn close(&mut self) {
-        if let Some(thread) = self.thread.take() {
+        if let Some(ended) = self.ended.take() {
             self.sender.try_disconnect();
             self.stop.notify_one();
-            let _ = thread.join();
+            // Err = the task ended (or panicked) and dropped its sender; nothing is ever sent.
+            let _ = ended.recv();
         }
     }
 }
@@ -107,7 +155,7 @@ impl Drop for Service {
     }
 }
 
-/// What the connection thread owns.
+/// What the connection task owns.
 struct Task {
     link: Link,
     tracker: Arc<Tracker>,

@@ -2,11 +2,13 @@
 //! embedded rumqttd always, and the broker named by `TRIB_TEST_MQTT_BROKER` as well when set.
 
 mod config_cases;
+mod conformance;
 mod delivery;
 mod failures;
 mod fake_broker;
 mod proxy;
 mod recorder;
 mod request_cases;
+mod shared_runtime;
 mod support;
 mod tls_cases;

@@ -1,5 +1,6 @@
 //! Bookkeeping shared by the caller of `process` and the connection thread: which message each
-//! queued request and each packet id belongs to, and the outcomes of the current batch.
+//! queued request and each packet id belongs to, and the outcomes of the batches not collected
+//! yet (one with `process`; several when the executor pipelines, `submit` then `collect`).
 //!
 //! Mapping acknowledgements to messages relies on two facts of rumqttc's event loop: requests
 //! leave its queue in order, and each one yields exactly one `Outgoing::Publish(pkid)` event
@@ -44,14 +45,24 @@ enum Wait {
     Done,
 }
 
+/// A batch whose outcomes were not collected yet.
+#[derive(Debug)]
+struct Batch {
+    id: u64,
+    results: Vec<Option<Outcome>>,
+    unresolved: usize,
+    deadline: Instant,
+}
+
 #[derive(Debug)]
 struct State {
     connected: bool,
+    /// Why the connection was last lost.
+    lost_because: Option<String>,
     limits: ServerLimits,
-    batch: u64,
-    active: bool,
-    results: Vec<Option<Outcome>>,
-    unresolved: usize,
+    last_batch: u64,
+    /// Oldest first.
+    batches: VecDeque<Batch>,
     queued: VecDeque<Slot>,
     inflight: HashMap<u16, Slot>,
     outstanding: usize,
@@ -73,11 +84,10 @@ impl Tracker {
     pub fn new(addr: String, window: usize) -> Self {
         let state = State {
             connected: false,
+            lost_because: None,
             limits: ServerLimits::default(),
-            batch: 0,
-            active: false,
-            results: Vec::new(),
-            unresolved: 0,
+            last_batch: 0,
+            batches: VecDeque::new(),
             queued: VecDeque::new(),
             inflight: HashMap::new(),
             outstanding: 0,
@@ -92,6 +102,12 @@ impl Tracker {
         self.lock().connected
     }
 
+    /// `None` when connected, else why not (the last loss, or "not connected yet").
+    pub fn disconnected_because(&self) -> Option<String> {
+        let st = self.lock();
+        (!st.connected).then(|| st.lost_because.clone().unwrap_or_else(|| "not connected yet".to_string()))
+    }
+
     /// Sends a batch and waits for its outcomes until `deadline`. `publishes` holds, per message,
     /// the PUBLISH to send or the outcome it already has.
     pub fn deliver(
@@ -100,18 +116,39 @@ impl Tracker {
         publishes: Vec<Result<Publish, Outcome>>,
         deadline: Instant,
     ) -> Vec<Outcome> {
+        if let Some(outcomes) = self.submit(sender, publishes, deadline) {
+            return outcomes;
+        }
+        loop {
+            // The batch is the oldest one (nothing else is pending with `process`), and a batch
+            // past its deadline is always collected.
+            if let Some(outcomes) = self.collect(deadline) {
+                return outcomes;
+            }
+        }
+    }
+
+    /// Sends a batch whose outcomes are due by `deadline`; `Some` when every message of it was
+    /// settled while sending (refused, not connected), else it is to be [`Tracker::collect`]ed.
+    /// Waits while the window is full, at most until `deadline`.
+    pub fn submit(
+        &self,
+        sender: &Sender,
+        publishes: Vec<Result<Publish, Outcome>>,
+        deadline: Instant,
+    ) -> Option<Vec<Outcome>> {
         let mut st = self.lock();
-        st.batch += 1;
-        st.active = true;
-        let batch = st.batch;
-        st.results = publishes.iter().map(|p| p.as_ref().err().cloned()).collect();
-        st.unresolved = st.results.iter().filter(|r| r.is_none()).count();
+        st.last_batch += 1;
+        let batch = st.last_batch;
+        let results: Vec<Option<Outcome>> = publishes.iter().map(|p| p.as_ref().err().cloned()).collect();
+        let unresolved = results.iter().filter(|r| r.is_none()).count();
+        st.batches.push_back(Batch { id: batch, results, unresolved, deadline });
         for (index, publish) in publishes.into_iter().enumerate() {
             let Ok(publish) = publish else { continue };
             let publish = match fit(publish, st.limits) {
                 Ok(publish) => publish,
                 Err(outcome) => {
-                    set(&mut st, index, outcome);
+                    set(&mut st, batch, index, outcome);
                     continue;
                 }
             };
@@ -119,7 +156,7 @@ impl Tracker {
                 if !st.connected {
                     break Some(retry::not_connected(&self.addr));
                 } else if Instant::now() >= deadline {
-                    break Some(retry::timeout(&self.addr));
+                    break Some(retry::not_sent_by_deadline(&self.addr));
                 } else if st.outstanding >= self.window {
                     st = self.wait(st, Wait::Room, deadline);
                 } else if publish.qos == 2 && st.outstanding_qos2 >= QOS2_WINDOW {
@@ -129,7 +166,7 @@ impl Tracker {
                 }
             };
             if let Some(outcome) = refused {
-                set(&mut st, index, outcome);
+                set(&mut st, batch, index, outcome);
                 continue;
             }
             let qos = publish.qos;
@@ -138,16 +175,37 @@ impl Tracker {
                 st.outstanding += 1;
                 st.outstanding_qos2 += usize::from(qos == 2);
             } else {
-                set(&mut st, index, retry::client_closed());
+                set(&mut st, batch, index, retry::client_closed());
             }
         }
-        while st.unresolved > 0 && Instant::now() < deadline {
-            st = self.wait(st, Wait::Done, deadline);
+        // Settled while sending and the only batch: nothing to collect.
+        let settled = st.batches.len() == 1 && st.batches.back().is_some_and(|b| b.unresolved == 0);
+        settled.then(|| self.pop_oldest(&mut st))
+    }
+
+    /// Waits until `until` for the oldest batch: its outcomes once every message of it is
+    /// settled or its deadline has passed (the unsettled ones as timeouts); `None` when no
+    /// batch is pending or the oldest is not finished by `until`.
+    pub fn collect(&self, until: Instant) -> Option<Vec<Outcome>> {
+        let mut st = self.lock();
+        loop {
+            let oldest = st.batches.front()?;
+            let now = Instant::now();
+            if oldest.unresolved == 0 || now >= oldest.deadline {
+                return Some(self.pop_oldest(&mut st));
+            }
+            if now >= until {
+                return None;
+            }
+            let wake_at = until.min(oldest.deadline);
+            st = self.wait(st, Wait::Done, wake_at);
         }
-        st.active = false;
-        let results = std::mem::take(&mut st.results);
-        drop(st);
-        results.into_iter().map(|r| r.unwrap_or_else(|| retry::timeout(&self.addr))).collect()
+    }
+
+    /// Removes the oldest batch and returns its outcomes; unsettled messages time out.
+    fn pop_oldest(&self, st: &mut State) -> Vec<Outcome> {
+        let batch = st.batches.pop_front().expect("the caller checked that a batch is pending");
+        batch.results.into_iter().map(|r| r.unwrap_or_else(|| retry::timeout(&self.addr))).collect()
     }
 
     /// The connection thread got CONNACK.
@@ -202,6 +260,7 @@ impl Tracker {
         let mut st = self.lock();
         reset();
         st.connected = false;
+        st.lost_because = Some(reason.to_string());
         let outcome = retry::connection_lost(&self.addr, reason);
         let State { queued, inflight, .. } = &mut *st;
         let slots: Vec<Slot> = queued.drain(..).chain(inflight.drain().map(|(_, s)| s)).collect();
@@ -230,7 +289,7 @@ impl Tracker {
             Wait::Nothing => false,
             Wait::Room => st.outstanding <= self.window / 2,
             Wait::Qos2Room => st.outstanding_qos2 < QOS2_WINDOW,
-            Wait::Done => st.unresolved == 0,
+            Wait::Done => st.batches.front().is_none_or(|b| b.unresolved == 0),
         };
         if wake {
             self.cond.notify_all();
@@ -255,10 +314,16 @@ fn fit(mut publish: Publish, limits: ServerLimits) -> Result<Publish, Outcome> {
     Ok(publish)
 }
 
-fn set(st: &mut State, index: usize, outcome: Outcome) {
-    if let Some(r @ None) = st.results.get_mut(index) {
+fn set(st: &mut State, batch: u64, index: usize, outcome: Outcome) {
+    // Batches are few (the executor's pipeline depth) and the one sought is usually the newest
+    // (while sending) or the oldest (acknowledgements).
+    let Some(b) = st.batches.iter_mut().find(|b| b.id == batch) else {
+        // Collected already (its deadline passed): the outcome has no one to go to.
+        return;
+    };
+    if let Some(r @ None) = b.results.get_mut(index) {
         *r = Some(outcome);
-        st.unresolved -= 1;
+        b.unresolved -= 1;
     }
 }
 
@@ -267,7 +332,5 @@ fn resolve(st: &mut State, slot: Slot, outcome: Outcome) {
     if slot.qos == 2 {
         st.outstanding_qos2 = st.outstanding_qos2.saturating_sub(1);
     }
-    if st.active && slot.batch == st.batch {
-        set(st, slot.index, outcome);
-    }
+    set(st, slot.batch, slot.index, outcome);
 }

@@ -3,7 +3,6 @@
 
 use std::{
     collections::HashSet,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -22,11 +21,20 @@ pub struct Sink {
     pub last: Option<Instant>,
     /// Requests whose body was `probe` (readiness checks, not counted).
     pub probes: u64,
+    /// Publish -> target latency of the messages that carried their send time (`n@micros`).
+    pub latencies: Vec<Duration>,
 }
 
 impl Sink {
     /// Counts one message the target received: a sequence number, or a readiness `probe`.
     pub fn record(&mut self, body: &str) {
+        let (body, sent_at) = match body.split_once('@') {
+            Some((n, micros)) => (n, micros.parse::<u64>().ok()),
+            None => (body, None),
+        };
+        if let Some(sent) = sent_at {
+            self.latencies.push(Duration::from_micros(epoch_micros().saturating_sub(sent)));
+        }
         if let Ok(n) = body.parse::<u64>() {
             if !self.seen.insert(n) {
                 self.duplicates += 1;
@@ -45,9 +53,7 @@ pub const STALL: Duration = Duration::from_secs(30);
 /// The longest wait for the last message after publishing.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+pub use trib_test_support::free_port;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -163,6 +169,63 @@ pub async fn publish(mqtt_port: u16, total: usize, publishers: usize) {
     }
 }
 
+/// Microseconds since the Unix epoch (publisher and target run on this machine).
+pub fn epoch_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Publishes `total` numbered messages (QoS 1) from one client at `rate` per second, each
+/// carrying its send time (`n@micros`) so the target can measure the latency.
+pub async fn publish_paced(mqtt_port: u16, total: usize, rate: u64) {
+    let mut opts = MqttOptions::new("bench-paced", "127.0.0.1", mqtt_port);
+    opts.set_inflight(1000).set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = AsyncClient::new(opts, 10_000);
+    let poller = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < total {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("paced publisher: {e}"),
+            }
+        }
+    });
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for n in 0..total {
+        tick.tick().await;
+        let body = format!("{n}@{}", epoch_micros());
+        client.publish(format!("bench/{}", n % 4), QoS::AtLeastOnce, false, body).await.expect("publish");
+    }
+    poller.await.expect("paced publisher");
+}
+
+/// Publishes `rate` messages per second for `secs` seconds and prints the publish -> target
+/// latency percentiles the sink measured.
+pub fn latency_run(runtime: &tokio::runtime::Runtime, name: &str, sink: &Shared, mqtt_port: u16, rate: u64, secs: u64) {
+    *sink.lock().expect("lock") = Sink::default();
+    let total = (rate * secs) as usize;
+    runtime.block_on(publish_paced(mqtt_port, total, rate));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.lock().expect("lock").seen.len() < total && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = sink.lock().expect("lock");
+    let mut l = s.latencies.clone();
+    l.sort();
+    let at =
+        |q: f64| l.get(((l.len() as f64 * q) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  {:<28} {rate} msg/s for {secs} s: delivered {}/{total} | publish -> target p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        name,
+        s.seen.len(),
+        ms(at(0.50)),
+        ms(at(0.99)),
+        ms(l.last().copied().unwrap_or_default()),
+    );
+}
+
 /// Publishes `probe` on `bench/probe` until the target has seen one (the path is ready).
 pub async fn wait_until_ready(mqtt_port: u16, sink: &Shared, what: &str) {
     let mut opts = MqttOptions::new("bench-probe", "127.0.0.1", mqtt_port);
@@ -253,4 +316,70 @@ pub fn print_row(row: &Row, total: usize) {
         rss.join(", "),
         cpu.join(", ")
     );
+}
+
+/// What a loopback target does with each request body it accepted.
+pub type OnBody = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// A loopback HTTP/1.1 server (keep-alive, `Content-Length` bodies) that answers `200`, or `503`
+/// while `down` is set; hands every body it answered `200` to `on_body`. Returns its port.
+pub fn http_target(
+    runtime: &tokio::runtime::Runtime,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    on_body: OnBody,
+) -> u16 {
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind the target");
+    let port = listener.local_addr().expect("target address").port();
+    runtime.spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer(stream, Arc::clone(&down), Arc::clone(&on_body)));
+        }
+    });
+    port
+}
+
+async fn answer(mut stream: tokio::net::TcpStream, down: Arc<std::sync::atomic::AtomicBool>, on_body: OnBody) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(8192);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = req.parse(&buf) {
+            let length: usize = req
+                .headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .find_map(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= head + length {
+                let answer: &[u8] = if down.load(std::sync::atomic::Ordering::Relaxed) {
+                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n"
+                } else {
+                    on_body(&buf[head..head + length]);
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                };
+                buf.drain(..head + length);
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The `state` of integration `id` (`GET /api/integration/{id}/status`), if it answered.
+pub fn integration_state(api: &str, token: &str, id: &str) -> Option<String> {
+    ureq::get(&format!("{api}/api/integration/{id}/status"))
+        .header("X-Authorization", &format!("Bearer {token}"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["state"].as_str().map(str::to_string))
 }

@@ -1,11 +1,12 @@
-//! `POST /api/auth/login` and `POST /api/auth/token` (refresh).
+//! `POST /api/auth/login`, `POST /api/auth/token` (refresh) and `POST /api/auth/changePassword`.
 
+use poem::web::Data;
 use poem_openapi::{payload::Json, OpenApi, Tags};
 
 use super::{
-    dto::{LoginRequest, LoginResponse, RefreshRequest},
+    dto::{AdminPasswordChange, LoginRequest, LoginResponse, RefreshRequest},
     error::{ApiResult, AuthErrors},
-    State,
+    AdminUser, State,
 };
 
 #[derive(Tags)]
@@ -23,6 +24,20 @@ impl AuthApi {
     #[oai(path = "/auth/login", method = "post")]
     async fn login(&self, body: Json<LoginRequest>) -> ApiResult<Json<LoginResponse>, AuthErrors> {
         let tokens = self.0.auth.login(&body.username, &body.password).await?;
+        Ok(Json(LoginResponse { token: tokens.token, refresh_token: tokens.refresh_token }))
+    }
+
+    /// Change the password of the administrator the token belongs to (ThingsBoard's
+    /// `changePassword`): 400 when the current password does not match or the new one is
+    /// shorter than 6 characters or the same. Every access and refresh token issued before
+    /// stops working (within 2 s on other broker nodes); the answer carries new ones.
+    #[oai(path = "/auth/changePassword", method = "post", operation_id = "changePassword")]
+    async fn change_password(
+        &self,
+        user: Data<&AdminUser>,
+        body: Json<AdminPasswordChange>,
+    ) -> ApiResult<Json<LoginResponse>, AuthErrors> {
+        let tokens = self.0.auth.change_password(&user.0 .0, &body.current_password, &body.new_password).await?;
         Ok(Json(LoginResponse { token: tokens.token, refresh_token: tokens.refresh_token }))
     }
 

@@ -10,7 +10,10 @@ use super::{
 };
 use crate::{
     dead_letters::{DeadLetter, DeadLetters},
-    model::{Event, EventBody, EventFilter, ExecutorInfo, Integration, IntegrationInput, Page},
+    health::{Delivery, Health},
+    model::{
+        DriverInfo, Event, EventBody, EventFilter, ExecutorInfo, Integration, IntegrationInput, IntegrationType, Page,
+    },
     service::StatusSummary,
 };
 
@@ -22,6 +25,16 @@ pub struct LoginRequest {
     pub username: Text,
     /// Password.
     pub password: Text,
+}
+
+/// Password change request (ThingsBoard's `changePassword`).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminPasswordChange {
+    /// The password now.
+    pub current_password: Text,
+    /// The new password (at least 6 characters, different from the current one).
+    pub new_password: Text,
 }
 
 /// Refresh request.
@@ -311,10 +324,9 @@ fn text(value: Option<Text>) -> Option<String> {
 #[derive(Debug, Object)]
 #[oai(rename_all = "camelCase")]
 pub struct StatusDto {
-    /// Integration id.
-    pub integration_id: String,
-    /// `Disabled`, `Pending` (waiting for an executor), `Active` or `Failed`.
-    pub state: String,
+    /// Its state now, with why and the delivery figures.
+    #[oai(flatten)]
+    pub now: StateDto,
     /// Raw status as reported by executors.
     pub status: Option<Value>,
     /// Newest lifecycle event.
@@ -328,12 +340,148 @@ pub struct StatusDto {
 impl From<StatusSummary> for StatusDto {
     fn from(s: StatusSummary) -> Self {
         StatusDto {
-            integration_id: s.integration.id.to_string(),
-            state: s.integration.state().name().to_string(),
+            now: StateDto::new(s.integration.id, s.health),
             status: s.integration.status,
             last_lifecycle_event: s.last_lifecycle.map(Into::into),
             last_error_event: s.last_error.map(Into::into),
             last_stats_event: s.last_stats.map(Into::into),
+        }
+    }
+}
+
+/// The status of an integration now (ours; `GET /api/integrations/status` lists these).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct StateDto {
+    /// Integration id.
+    pub integration_id: String,
+    /// `Active` only while a live executor runs it and its deliveries succeed; otherwise
+    /// `Disabled`, `Pending` (no executor runs it yet) or `Failed`, with `reasonCode` and `reason`.
+    pub state: String,
+    /// Why it is not Active: `DISABLED`, `NO_EXECUTOR`, `WAITING_FOR_EXECUTOR`, `EXECUTOR_LOST`,
+    /// `START_FAILED`, `TARGET_UNREACHABLE` or `FAILING`.
+    pub reason_code: Option<String>,
+    /// The same as a sentence.
+    pub reason: Option<String>,
+    /// How its deliveries go, as the executor running it last announced.
+    pub delivery: Option<DeliveryDto>,
+}
+
+impl StateDto {
+    /// The status of integration `id`.
+    pub fn new(id: uuid::Uuid, health: Health) -> Self {
+        let (reason_code, reason) = match health.reason {
+            Some((code, text)) => (Some(code.code().to_string()), Some(text)),
+            None => (None, None),
+        };
+        StateDto {
+            integration_id: id.to_string(),
+            state: health.state.name().to_string(),
+            reason_code,
+            reason,
+            delivery: health.delivery.map(Into::into),
+        }
+    }
+}
+
+/// One moment of an integration's delivery history (ours).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct HistoryPointDto {
+    /// When this node received the executor's announcement (ms).
+    pub time: i64,
+    /// The executor running it then.
+    pub service_id: String,
+    /// Messages delivered per second since the previous point (absent at the first point and
+    /// when the counts restarted: another executor took over).
+    pub delivered_per_second: Option<f64>,
+    /// Messages given up on per second.
+    pub failed_per_second: Option<f64>,
+    /// Retried messages per second.
+    pub retried_per_second: Option<f64>,
+    /// Messages waiting in the integration's queue topic.
+    pub backlog: Option<i64>,
+}
+
+impl From<crate::health::Point> for HistoryPointDto {
+    fn from(p: crate::health::Point) -> Self {
+        HistoryPointDto {
+            time: p.time,
+            service_id: p.service_id,
+            delivered_per_second: p.delivered_per_sec,
+            failed_per_second: p.failed_per_sec,
+            retried_per_second: p.retried_per_sec,
+            backlog: p.backlog,
+        }
+    }
+}
+
+/// How an integration's deliveries go, as the executor running it last announced (ours).
+/// Times are ms since the epoch; counts are since that executor took the integration.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DeliveryDto {
+    /// The executor running it.
+    pub service_id: String,
+    /// Whether that executor is still heard from.
+    pub executor_live: bool,
+    /// When this node received the announcement.
+    pub reported_time: i64,
+    /// Messages delivered per second between its last two announcements.
+    pub delivered_per_second: Option<f64>,
+    /// Whether the driver instance started.
+    pub started: bool,
+    /// Last message delivered (absent: none yet).
+    pub last_delivered_time: Option<i64>,
+    /// Last message not delivered (absent: none yet).
+    pub last_error_time: Option<i64>,
+    /// The reason of that failure.
+    pub last_error: Option<String>,
+    /// Driver calls in a row that delivered nothing and failed messages.
+    pub consecutive_failures: u64,
+    /// Since when those calls fail (absent: not failing).
+    pub failing_since: Option<i64>,
+    /// Messages waiting in the integration's queue topic (absent: not measured yet).
+    pub backlog: Option<i64>,
+    /// The driver's word on its connection to the target (absent: the driver does not say).
+    pub connected: Option<bool>,
+    /// Why it is disconnected.
+    pub disconnect_reason: Option<String>,
+    /// Messages handed to the driver (TBMQ's `totalMsgs`).
+    pub total_msgs: u64,
+    /// Messages delivered.
+    pub delivered_msgs: u64,
+    /// Messages given up on (failed, timed out or rejected).
+    pub failed_msgs: u64,
+    /// Messages of attempts that were retried.
+    pub retried_msgs: u64,
+    /// Messages stored as dead letters.
+    pub dead_lettered_msgs: u64,
+}
+
+impl From<Delivery> for DeliveryDto {
+    fn from(d: Delivery) -> Self {
+        let time = |ms: i64| (ms > 0).then_some(ms);
+        let s = d.status;
+        DeliveryDto {
+            service_id: d.service_id,
+            executor_live: d.executor_live,
+            reported_time: d.reported_time,
+            delivered_per_second: d.delivered_per_sec,
+            started: s.started,
+            last_delivered_time: time(s.last_delivered_ts),
+            last_error_time: time(s.last_error_ts),
+            last_error: s.last_error,
+            consecutive_failures: s.consecutive_failures,
+            failing_since: time(s.failing_since_ts),
+            backlog: s.backlog,
+            connected: s.connected,
+            disconnect_reason: s.disconnect_reason,
+            total_msgs: s.total_msgs,
+            delivered_msgs: s.delivered_msgs,
+            failed_msgs: s.failed_msgs,
+            retried_msgs: s.retried_msgs,
+            dead_lettered_msgs: s.dead_lettered_msgs,
         }
     }
 }
@@ -352,6 +500,8 @@ pub struct ExecutorDto {
     pub last_seen: i64,
     /// Announced within the last three intervals.
     pub live: bool,
+    /// The driver library behind each served type (ours).
+    pub drivers: Vec<DriverDto>,
 }
 
 impl From<ExecutorInfo> for ExecutorDto {
@@ -362,6 +512,69 @@ impl From<ExecutorInfo> for ExecutorDto {
             plugin_errors: e.plugin_errors,
             last_seen: e.last_seen,
             live: e.live,
+            drivers: e.drivers.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A driver library an executor loaded (ours).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DriverDto {
+    /// Integration type it serves.
+    pub integration_type: String,
+    /// Its version.
+    pub driver_version: String,
+    /// The file it was loaded from, on the executor.
+    pub file: String,
+    /// One-line description.
+    pub description: String,
+    /// Capability bits (plugin-api `capabilities`).
+    pub capabilities: u64,
+    /// Whether it declares a configuration schema (`GET /api/integration/types`).
+    pub has_config_schema: bool,
+}
+
+impl From<DriverInfo> for DriverDto {
+    fn from(d: DriverInfo) -> Self {
+        DriverDto {
+            integration_type: d.integration_type,
+            driver_version: d.driver_version,
+            file: d.file,
+            description: d.description,
+            capabilities: d.capabilities,
+            has_config_schema: d.config_schema.is_some(),
+        }
+    }
+}
+
+/// An integration type served by live executors (ours), with the JSON Schema of its
+/// `clientConfiguration` when its driver declares one: enough to build a configuration form.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct IntegrationTypeDto {
+    /// Type (upper case), the `type` of an integration.
+    #[oai(rename = "type")]
+    pub integration_type: String,
+    /// Versions of the drivers serving it.
+    pub driver_versions: Vec<String>,
+    /// Live executors serving it.
+    pub executors: Vec<String>,
+    /// A one-line description from its driver.
+    pub description: String,
+    /// JSON Schema (draft 2020-12 subset) of `configuration.clientConfiguration`; secret fields
+    /// carry `"writeOnly": true` and `"x-secret": true`. Absent when the driver declares none.
+    pub config_schema: Option<serde_json::Value>,
+}
+
+impl From<IntegrationType> for IntegrationTypeDto {
+    fn from(t: IntegrationType) -> Self {
+        IntegrationTypeDto {
+            integration_type: t.integration_type,
+            driver_versions: t.driver_versions,
+            executors: t.executors,
+            description: t.description,
+            config_schema: t.config_schema,
         }
     }
 }

@@ -34,6 +34,9 @@ pub mod code {
     pub const DATABASE: i32 = 46;
 }
 
+/// `failure` of a configuration that failed a field check.
+const CONFIGURATION_INVALID: &str = "CONFIGURATION_INVALID";
+
 /// An error response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -46,6 +49,9 @@ pub struct ApiError {
     pub error_code: i32,
     /// Field-level errors `(field, message)`.
     pub field_errors: Vec<(String, String)>,
+    /// What an executor said failed (`CONFIGURATION_INVALID`, `TARGET_UNREACHABLE`,
+    /// `DRIVER_ERROR`), for save and check-connection answers.
+    pub failure: Option<String>,
 }
 
 impl ApiError {
@@ -59,7 +65,7 @@ impl ApiError {
             400..=499 => code::BAD_REQUEST_PARAMS,
             _ => code::GENERAL,
         };
-        ApiError { status, message: message.into(), error_code, field_errors: Vec::new() }
+        ApiError { status, message: message.into(), error_code, field_errors: Vec::new(), failure: None }
     }
 
     /// A 400 with TBMQ's "bad request params" code.
@@ -92,7 +98,7 @@ impl ResponseError for ApiError {
             "status": self.status.as_u16(),
             "message": self.message,
             "errorCode": self.error_code,
-            "timestamp": iso8601(trib_core::now_ms()),
+            "timestamp": iso8601(trib_queue::now_ms()),
         });
         if !self.field_errors.is_empty() {
             body["fieldErrors"] = self
@@ -100,6 +106,9 @@ impl ResponseError for ApiError {
                 .iter()
                 .map(|(field, message)| serde_json::json!({"field": field, "message": message}))
                 .collect();
+        }
+        if let Some(failure) = &self.failure {
+            body["failure"] = serde_json::json!(failure);
         }
         Response::builder()
             .status(self.status)
@@ -114,8 +123,11 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::NotFound => ApiError::new(StatusCode::NOT_FOUND, message),
             ServiceError::InvalidArgument(_) | ServiceError::TypeNotServed(_) => ApiError::bad_request(message),
-            ServiceError::Rejected { field_errors, .. } | ServiceError::InvalidFields { field_errors, .. } => {
-                ApiError { field_errors, ..ApiError::bad_request(message) }
+            ServiceError::Rejected { field_errors, failure, .. } => {
+                ApiError { field_errors, failure, ..ApiError::bad_request(message) }
+            }
+            ServiceError::InvalidFields { field_errors, .. } => {
+                ApiError { field_errors, failure: Some(CONFIGURATION_INVALID.into()), ..ApiError::bad_request(message) }
             }
             ServiceError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
             ServiceError::Queue(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message),
@@ -134,7 +146,10 @@ impl From<AuthError> for ApiError {
             AuthError::Expired => {
                 ApiError { error_code: code::JWT_TOKEN_EXPIRED, ..ApiError::new(StatusCode::UNAUTHORIZED, message) }
             }
-            AuthError::BadCredentials | AuthError::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, message),
+            AuthError::BadCredentials | AuthError::Invalid | AuthError::Locked => {
+                ApiError::new(StatusCode::UNAUTHORIZED, message)
+            }
+            AuthError::Rejected(_) => ApiError::bad_request(message),
             AuthError::Db(_) => {
                 ApiError { error_code: code::DATABASE, ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message) }
             }
@@ -182,6 +197,10 @@ pub struct ErrorBody {
     pub timestamp: String,
     /// Fields an executor rejected, or that failed a field check (`name`, `additionalInfo`).
     pub field_errors: Option<Vec<FieldError>>,
+    /// Ours, on save and check-connection answers: `CONFIGURATION_INVALID` (fix the fields),
+    /// `TARGET_UNREACHABLE` (the configuration is valid, the target did not answer or refused)
+    /// or `DRIVER_ERROR`.
+    pub failure: Option<String>,
 }
 
 /// One rejected field.

@@ -8,8 +8,11 @@ use poem_openapi::{
 
 use super::{
     dead_letter_range,
-    dto::{DeadLetterPage, ExecutorDto, IntegrationDto, IntegrationPage, IntegrationRequest, ReplayDto, StatusDto},
-    error::{ApiResult, ChangeErrors, DeadLetterErrors, GetErrors, PageErrors, SaveErrors, TokenErrors},
+    dto::{
+        DeadLetterPage, ExecutorDto, HistoryPointDto, IntegrationDto, IntegrationPage, IntegrationRequest,
+        IntegrationTypeDto, ReplayDto, StateDto, StatusDto,
+    },
+    error::{ApiError, ApiResult, ChangeErrors, DeadLetterErrors, GetErrors, PageErrors, SaveErrors, TokenErrors},
     page_link, State, UuidParam,
 };
 use crate::db::INTEGRATION_SORT_PROPERTIES;
@@ -32,10 +35,11 @@ impl IntegrationApi {
         #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
     ) -> ApiResult<Json<IntegrationDto>, GetErrors> {
         let id = integration_id.0 .0;
-        Ok(Json(self.0.service.get(id).await?.into()))
+        Ok(Json(self.0.service.shown(self.0.service.get(id).await?).into()))
     }
 
-    /// A page of integrations; `textSearch` is a case-insensitive "contains" on the name.
+    /// A page of integrations; `textSearch` is a case-insensitive "contains" on the name;
+    /// `type` (ours) keeps the integrations of one type (case-insensitive).
     #[oai(path = "/integrations", method = "get", operation_id = "getIntegrations")]
     async fn list(
         &self,
@@ -47,10 +51,13 @@ impl IntegrationApi {
         #[oai(name = "sortOrder", validator(pattern = r"^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])?$"))] sort_order: Query<
             Option<String>,
         >,
+        #[oai(name = "type", validator(max_length = 255))] integration_type: Query<Option<String>>,
     ) -> ApiResult<Json<IntegrationPage>, PageErrors> {
         let link =
             page_link(page_size.0, page.0, text_search.0, sort_property.0, sort_order.0, INTEGRATION_SORT_PROPERTIES)?;
-        Ok(Json(self.0.service.list(&link).await?.into()))
+        let mut page = self.0.service.list(&link, integration_type.0.as_deref()).await?;
+        page.data = page.data.into_iter().map(|i| self.0.service.shown(i)).collect();
+        Ok(Json(page.into()))
     }
 
     /// Create (no id) or update (id) an integration. An executor of its type validates the
@@ -59,7 +66,7 @@ impl IntegrationApi {
     #[oai(path = "/integration", method = "post", operation_id = "saveIntegration")]
     async fn save(&self, body: Json<IntegrationRequest>) -> ApiResult<Json<IntegrationDto>, SaveErrors> {
         let input = body.0.into_input()?;
-        Ok(Json(self.0.service.save(input).await?.into()))
+        Ok(Json(self.0.service.shown(self.0.service.save(input).await?).into()))
     }
 
     /// Ask an executor to connect to the target with this configuration; nothing is saved.
@@ -76,7 +83,7 @@ impl IntegrationApi {
         #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
     ) -> ApiResult<Json<IntegrationDto>, ChangeErrors> {
         let id = integration_id.0 .0;
-        Ok(Json(self.0.service.restart(id).await?.into()))
+        Ok(Json(self.0.service.shown(self.0.service.restart(id).await?).into()))
     }
 
     /// Delete an integration.
@@ -96,7 +103,7 @@ impl IntegrationApi {
         #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
     ) -> ApiResult<Json<IntegrationDto>, ChangeErrors> {
         let id = integration_id.0 .0;
-        Ok(Json(self.0.service.set_enabled(id, true).await?.into()))
+        Ok(Json(self.0.service.shown(self.0.service.set_enabled(id, true).await?).into()))
     }
 
     /// Disable an integration; returns it. Matching messages keep queuing for it.
@@ -106,7 +113,7 @@ impl IntegrationApi {
         #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
     ) -> ApiResult<Json<IntegrationDto>, ChangeErrors> {
         let id = integration_id.0 .0;
-        Ok(Json(self.0.service.set_enabled(id, false).await?.into()))
+        Ok(Json(self.0.service.shown(self.0.service.set_enabled(id, false).await?).into()))
     }
 
     /// Status of an integration with its latest lifecycle, error and statistics events.
@@ -117,6 +124,47 @@ impl IntegrationApi {
     ) -> ApiResult<Json<StatusDto>, GetErrors> {
         let id = integration_id.0 .0;
         Ok(Json(self.0.service.status(id).await?.into()))
+    }
+
+    /// Delivery figures of the last 15 minutes (ours; the console's chart): one point per
+    /// announcement of the executor running the integration (every `TB_IE_SERVICE_INFO_INTERVAL_MS`,
+    /// 10 s), oldest first, with messages delivered, given up on and retried per second since the
+    /// previous point, and the backlog. Kept in this node's memory: empty after a restart.
+    #[oai(
+        path = "/integration/:integrationId/deliveryHistory",
+        method = "get",
+        operation_id = "getIntegrationDeliveryHistory"
+    )]
+    async fn delivery_history(
+        &self,
+        #[oai(name = "integrationId")] integration_id: Path<UuidParam>,
+    ) -> ApiResult<Json<Vec<HistoryPointDto>>, GetErrors> {
+        let points = self.0.service.delivery_history(integration_id.0 .0).await?;
+        Ok(Json(points.into_iter().map(Into::into).collect()))
+    }
+
+    /// The status now of several integrations (ours; what the console's list shows): state,
+    /// reason and delivery figures as in `/api/integration/{integrationId}/status`, without the
+    /// events. `integrationIds` is a comma-separated list of at most 1000 ids; ids of
+    /// integrations that do not exist are left out of the answer.
+    #[oai(path = "/integrations/status", method = "get", operation_id = "getIntegrationsStatus")]
+    async fn states(
+        &self,
+        #[oai(name = "integrationIds", validator(max_length = 40000))] integration_ids: Query<String>,
+    ) -> ApiResult<Json<Vec<StateDto>>, PageErrors> {
+        let mut ids = Vec::new();
+        for text in integration_ids.0.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let id = uuid::Uuid::parse_str(text).map_err(|_| {
+                let shown: String = text.chars().take(64).collect();
+                ApiError::bad_request(format!("Invalid integration id: '{shown}'"))
+            })?;
+            ids.push(id);
+        }
+        if ids.len() > 1000 {
+            return Err(ApiError::bad_request("At most 1000 integration ids per request.").into());
+        }
+        let states = self.0.service.states(&ids).await?;
+        Ok(Json(states.into_iter().map(|(id, health)| StateDto::new(id, health)).collect()))
     }
 
     /// Dead letters (ours): the messages the integration gave up on (TBMQ drops them), oldest
@@ -153,9 +201,17 @@ impl IntegrationApi {
         Ok(Json(ReplayDto { replayed: self.0.service.replay_dead_letters(id).await? }))
     }
 
-    /// Integration executors this node heard from, with their types and refused plugins.
+    /// Integration executors this node heard from, with their types, driver libraries and
+    /// refused plugins.
     #[oai(path = "/executors", method = "get", operation_id = "getExecutors")]
     async fn executors(&self) -> ApiResult<Json<Vec<ExecutorDto>>, TokenErrors> {
         Ok(Json(self.0.service.executors().into_iter().map(Into::into).collect()))
+    }
+
+    /// Integration types that live executors serve now (ours), each with its drivers' versions
+    /// and the JSON Schema of its `clientConfiguration` when the driver declares one.
+    #[oai(path = "/integration/types", method = "get", operation_id = "getIntegrationTypes")]
+    async fn types(&self) -> ApiResult<Json<Vec<IntegrationTypeDto>>, TokenErrors> {
+        Ok(Json(self.0.service.integration_types().into_iter().map(Into::into).collect()))
     }
 }

@@ -20,7 +20,8 @@ on_both_backends!(
     delete_then_404,
     restart_enable_disable,
     subscriptions_restored_at_startup,
-    first_offset_is_committed_when_saved
+    first_offset_is_committed_when_saved,
+    too_many_or_shared_topic_filters_are_field_errors
 );
 
 async fn dao_checks_use_tbmq_messages(backend: Backend) {
@@ -70,6 +71,40 @@ async fn dao_checks_use_tbmq_messages(backend: Backend) {
     let (_, page) = env.get("/api/integrations?pageSize=10&page=0").await;
     assert_eq!(page["totalElements"], 3, "{page}");
     assert_ne!(first["id"], second["id"]);
+    stop_executor(executor);
+    env.stop().await;
+}
+
+async fn too_many_or_shared_topic_filters_are_field_errors(backend: Backend) {
+    let env = Env::start_with(backend, |c| c.max_topic_filters = 3).await;
+    let executor = env.start_executor("ie-1").await;
+    let save = |filters: Value| {
+        let env = &env;
+        let mut body = integration("capped", true, json!({}));
+        body["configuration"]["topicFilters"] = filters;
+        async move { env.post("/api/integration", body).await }
+    };
+    let (code, body) = save(json!(["a", "b", "c", "d"])).await;
+    assert_eq!(
+        assert_error(code, &body, 400, 31),
+        "Validation error: topicFilters must hold at most 3 topic filters (got 4)"
+    );
+    assert_eq!(
+        body["fieldErrors"],
+        json!([{"field": "topicFilters", "message": "must hold at most 3 topic filters (got 4)"}])
+    );
+    // Shared subscriptions would be saved and then never receive anything: refused.
+    let (code, body) = save(json!(["a", "$share/group/sensors/#"])).await;
+    let message = "shared subscription '$share/group/sensors/#' cannot be an integration's topic filter";
+    assert_eq!(assert_error(code, &body, 400, 31), format!("Validation error: topicFilters {message}"));
+    assert_eq!(body["fieldErrors"], json!([{"field": "topicFilters", "message": message}]));
+    let (_, page) = env.get("/api/integrations?pageSize=10&page=0").await;
+    assert_eq!(page["totalElements"], 0, "nothing saved: {page}");
+    // At the cap, and `$share` as a plain level further in, are fine.
+    let (code, body) = save(json!(["a", "b/$share/x", "c"])).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let id: Uuid = body["id"].as_str().expect("id").parse().expect("uuid");
+    assert_eq!(env.sink.filters(id), Some(vec!["a".to_owned(), "b/$share/x".to_owned(), "c".to_owned()]));
     stop_executor(executor);
     env.stop().await;
 }

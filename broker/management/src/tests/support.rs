@@ -175,12 +175,33 @@ impl Env {
         let db = TestDb::new(&backend, dir.path()).await;
         let mut config = test_config(&db.url);
         tweak(&mut config);
-        let queue: Arc<dyn Queue> = Arc::new(EmbeddedQueue::new());
+        Env::launch(config, Arc::new(EmbeddedQueue::new()), db, dir).await
+    }
+
+    /// A second broker node of this one's cluster: the same queue and database, its own
+    /// service id, sink and HTTP port.
+    pub async fn join(&self) -> Env {
+        let config = ManagementConfig { service_id: test_config(&self.db.url).service_id, ..self.config.clone() };
+        let db = TestDb { url: self.db.url.clone(), drop_with: None };
+        Env::launch(config, self.queue.clone(), db, tempfile::tempdir().expect("tempdir")).await
+    }
+
+    /// Stops this node and starts it again with `config`, on the same queue and database; the
+    /// new node logs in as `config`'s administrator.
+    pub async fn restart_with(mut self, config: ManagementConfig) -> Env {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+        Env::launch(config, self.queue, self.db, self._dir).await
+    }
+
+    async fn launch(config: ManagementConfig, queue: Arc<dyn Queue>, db: TestDb, dir: tempfile::TempDir) -> Env {
         let sink = Arc::new(RecordingSink::default());
         let handle =
             crate::Management::start(config.clone(), queue.clone(), sink.clone()).await.expect("management starts");
         let base = format!("http://{}", handle.local_addr());
-        let plugins = dir.path().join("plugins");
+        // A directory per launch: a restarted node must not overwrite a library still loaded.
+        let plugins = dir.path().join(format!("plugins-{}", Uuid::new_v4().simple()));
         std::fs::create_dir(&plugins).expect("plugins dir");
         std::fs::copy(plugin_file("trib_fixture_scripted"), plugins.join("libscripted.so")).expect("copy plugin");
         let report = load_dir(&plugins);
@@ -197,7 +218,12 @@ impl Env {
             report,
             _dir: dir,
         };
-        env.token = env.login(ADMIN, PASSWORD).await.1["token"].as_str().expect("token").to_string();
+        let (user, password) = env
+            .config
+            .admin
+            .as_ref()
+            .map_or((ADMIN.to_string(), PASSWORD.to_string()), |a| (a.username.clone(), a.password.clone()));
+        env.token = env.login(&user, &password).await.1["token"].as_str().expect("token").to_string();
         env
     }
 
@@ -273,6 +299,25 @@ impl Env {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Writes `info` to the uplink topic as an executor's announcement (a stand-in executor that
+    /// announces what a test needs and then, like a SIGKILLed one, falls silent).
+    pub async fn announce_executor(&self, info: trib_queue::wire::ServiceInfo) {
+        use prost::Message as _;
+        let record = trib_queue::wire::UplinkIntegrationMsgProto {
+            event_proto: None,
+            service_info_proto: Some(info),
+            wire_version: trib_queue::wire::WIRE_VERSION,
+        };
+        let topic = self.config.topics.uplink();
+        let sent = self.queue.producer().send(
+            &topic,
+            trib_queue::queue::Partitioning::ByKey,
+            Some(b"announce"),
+            &record.encode_to_vec(),
+        );
+        sent.await.expect("answered").expect("stored");
     }
 
     /// Waits until the status endpoint shows `state`.

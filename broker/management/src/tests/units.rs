@@ -95,47 +95,6 @@ fn openapi_document_patch() {
     assert_eq!(crate::api::openapi_document("not json"), "not json");
 }
 
-/// The subscriptions endpoint answers from what was set through the sink, unless the sink
-/// reports its trie itself.
-#[test]
-fn subscriptions_record_and_authoritative_sink() {
-    use std::sync::Arc;
-
-    use uuid::Uuid;
-
-    use crate::{subscriptions::Subscriptions, tests::support::RecordingSink, SubscriptionSink};
-
-    let recording = Arc::new(RecordingSink::default());
-    let subscriptions = Subscriptions::new(recording.clone());
-    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    subscriptions.set(a, &["z/#".into(), "a/+".into(), "z/#".into()]);
-    subscriptions.set(b, &["b".into()]);
-    assert_eq!(subscriptions.get(a), ["a/+", "z/#"]);
-    assert_eq!(
-        recording.filters(a),
-        Some(vec!["z/#".into(), "a/+".into(), "z/#".into()]),
-        "the sink gets them as given"
-    );
-    subscriptions.set(b, &[]);
-    assert!(subscriptions.get(b).is_empty());
-    subscriptions.remove(a);
-    assert!(subscriptions.get(a).is_empty());
-    assert_eq!(recording.calls.lock().len(), 4);
-
-    /// A sink whose trie refused one filter.
-    struct Trie;
-    impl SubscriptionSink for Trie {
-        fn set_integration_subscriptions(&self, _: Uuid, _: &[String]) {}
-        fn remove_integration_subscriptions(&self, _: Uuid) {}
-        fn integration_subscriptions(&self, _: Uuid) -> Option<Vec<String>> {
-            Some(vec!["s/2".into(), "s/1".into()])
-        }
-    }
-    let trie = Subscriptions::new(Arc::new(Trie));
-    trie.set(a, &["s/1".into(), "s/2".into(), "refused/#".into()]);
-    assert_eq!(trie.get(a), ["s/1", "s/2"]);
-}
-
 /// Request bodies accept only the JSON type their schema names.
 #[test]
 fn strict_json_field_types() {
@@ -155,4 +114,43 @@ fn strict_json_field_types() {
     for wrong in [json!("x"), json!(1), json!(true), json!([{}])] {
         assert!(JsonObject::parse_from_json(Some(wrong.clone())).is_err(), "{wrong}");
     }
+}
+
+#[test]
+fn integration_types_carry_the_newest_declared_schema() {
+    use trib_queue::wire::DriverInfoProto;
+    let executors = Executors::new(Duration::from_secs(30));
+    let driver = |version: &str, schema: Option<&str>| DriverInfoProto {
+        integration_type: "HTTP".into(),
+        driver_version: version.into(),
+        file: format!("/opt/plugins/libtrib_driver_http-{version}.so"),
+        config_schema: schema.map(str::to_string),
+        capabilities: 8,
+        description: "HTTP driver".into(),
+    };
+    for (id, version, schema) in [
+        ("ie-old", "1.9.0", Some(r#"{"type":"object","title":"old"}"#)),
+        ("ie-new", "1.10.0", Some(r#"{"type":"object","title":"new"}"#)),
+        ("ie-none", "1.11.0", None),
+    ] {
+        let info = ServiceInfo {
+            service_id: id.into(),
+            integration_types: vec![format!("HTTP@{version}"), "MQTT@1.0.0".into()],
+            drivers: vec![driver(version, schema)],
+            ..Default::default()
+        };
+        executors.announce(&info, 1_000);
+    }
+    let types = executors.types(2_000);
+    assert_eq!(types.iter().map(|t| t.integration_type.as_str()).collect::<Vec<_>>(), ["HTTP", "MQTT"]);
+    let http = &types[0];
+    assert_eq!(http.driver_versions, ["1.10.0", "1.11.0", "1.9.0"]);
+    assert_eq!(http.executors, ["ie-new", "ie-none", "ie-old"]);
+    assert_eq!(http.description, "HTTP driver");
+    assert_eq!(http.config_schema.as_ref().map(|s| s["title"].clone()), Some(serde_json::json!("new")), "1.10 > 1.9");
+    // An executor that says nothing of its drivers still lists the type, without a schema.
+    assert_eq!(types[1].driver_versions, ["1.0.0"]);
+    assert!(types[1].config_schema.is_none());
+    // Expired executors serve nothing.
+    assert!(executors.types(40_000).is_empty());
 }

@@ -13,6 +13,7 @@ on_both_backends!(
     no_executor_is_refused_at_once,
     silent_executor_times_out,
     rejected_configuration_has_field_errors,
+    check_tells_an_invalid_configuration_from_an_unreachable_target,
     valid_integration_is_saved_and_starts
 );
 
@@ -78,6 +79,28 @@ async fn rejected_configuration_has_field_errors(backend: Backend) {
     env.stop().await;
 }
 
+/// `POST /api/integration/check` answers field errors like a save does, and says in `failure`
+/// whether the configuration is invalid (nothing was tried) or the target is unreachable.
+async fn check_tells_an_invalid_configuration_from_an_unreachable_target(backend: Backend) {
+    let env = Env::start(backend).await;
+    let executor = env.start_executor("ie-check").await;
+    let invalid = integration("c1", true, json!({"invalid": true, "unreachable": true}));
+    let (code, body) = env.post("/api/integration/check", invalid).await;
+    assert_eq!(assert_error(code, &body, 400, 31), "invalid: is set");
+    assert_eq!(body["fieldErrors"], json!([{"field": "invalid", "message": "is set"}]));
+    assert_eq!(body["failure"], "CONFIGURATION_INVALID", "{body}");
+    let (code, body) = env.post("/api/integration/check", integration("c2", true, json!({"unreachable": true}))).await;
+    assert_eq!(assert_error(code, &body, 400, 31), "scripted target unreachable");
+    assert_eq!(body["failure"], "TARGET_UNREACHABLE", "{body}");
+    assert!(body.get("fieldErrors").is_none(), "{body}");
+    // A save answers in the same shape.
+    let (code, body) = env.post("/api/integration", integration("c3", true, json!({"invalid": true}))).await;
+    assert_error(code, &body, 400, 31);
+    assert_eq!(body["failure"], "CONFIGURATION_INVALID", "{body}");
+    stop_executor(executor);
+    env.stop().await;
+}
+
 async fn valid_integration_is_saved_and_starts(backend: Backend) {
     let env = Env::start(backend).await;
     let executor = env.start_executor("ie-1").await;
@@ -91,7 +114,8 @@ async fn valid_integration_is_saved_and_starts(backend: Backend) {
     assert_eq!(saved["disconnectedTime"], 0);
     assert!(saved["createdTime"].as_i64().expect("createdTime") > 0);
     assert_eq!(saved["additionalInfo"], json!({"description": "test"}));
-    assert_eq!(env.sink.filters(uuid), Some(vec!["sensors/+/temp".to_string(), "alarms/#".to_string()]));
+    // Through `tbmq.client.subscriptions`, as a set: sorted, without duplicates.
+    assert_eq!(env.sink.filters(uuid), Some(vec!["alarms/#".to_string(), "sensors/+/temp".to_string()]));
     assert!(env.queue.topic_exists(&env.config.topics.msg(uuid)).expect("queue"), "message topic created");
     let status = env.wait_state(&id, "Active").await;
     assert_eq!(status["status"], json!({"success": true}));

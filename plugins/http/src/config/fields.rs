@@ -1,10 +1,14 @@
 //! The field-by-field reading of a `clientConfiguration` object: each field's type, default and
 //! TBMQ validation message. Every problem becomes a [`FieldError`] named by its JSON path, and
-//! reading goes on after one so that all problems are reported at once.
+//! reading goes on after one so that all problems are reported at once. Each field read is
+//! noted ([`note_read`]) so that a test can hold the list against the schema in `crate::schema`.
 
 use serde::{de::DeserializeOwned, Deserialize};
 use serde_json::{Map, Value};
-use trib_plugin_api::{driver::FieldError, support::credentials::Credentials};
+use trib_plugin_api::{
+    driver::FieldError,
+    support::{credentials::Credentials, fields::note_read},
+};
 use ureq::http::{HeaderName, HeaderValue};
 
 use super::{
@@ -65,6 +69,7 @@ impl Fields<'_> {
 
     /// The value of `name` as `T`; `None` when absent, null or of the wrong type (then an error).
     fn get<T: DeserializeOwned>(&mut self, name: &str, wrong_type: &str) -> Option<T> {
+        note_read(name);
         match self.obj.get(name) {
             None | Some(Value::Null) => None,
             Some(v) => match T::deserialize(v) {
@@ -141,6 +146,7 @@ impl Fields<'_> {
     }
 
     fn credentials(&mut self) -> Credentials {
+        note_read("credentials");
         match self.obj.get("credentials") {
             None | Some(Value::Null) => Credentials::Anonymous,
             Some(v) => match Credentials::deserialize(v) {

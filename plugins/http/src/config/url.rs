@@ -55,6 +55,21 @@ pub fn encode(raw: &str) -> Result<String, &'static str> {
     }
 }
 
+/// `url` as logs, outcome reasons and dead letters show it: any user info (`user:password@`,
+/// or a token as the user) becomes `***@`, so credentials written into the URL never leave the
+/// driver. Requests still go to the URL as configured.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_user_info, host)) => format!("{scheme}://***@{host}{path}"),
+        None => url.to_string(),
+    }
+}
+
 /// The host part of an authority: without user info and port.
 fn host(authority: &str) -> &str {
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);

@@ -9,7 +9,7 @@ use std::{
 use serde_json::json;
 use trib_plugin_api::driver::{Driver, Outcome};
 
-use super::{config, deliver, deliver_by, message, retry_reason, started, GENEROUS};
+use super::{config, deliver, deliver_by, message, retry_reason, started, timeout_reason, GENEROUS};
 use crate::test_server::{Recorded, Reply, TestServer};
 
 /// A loopback port that nobody listens on (bound, then released).
@@ -32,13 +32,13 @@ fn closed_port_is_retry_without_waiting_for_the_deadline() {
 }
 
 #[test]
-fn hung_server_is_retry_at_the_deadline() {
+fn hung_server_is_a_timeout_at_the_deadline() {
     let server = TestServer::start(|_, _| Reply::Hang);
     let deadline = Instant::now() + Duration::from_millis(300);
     let outcomes = deliver_by(&config(&server.url("/slow"), json!({})), &[b"a", b"b", b"c"], deadline);
     assert_eq!(outcomes.len(), 3);
     for outcome in &outcomes {
-        assert!(retry_reason(outcome).contains("timeout"), "{outcome:?}");
+        assert!(timeout_reason(outcome).starts_with("timeout waiting for the response from POST "), "{outcome:?}");
     }
 }
 
@@ -48,14 +48,14 @@ fn read_timeout_cuts_a_hung_request_short() {
     let extra = json!({"readTimeoutMs": 100});
     let outcomes = deliver(&config(&server.url("/slow"), extra), &[b"a"]);
     // The worker's own timeout answers, long before the batch deadline would.
-    assert!(retry_reason(&outcomes[0]).starts_with("timeout (global) on POST "), "{outcomes:?}");
+    assert!(timeout_reason(&outcomes[0]).starts_with("timeout (global) on POST "), "{outcomes:?}");
 }
 
 #[test]
 fn past_deadline_sends_nothing() {
     let server = TestServer::status(200);
     let outcomes = deliver_by(&config(&server.url("/x"), json!({})), &[b"a"], Instant::now());
-    assert!(retry_reason(&outcomes[0]).starts_with("timeout before send"), "{outcomes:?}");
+    assert!(timeout_reason(&outcomes[0]).starts_with("timeout before send"), "{outcomes:?}");
     let mut driver = started(&config(&server.url("/x"), json!({})));
     // The instance is still usable, and the late message was never sent.
     assert_eq!(driver.process(&[message(b"b")], Instant::now() + GENEROUS), vec![Outcome::Delivered]);
@@ -71,7 +71,7 @@ fn a_batch_already_past_its_deadline_is_never_reported_as_sent() {
     let mut driver = started(&config(&server.url("/x"), json!({})));
     for _ in 0..300 {
         let outcomes = driver.process(&[message(b"a")], Instant::now());
-        assert!(retry_reason(&outcomes[0]).starts_with("timeout before send"), "{outcomes:?}");
+        assert!(timeout_reason(&outcomes[0]).starts_with("timeout before send"), "{outcomes:?}");
     }
     driver.stop();
     assert!(server.requests().is_empty());
@@ -86,14 +86,14 @@ fn requests_not_started_by_the_deadline_are_never_sent() {
     let first = [message(b"m0"), message(b"m1"), message(b"m2")];
     let outcomes = driver.process(&first, Instant::now() + Duration::from_millis(300));
     // Sent and unanswered: either the request's own timeout or the batch's reports it.
-    let first_reason = retry_reason(&outcomes[0]);
+    let first_reason = timeout_reason(&outcomes[0]);
     assert!(
         first_reason.starts_with("timeout waiting for the response from POST ")
             || first_reason.starts_with("timeout (global) on POST "),
         "{outcomes:?}"
     );
     for outcome in &outcomes[1..] {
-        assert!(retry_reason(outcome).starts_with("timeout before send"), "{outcome:?}");
+        assert!(timeout_reason(outcome).starts_with("timeout before send"), "{outcome:?}");
     }
     // The same single worker sends the next batch. Had m1 or m2 been sent late, the server would
     // have recorded them before m3, because that worker sends in queue order and waits for each answer.

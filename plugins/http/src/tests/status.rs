@@ -20,6 +20,7 @@ fn check(status: u16, expected: Outcome) {
     let expected = match expected {
         Outcome::Retry(r) => Outcome::Retry(r.replace("{url}", &url)),
         Outcome::Rejected(r) => Outcome::Rejected(r.replace("{url}", &url)),
+        Outcome::Timeout(r) => Outcome::Timeout(r.replace("{url}", &url)),
         Outcome::Delivered => Outcome::Delivered,
     };
     assert_eq!(outcomes, vec![expected], "status {status}");
@@ -28,6 +29,10 @@ fn check(status: u16, expected: Outcome) {
 
 fn retry(reason: &str) -> Outcome {
     Outcome::Retry(reason.to_string())
+}
+
+fn timeout(reason: &str) -> Outcome {
+    Outcome::Timeout(reason.to_string())
 }
 
 fn rejected(reason: &str) -> Outcome {
@@ -91,8 +96,14 @@ fn check_error(error: ureq::Error, expected: Outcome) {
 }
 
 #[test]
-fn timeout_error_is_retry() {
-    check_error(ureq::Error::Timeout(ureq::Timeout::Global), retry("timeout (global) on POST http://h/p"));
+fn timeout_error_is_a_timeout() {
+    check_error(ureq::Error::Timeout(ureq::Timeout::Global), timeout("timeout (global) on POST http://h/p"));
+}
+
+#[test]
+fn a_socket_read_that_timed_out_is_a_timeout() {
+    let error = ureq::Error::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"));
+    check_error(error, timeout("timeout (read timed out) on POST http://h/p"));
 }
 
 #[test]

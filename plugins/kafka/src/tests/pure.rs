@@ -68,7 +68,7 @@ fn payload_only_values() {
 fn check_outcome(code: Code, expected: &str) {
     let kind = match classify(Err(code)) {
         Outcome::Delivered => "delivered",
-        Outcome::Retry(r) if r.starts_with("timeout") => "timeout",
+        Outcome::Timeout(_) => "timeout",
         Outcome::Retry(_) => "retry",
         Outcome::Rejected(_) => "rejected",
     };
@@ -93,6 +93,12 @@ fn delivery_errors_are_classified() {
     for code in [Code::NotEnoughReplicas, Code::UnknownTopicOrPartition, Code::Authentication, Code::Fatal, Code::SSL] {
         check_outcome(code, "retry");
     }
+}
+
+#[test]
+fn no_report_by_the_deadline_is_a_typed_timeout() {
+    let outcome = crate::retry::timed_out();
+    assert_eq!(outcome, Outcome::Timeout("timeout: no acknowledgement from kafka before the deadline".into()));
 }
 
 /// The librdkafka properties of `extra` config fields, as `key=value` lines (client.id omitted).

@@ -1,17 +1,9 @@
 //! Test support: messages, start configurations, the Kafka peers (mock cluster and the optional
 //! real broker), topic creation and a consumer that reads back what arrived.
 
-use std::{
-    future::Future,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    task::{Context, Poll, Wake},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant};
 
-use abi_stable::std_types::{ROption, RSlice, RStr};
+use abi_stable::std_types::{RSlice, RStr};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
@@ -85,11 +77,12 @@ pub fn peers() -> Vec<Peer> {
     peers
 }
 
+/// A topic or group name unique to this run.
 pub fn unique_name(label: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("trib-{label}-{nanos}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    trib_test_support::unique(&format!("trib-{label}"))
 }
+
+pub use trib_test_support::block_on;
 
 /// A record as the consumer saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,20 +133,12 @@ pub fn message(payload: &'static [u8]) -> Message<'static> {
 
 pub fn message_from(topic: &'static str, client_id: &'static str, payload: &'static [u8]) -> Message<'static> {
     Message {
-        topic: RStr::from_str(topic),
-        payload: RSlice::from_slice(payload),
         qos: 1,
-        retain: false,
         client_id: RStr::from_str(client_id),
         broker_node: RStr::from_str("tbmq1"),
         timestamp_ms: 1717000000000,
         user_properties: RSlice::from_slice(&PROPS),
-        content_type: ROption::RNone,
-        correlation_data: ROption::RNone,
-        response_topic: ROption::RNone,
-        message_expiry_secs: ROption::RNone,
-        payload_is_utf8: ROption::RNone,
-        client_cert_cn: ROption::RNone,
+        ..Message::new(topic, payload)
     }
 }
 
@@ -186,23 +171,4 @@ pub fn deliver(config: &str, batch: &[Message<'_>]) -> Vec<Outcome> {
 pub fn config(bootstrap: &str, topic: &str, extra: &str) -> String {
     let extra = if extra.is_empty() { String::new() } else { format!(",{extra}") };
     format!(r#"{{"bootstrapServers":"{bootstrap}","topic":"{topic}"{extra}}}"#)
-}
-
-/// Runs a future to completion on this thread (rdkafka's admin futures need no runtime).
-pub fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
 }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use serde_json::json;
-use trib_plugin_api::driver::{Driver, ErrorKind, Host, Outcome};
+use trib_plugin_api::driver::{Connectivity, Driver, ErrorKind, Host, Outcome};
 
 use super::{
     fake_broker::{self, Connect},
@@ -192,7 +192,8 @@ fn process_never_hangs_past_the_deadline_when_acks_stop() {
     proxy.hold_answers();
     let deadline = Instant::now() + Duration::from_millis(500);
     let outcomes = driver.process(&[message("in", b"x", 1, false, Extras::default())], deadline);
-    all_retry(&outcomes, "timeout waiting for");
+    let expected = format!("timeout waiting for 127.0.0.1:{} to acknowledge the message", proxy.port);
+    assert_eq!(outcomes, vec![Outcome::Timeout(expected)]);
     assert!(Instant::now() < deadline + PATIENCE, "process returned long after its deadline");
 }
 
@@ -205,6 +206,7 @@ fn reconnect_disabled_stays_disconnected() {
     let mut driver = started(&cfg);
     let msgs = [message("in", b"x", 1, false, Extras::default())];
     assert_eq!(driver.process(&msgs, deadline()), vec![Outcome::Delivered]);
+    assert_eq!(driver.connectivity(), Some(Connectivity::Connected));
     proxy.cut();
     proxy.restore();
     // The first attempts may still find the dying connection; once it is noticed, it stays down.
@@ -215,7 +217,15 @@ fn reconnect_disabled_stays_disconnected() {
         assert!(start.elapsed() < PATIENCE, "the lost connection was never noticed");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The host hears why.
+    match driver.connectivity() {
+        Some(Connectivity::Disconnected(reason)) => {
+            assert!(reason.starts_with(&format!("127.0.0.1:{}: ", proxy.port)), "{reason}")
+        }
+        other => panic!("expected disconnected, got {other:?}"),
+    }
     driver.stop();
+    assert_eq!(driver.connectivity(), None, "a stopped instance knows nothing");
     driver.stop();
 }
 

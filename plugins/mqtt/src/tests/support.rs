@@ -4,17 +4,17 @@
 
 use std::{
     collections::HashMap,
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
         mpsc, Arc, OnceLock,
     },
     thread::JoinHandle,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use rumqttd::{Config as BrokerConfig, ConnectionSettings, RouterConfig, ServerSettings};
-use trib_plugin_api::abi_stable::std_types::{ROption, RSlice, RStr};
+use trib_plugin_api::abi_stable::std_types::{RSlice, RStr};
 use trib_plugin_api::{
     abi::{Message, StartConfig, UserProperty},
     driver::{Driver, Host},
@@ -122,38 +122,7 @@ pub fn embedded() -> &'static Target {
     })
 }
 
-/// A port nothing listens on right now, for a server that is started later with it.
-///
-/// Ports come from below Linux's ephemeral range (32768 and up), so an outgoing connection of
-/// any process can never take one between this check and the server's bind; each is handed out
-/// once per test process, starting at a place that depends on the process id so that parallel
-/// test binaries rarely meet, and it is checked by binding it.
-pub fn free_port() -> u16 {
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        std::process::id().wrapping_mul(7919) % COUNT,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..COUNT {
-        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % COUNT) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
-}
-
-/// A name unique to this test run: topics and client ids never collide between parallel tests
-/// or with earlier runs against a shared broker.
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}-{}-{nanos:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
+pub use trib_test_support::{free_port, unique};
 
 /// MQTT 5 extras of a test message.
 #[derive(Debug, Clone, Copy, Default)]
@@ -169,8 +138,6 @@ pub struct Extras<'a> {
 /// A host message on `topic` from client `device-1`.
 pub fn message<'a>(topic: &'a str, payload: &'a [u8], qos: u8, retain: bool, extras: Extras<'a>) -> Message<'a> {
     Message {
-        topic: RStr::from_str(topic),
-        payload: RSlice::from_slice(payload),
         qos,
         retain,
         client_id: RStr::from_str("device-1"),
@@ -182,7 +149,7 @@ pub fn message<'a>(topic: &'a str, payload: &'a [u8], qos: u8, retain: bool, ext
         response_topic: extras.response_topic.map(RStr::from_str).into(),
         message_expiry_secs: extras.expiry.into(),
         payload_is_utf8: extras.utf8.into(),
-        client_cert_cn: ROption::RNone,
+        ..Message::new(topic, payload)
     }
 }
 

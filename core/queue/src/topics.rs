@@ -1,0 +1,221 @@
+//! Queue topic and consumer-group names, TBMQ's (`<p>` is `queue.kafka.kafka-prefix`):
+//!
+//! | what | name |
+//! |---|---|
+//! | lifecycle + validation requests per type (compacted, 6 partitions) | `<p>tbmq.ie.downlink.<type in lower case>` |
+//! | events and service info from executors | `<p>tbmq.ie.uplink` |
+//! | answers to one broker node | `<p>tbmq.ie.uplink.notifications.<brokerServiceId>` |
+//! | messages of one integration (1 partition) | `<p>tbmq.msg.ie.<id without hyphens>` |
+//! | messages an integration gave up on (ours, 1 partition) | `<p>tbmq.ie.dlq.<id without hyphens>` |
+//! | every node's integration (and, later, client) subscriptions (compacted, 1 partition) | `<p>tbmq.client.subscriptions` |
+//! | broker nodes' heartbeats (ours; compacted, 1 partition) | `<p>tbmq.sys.service.info` |
+//!
+//! Shared by the broker and the executor so that both always agree.
+
+use uuid::Uuid;
+
+use crate::queue::{QueueResult, TopicSpec};
+
+/// TBMQ's default properties of the downlink and uplink topics.
+pub const DEFAULT_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;partitions:6;replication.factor:1";
+/// TBMQ's default properties of the notifications topics.
+pub const DEFAULT_NOTIFICATIONS_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;partitions:1;replication.factor:1";
+/// TBMQ's default properties of `tbmq.client.subscriptions` (also ours for `tbmq.sys.service.info`).
+pub const DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES: &str =
+    "segment.bytes:26214400;partitions:1;replication.factor:1";
+/// TBMQ's default properties of the integration message topics.
+pub const DEFAULT_MSG_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;replication.factor:1";
+
+/// Topic names and settings, from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    /// `queue.kafka.kafka-prefix` (`TB_KAFKA_PREFIX`), prefixes topics, groups and client ids.
+    pub prefix: String,
+    /// `TB_KAFKA_IE_DOWNLINK_TOPIC_PREFIX`.
+    pub downlink_prefix: String,
+    /// Downlink topic properties (compaction is forced).
+    pub downlink_properties: String,
+    /// `TB_KAFKA_IE_UPLINK_TOPIC`.
+    pub uplink_topic: String,
+    /// `TB_KAFKA_IE_UPLINK_TOPIC_PROPERTIES`.
+    pub uplink_properties: String,
+    /// `TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PREFIX`.
+    pub notifications_prefix: String,
+    /// `TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PROPERTIES`.
+    pub notifications_properties: String,
+    /// `TB_KAFKA_IE_MSG_TOPIC_PROPERTIES` (the partition count is forced to 1).
+    pub msg_properties: String,
+    /// `TB_KAFKA_CLIENT_SUBSCRIPTIONS_TOPIC`.
+    pub client_subscriptions_topic: String,
+    /// `TB_KAFKA_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES` (compaction and one partition are forced).
+    pub client_subscriptions_properties: String,
+    /// `TB_KAFKA_SERVICE_INFO_TOPIC` (ours).
+    pub service_info_topic: String,
+    /// `TB_KAFKA_SERVICE_INFO_TOPIC_PROPERTIES` (ours; compaction and one partition are forced).
+    pub service_info_properties: String,
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        TopicNames {
+            prefix: String::new(),
+            downlink_prefix: "tbmq.ie.downlink".into(),
+            downlink_properties: DEFAULT_TOPIC_PROPERTIES.into(),
+            uplink_topic: "tbmq.ie.uplink".into(),
+            uplink_properties: DEFAULT_TOPIC_PROPERTIES.into(),
+            notifications_prefix: "tbmq.ie.uplink.notifications".into(),
+            notifications_properties: DEFAULT_NOTIFICATIONS_TOPIC_PROPERTIES.into(),
+            msg_properties: DEFAULT_MSG_TOPIC_PROPERTIES.into(),
+            client_subscriptions_topic: "tbmq.client.subscriptions".into(),
+            client_subscriptions_properties: DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES.into(),
+            service_info_topic: "tbmq.sys.service.info".into(),
+            service_info_properties: DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES.into(),
+        }
+    }
+}
+
+/// An integration id without hyphens, as in TBMQ's message topic names.
+pub fn id32(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+impl TopicNames {
+    /// Defaults overridden by TBMQ's variables (`TB_KAFKA_PREFIX`, `TB_KAFKA_IE_*`).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, crate::config::ConfigError> {
+        use crate::config::parse;
+        let mut t = TopicNames::default();
+        parse(lookup, "TB_KAFKA_PREFIX", &mut t.prefix)?;
+        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PREFIX", &mut t.downlink_prefix)?;
+        parse(lookup, "TB_KAFKA_IE_DOWNLINK_TOPIC_PROPERTIES", &mut t.downlink_properties)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC", &mut t.uplink_topic)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_TOPIC_PROPERTIES", &mut t.uplink_properties)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PREFIX", &mut t.notifications_prefix)?;
+        parse(lookup, "TB_KAFKA_IE_UPLINK_NOTIF_TOPIC_PROPERTIES", &mut t.notifications_properties)?;
+        parse(lookup, "TB_KAFKA_IE_MSG_TOPIC_PROPERTIES", &mut t.msg_properties)?;
+        parse(lookup, "TB_KAFKA_CLIENT_SUBSCRIPTIONS_TOPIC", &mut t.client_subscriptions_topic)?;
+        parse(lookup, "TB_KAFKA_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES", &mut t.client_subscriptions_properties)?;
+        parse(lookup, "TB_KAFKA_SERVICE_INFO_TOPIC", &mut t.service_info_topic)?;
+        parse(lookup, "TB_KAFKA_SERVICE_INFO_TOPIC_PROPERTIES", &mut t.service_info_properties)?;
+        Ok(t)
+    }
+
+    /// `<p>tbmq.ie.downlink.<type>`.
+    pub fn downlink(&self, integration_type: &str) -> String {
+        format!("{}{}.{}", self.prefix, self.downlink_prefix, integration_type.to_ascii_lowercase())
+    }
+
+    /// Spec of a downlink topic (compacted).
+    pub fn downlink_spec(&self, integration_type: &str) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.downlink(integration_type), &self.downlink_properties)?.compacted())
+    }
+
+    /// `<p><type>-ie-downlink-consumer-group`.
+    pub fn downlink_group(&self, integration_type: &str) -> String {
+        format!("{}{}-ie-downlink-consumer-group", self.prefix, integration_type.to_ascii_lowercase())
+    }
+
+    /// `<p>tbmq.ie.uplink`.
+    pub fn uplink(&self) -> String {
+        format!("{}{}", self.prefix, self.uplink_topic)
+    }
+
+    /// Spec of the uplink topic.
+    pub fn uplink_spec(&self) -> QueueResult<TopicSpec> {
+        TopicSpec::from_properties(&self.uplink(), &self.uplink_properties)
+    }
+
+    /// `<p>ie-uplink-consumer-group`.
+    pub fn uplink_group(&self) -> String {
+        format!("{}ie-uplink-consumer-group", self.prefix)
+    }
+
+    /// `<p>ie-uplink-service-info-consumer-group-<brokerServiceId>` (ours): each broker node reads
+    /// every executor's service info on its own, while events go through the shared group.
+    pub fn uplink_service_info_group(&self, broker_service_id: &str) -> String {
+        format!("{}ie-uplink-service-info-consumer-group-{broker_service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.client.subscriptions`.
+    pub fn client_subscriptions(&self) -> String {
+        format!("{}{}", self.prefix, self.client_subscriptions_topic)
+    }
+
+    /// Spec of `tbmq.client.subscriptions`: compacted (as TBMQ forces) and one partition, so that
+    /// every node applies the changes in one order.
+    pub fn client_subscriptions_spec(&self) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.client_subscriptions(), &self.client_subscriptions_properties)?
+            .compacted()
+            .with_partitions(1))
+    }
+
+    /// `<p>client-subscriptions-consumer-group-<serviceId>`: a node's own reader of the whole
+    /// topic (it never commits; it reads from the beginning at every start).
+    pub fn client_subscriptions_group(&self, service_id: &str) -> String {
+        format!("{}client-subscriptions-consumer-group-{service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.sys.service.info` (ours): broker nodes' heartbeats, keyed by service id.
+    pub fn service_info(&self) -> String {
+        format!("{}{}", self.prefix, self.service_info_topic)
+    }
+
+    /// Spec of `tbmq.sys.service.info`: compacted, one partition.
+    pub fn service_info_spec(&self) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.service_info(), &self.service_info_properties)?
+            .compacted()
+            .with_partitions(1))
+    }
+
+    /// `<p>service-info-consumer-group-<serviceId>` (ours): a node's own reader of the heartbeats.
+    pub fn service_info_group(&self, service_id: &str) -> String {
+        format!("{}service-info-consumer-group-{service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.ie.uplink.notifications.<brokerServiceId>`.
+    pub fn notifications(&self, broker_service_id: &str) -> String {
+        format!("{}{}.{}", self.prefix, self.notifications_prefix, broker_service_id)
+    }
+
+    /// Spec of a notifications topic.
+    pub fn notifications_spec(&self, broker_service_id: &str) -> QueueResult<TopicSpec> {
+        TopicSpec::from_properties(&self.notifications(broker_service_id), &self.notifications_properties)
+    }
+
+    /// `<p>ie-uplink-notifications-consumer-group-<brokerServiceId>`.
+    pub fn notifications_group(&self, broker_service_id: &str) -> String {
+        format!("{}ie-uplink-notifications-consumer-group-{broker_service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.msg.ie.<id32>`.
+    pub fn msg(&self, integration_id: Uuid) -> String {
+        format!("{}tbmq.msg.ie.{}", self.prefix, id32(integration_id))
+    }
+
+    /// Spec of an integration's message topic (one partition).
+    pub fn msg_spec(&self, integration_id: Uuid) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.msg(integration_id), &self.msg_properties)?.with_partitions(1))
+    }
+
+    /// `<p>ie-msg-consumer-group-<id32>`.
+    pub fn msg_group(&self, integration_id: Uuid) -> String {
+        format!("{}ie-msg-consumer-group-{}", self.prefix, id32(integration_id))
+    }
+
+    /// `<p>tbmq.ie.dlq.<id32>`: the messages an integration gave up on ([`crate::wire::DeadLetterProto`]).
+    pub fn dlq(&self, integration_id: Uuid) -> String {
+        format!("{}tbmq.ie.dlq.{}", self.prefix, id32(integration_id))
+    }
+
+    /// Spec of an integration's dead-letter topic: the message topic's settings, one partition.
+    pub fn dlq_spec(&self, integration_id: Uuid) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.dlq(integration_id), &self.msg_properties)?.with_partitions(1))
+    }
+
+    /// `<p>ie-dlq-replay-group-<id32>`: how far the dead letters were replayed.
+    pub fn dlq_replay_group(&self, integration_id: Uuid) -> String {
+        format!("{}ie-dlq-replay-group-{}", self.prefix, id32(integration_id))
+    }
+}

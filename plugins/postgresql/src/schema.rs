@@ -1,0 +1,9 @@
+//! The JSON Schema of the POSTGRESQL integration's `clientConfiguration`, declared to the
+//! executor through `Driver::config_schema` (conventions: the "Configuration schema" section of
+//! `trib_plugin_api::driver`). The schema itself lives in `schema.json` next to this file.
+//!
+//! It must list exactly the fields [`crate::config`] reads and the README's field table names,
+//! with the defaults the reader applies: the tests in `tests/schema.rs` hold the three together.
+
+/// The schema, as JSON text.
+pub const SCHEMA: &str = include_str!("schema.json");

@@ -1,0 +1,237 @@
+//! A minimal W3C WebDriver client over ureq: starts `chromedriver` on a free loopback port and a
+//! headless Chromium session, and offers the few commands the console test needs (go to a URL,
+//! find, click, type, read text, run a script, take a screenshot, read the browser's log).
+//! Lookups poll until the element is there, so the test reads like what a person does.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+use crate::node::{free_port, PATIENCE};
+
+/// The key W3C uses for an element reference.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A headless Chromium session driven through chromedriver; both end on drop.
+pub struct Browser {
+    agent: ureq::Agent,
+    session: String,
+    driver: Child,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a 1280×800 headless Chromium, or says why not (a program is
+    /// not installed, or the session did not start).
+    pub fn start() -> Result<Browser, String> {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("no chromium")?;
+        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .ok_or("no chromedriver")?;
+        let port = free_port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start chromedriver: {e}"))?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let profile = tempfile::tempdir().expect("a browser profile directory");
+        let mut browser = Browser { agent, session: format!("http://127.0.0.1:{port}"), driver, profile };
+        crate::node::wait_for("chromedriver to answer", || {
+            browser.agent.get(&format!("{}/status", browser.session)).call().ok().filter(|r| r.status() == 200)
+        });
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {"binary": chromium, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800",
+                "--no-first-run", "--disable-extensions", "--lang=en-US",
+                format!("--user-data-dir={}", browser.profile.path().display())
+            ]}
+        }}});
+        let answer = browser.raw("POST", "/session", Some(&capabilities));
+        let id = answer["value"]["sessionId"].as_str().ok_or_else(|| format!("no session: {answer}"))?.to_string();
+        browser.session = format!("{}/session/{id}", browser.session);
+        Ok(browser)
+    }
+
+    /// Loads `url` and waits for the page.
+    pub fn goto(&self, url: &str) {
+        self.command("POST", "/url", json!({ "url": url }));
+    }
+
+    /// The current URL.
+    pub fn url(&self) -> String {
+        self.command("GET", "/url", Value::Null).as_str().unwrap_or_default().to_string()
+    }
+
+    /// Resizes the window (CSS pixels).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.command("POST", "/window/rect", json!({ "width": width, "height": height }));
+    }
+
+    /// Clicks the element `css` once it exists and can be clicked.
+    pub fn click(&self, css: &str) {
+        self.retry(&format!("click {css}"), || {
+            let id = self.find(css)?;
+            self.try_command("POST", &format!("/element/{id}/click"), json!({}))
+        });
+    }
+
+    /// Replaces the value of the input `css` with `text`.
+    pub fn type_into(&self, css: &str, text: &str) {
+        self.retry(&format!("type into {css}"), || {
+            let id = self.find(css)?;
+            self.try_command("POST", &format!("/element/{id}/clear"), json!({}))?;
+            self.try_command("POST", &format!("/element/{id}/value"), json!({ "text": text }))
+        });
+    }
+
+    /// The visible text of `css`, once it exists.
+    pub fn text(&self, css: &str) -> String {
+        self.retry(&format!("read {css}"), || {
+            let id = self.find(css)?;
+            self.try_command("GET", &format!("/element/{id}/text"), Value::Null)
+        })
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Waits until the visible text of `css` contains `expected`; returns the text.
+    pub fn wait_text(&self, css: &str, expected: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self
+                .find(css)
+                .ok()
+                .and_then(|id| self.try_command("GET", &format!("/element/{id}/text"), Value::Null).ok());
+            let text = text.and_then(|t| t.as_str().map(str::to_string)).unwrap_or_default();
+            if text.contains(expected) {
+                return text;
+            }
+            if Instant::now() >= deadline {
+                panic!("{css} never showed {expected:?}; it shows {text:?}\n{}", self.describe());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether `css` matches an element now.
+    pub fn exists(&self, css: &str) -> bool {
+        self.find(css).is_ok()
+    }
+
+    /// Runs `script` in the page; returns its result.
+    pub fn script(&self, script: &str) -> Value {
+        self.command("POST", "/execute/sync", json!({ "script": script, "args": [] }))
+    }
+
+    /// Saves a PNG of the window to `path`.
+    pub fn screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let png = self.command("GET", "/screenshot", Value::Null);
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default()).expect("base64 PNG");
+        std::fs::create_dir_all(path.parent().expect("a directory")).expect("create the screenshot directory");
+        std::fs::write(path, bytes).expect("write the screenshot");
+    }
+
+    /// The browser's log since the last call: `(level, source, message)`.
+    pub fn log(&self) -> Vec<(String, String, String)> {
+        let url = self.session.clone() + "/se/log";
+        let answer = self.raw_url("POST", &url, Some(&json!({"type": "browser"})));
+        answer["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (field("level"), field("source"), field("message"))
+            })
+            .collect()
+    }
+
+    /// The URL, the page's markup and the browser's log, for failure messages.
+    fn describe(&self) -> String {
+        let html =
+            self.try_command("POST", "/execute/sync", json!({"script": "return document.body.outerHTML", "args": []}));
+        let html = html.ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let html: String = html.chars().take(4000).collect();
+        format!("at {}\npage: {html}\nlog: {:?}", self.url(), self.log())
+    }
+
+    fn find(&self, css: &str) -> Result<String, String> {
+        let value = self.try_command("POST", "/element", json!({"using": "css selector", "value": css}))?;
+        value[ELEMENT].as_str().map(str::to_string).ok_or_else(|| format!("no element: {value}"))
+    }
+
+    /// Repeats `attempt` until it succeeds (elements are re-rendered while the page refreshes).
+    fn retry(&self, what: &str, mut attempt: impl FnMut() -> Result<Value, String>) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match attempt() {
+                Ok(value) => return value,
+                Err(e) if Instant::now() >= deadline => panic!("cannot {what}: {e}\n{}", self.describe()),
+                Err(_) => {}
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn command(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_command(method, path, body).unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    fn try_command(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
+        let answer = self.raw_url(method, &format!("{}{path}", self.session), (!body.is_null()).then_some(&body));
+        match answer["value"].get("error") {
+            Some(error) => Err(format!("{error}: {}", answer["value"]["message"].as_str().unwrap_or_default())),
+            None => Ok(answer["value"].clone()),
+        }
+    }
+
+    fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let url = format!("{}{path}", self.session);
+        self.raw_url(method, &url, body)
+    }
+
+    fn raw_url(&self, method: &str, url: &str, body: Option<&Value>) -> Value {
+        let result = match method {
+            "GET" => self.agent.get(url).call(),
+            "DELETE" => self.agent.delete(url).call(),
+            _ => self
+                .agent
+                .post(url)
+                .header("Content-Type", "application/json")
+                .send(body.map(Value::to_string).unwrap_or_else(|| "{}".into())),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("WebDriver {method} {url} failed: {e}"));
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if self.session.contains("/session/") {
+            let _ = self.agent.delete(&self.session).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
