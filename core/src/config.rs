@@ -28,6 +28,24 @@ pub enum AckStrategy {
     },
 }
 
+/// The values of [`AckStrategy::RetryAll`], whatever the executor-wide type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryAllDefaults {
+    /// `TB_IE_MSG_ACK_STRATEGY_RETRIES`: attempts after the first; 0 = unlimited.
+    pub retries: u32,
+    /// `TB_IE_MSG_ACK_STRATEGY_PAUSE_BETWEEN_RETRIES`: the pause before the first retry.
+    pub pause: Duration,
+    /// `TB_IE_MSG_ACK_STRATEGY_MAX_PAUSE_BETWEEN_RETRIES`: the longest pause.
+    pub max_pause: Duration,
+}
+
+impl Default for RetryAllDefaults {
+    /// TBMQ's: 5 retries, 1 s apart.
+    fn default() -> Self {
+        RetryAllDefaults { retries: 5, pause: Duration::from_secs(1), max_pause: Duration::from_secs(1) }
+    }
+}
+
 /// Executor settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutorConfig {
@@ -67,6 +85,10 @@ pub struct ExecutorConfig {
     pub dead_letters_enabled: bool,
     /// `queue.integration-msg.ack-strategy.*`.
     pub ack_strategy: AckStrategy,
+    /// The `RETRY_ALL` values of `queue.integration-msg.ack-strategy.*`, kept under `SKIP_ALL`
+    /// too: the defaults of an integration whose `retryPolicy` chooses `RETRY_ALL` (ours; see
+    /// [`crate::retry::policy`]). Under `RETRY_ALL` they equal the values in `ack_strategy`.
+    pub retry_all_defaults: RetryAllDefaults,
     /// `integrations.statistics.enabled` (`INTEGRATIONS_STATISTICS_ENABLED`).
     pub statistics_enabled: bool,
     /// `integrations.statistics.persist-frequency` (`INTEGRATIONS_STATISTICS_PERSIST_FREQUENCY`, ms).
@@ -109,6 +131,7 @@ impl Default for ExecutorConfig {
             pack_processing_timeout: Duration::from_millis(30_000),
             msg_pipeline_depth: 8,
             ack_strategy: AckStrategy::SkipAll,
+            retry_all_defaults: RetryAllDefaults::default(),
             dead_letters_enabled: true,
             statistics_enabled: true,
             statistics_persist_frequency: Duration::from_millis(3_600_000),
@@ -161,7 +184,7 @@ impl ExecutorConfig {
                 reason: "must be at least 1 (1 = no pipelining)".into(),
             });
         }
-        c.ack_strategy = ack_strategy(lookup)?;
+        (c.ack_strategy, c.retry_all_defaults) = ack_strategy(lookup)?;
         parse(lookup, "TB_IE_MSG_DEAD_LETTERS_ENABLED", &mut c.dead_letters_enabled)?;
         parse(lookup, "INTEGRATIONS_STATISTICS_ENABLED", &mut c.statistics_enabled)?;
         millis(lookup, "INTEGRATIONS_STATISTICS_PERSIST_FREQUENCY", &mut c.statistics_persist_frequency)?;
@@ -184,7 +207,8 @@ impl ExecutorConfig {
     }
 }
 
-fn ack_strategy(lookup: Lookup<'_>) -> Result<AckStrategy, ConfigError> {
+/// The ack strategy, and the `RETRY_ALL` values whatever the type.
+fn ack_strategy(lookup: Lookup<'_>) -> Result<(AckStrategy, RetryAllDefaults), ConfigError> {
     let kind = lookup("TB_IE_MSG_ACK_STRATEGY_TYPE").unwrap_or_else(|| "SKIP_ALL".into());
     let mut retries: u32 = 5;
     let mut pause_secs: u64 = 1;
@@ -201,13 +225,11 @@ fn ack_strategy(lookup: Lookup<'_>) -> Result<AckStrategy, ConfigError> {
             reason: format!("must not be below TB_IE_MSG_ACK_STRATEGY_PAUSE_BETWEEN_RETRIES ({pause_secs})"),
         });
     }
+    let (pause, max_pause) = (Duration::from_secs(pause_secs), Duration::from_secs(max_pause_secs));
+    let defaults = RetryAllDefaults { retries, pause, max_pause };
     match kind.trim().to_ascii_uppercase().as_str() {
-        "SKIP_ALL" => Ok(AckStrategy::SkipAll),
-        "RETRY_ALL" => Ok(AckStrategy::RetryAll {
-            retries,
-            pause: Duration::from_secs(pause_secs),
-            max_pause: Duration::from_secs(max_pause_secs),
-        }),
+        "SKIP_ALL" => Ok((AckStrategy::SkipAll, defaults)),
+        "RETRY_ALL" => Ok((AckStrategy::RetryAll { retries, pause, max_pause }, defaults)),
         _ => Err(ConfigError {
             name: "TB_IE_MSG_ACK_STRATEGY_TYPE".into(),
             value: kind,

@@ -22,6 +22,7 @@ use crate::{
     processor::{Command, Worker},
     queue::{Partitioning, TopicPartition},
     registry::CallWatch,
+    retry::RetryPolicy,
     wire::{
         check_failure, uuid_from_bits, uuid_to_bits, ComponentLifecycleEvent as Lc, FieldErrorProto,
         IntegrationMsgProto, IntegrationValidationRequestProto, IntegrationValidationResponseProto,
@@ -302,12 +303,15 @@ fn validate(ctx: &Context, request: &IntegrationValidationRequestProto) -> Resul
     let mut driver =
         ctx.registry.create(&integration.r#type, &id.to_string()).map_err(|e| ValidationFailure::from_driver(&e))?;
     let errors = driver.validate(&client).map_err(|e| ValidationFailure::from_driver(&e))?;
-    if !errors.is_empty() {
-        let text = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        let fields = errors
-            .iter()
-            .map(|e| FieldErrorProto { field: e.field.to_string(), message: e.message.to_string() })
-            .collect();
+    // The driver's fields (named from `clientConfiguration`), then the executor's own
+    // `retryPolicy` (named from `configuration`), all reported at once.
+    let mut fields: Vec<FieldErrorProto> =
+        errors.iter().map(|e| FieldErrorProto { field: e.field.to_string(), message: e.message.to_string() }).collect();
+    if let Err(policy_errors) = RetryPolicy::of(&configuration, &ctx.config) {
+        fields.extend(policy_errors.into_iter().map(|e| FieldErrorProto { field: e.field, message: e.message }));
+    }
+    if !fields.is_empty() {
+        let text = fields.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         return Err(ValidationFailure { text, fields, kind: check_failure::CONFIGURATION_INVALID });
     }
     if request.r#type != "CHECK_CONNECTION" {

@@ -32,6 +32,7 @@ use crate::{
     events::ErrorMethod,
     queue::{Consumer, ConsumerEvent, QueueError, Record, TopicPartition},
     registry::{CallWatch, DriverHandle},
+    retry::RetryPolicy,
     stats::{Activity, ProcessorStats},
     wire::ComponentLifecycleEvent as Lc,
 };
@@ -72,6 +73,9 @@ const RECREATE_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Durati
 pub struct Worker {
     ctx: Arc<Context>,
     def: IntegrationDef,
+    /// How the integration's failed messages are handled: its `retryPolicy` over the
+    /// executor-wide ack strategy, read when it starts.
+    policy: RetryPolicy,
     commands: mpsc::Receiver<Command>,
     /// Set by the manager when it gave up waiting for this worker (a driver call that does not
     /// return): the worker then commits nothing more and exits as soon as it gets control back.
@@ -108,9 +112,11 @@ impl Worker {
         watch: Arc<CallWatch>,
     ) -> Self {
         let stats = ctx.stats.processor(def.id);
+        let policy = RetryPolicy::executor_wide(&ctx.config);
         Worker {
             ctx,
             def,
+            policy,
             commands,
             abandoned,
             watch,

@@ -1,11 +1,16 @@
 //! The ack strategies: what happens to a pack after an attempt (TBMQ's
-//! `IntegrationAckStrategyFactory`), as a pure function the processor calls.
+//! `IntegrationAckStrategyFactory`), as a pure function the processor calls. An integration's
+//! own values for them (its `retryPolicy`) are read in [`policy`].
+
+pub mod policy;
 
 use std::time::Duration;
 
 use trib_plugin_api::driver::Outcome;
 
 use crate::config::AckStrategy;
+
+pub use policy::RetryPolicy;
 
 /// What the outcomes of one attempt add up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

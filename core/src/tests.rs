@@ -5,4 +5,5 @@ mod faulty_driver;
 mod hot_plug;
 mod loader;
 mod pipelined;
+mod retry_policy;
 mod support;

@@ -11,6 +11,7 @@ use super::{Running, Worker};
 use crate::{
     queue::{Consumer, TopicPartition},
     registry::DriverHandle,
+    retry::RetryPolicy,
     stats::State,
     wire::ComponentLifecycleEvent as Lc,
 };
@@ -37,6 +38,12 @@ impl Worker {
     }
 
     fn try_start(&mut self) -> Result<Running, String> {
+        // The policy is part of the configuration: one that is invalid fails the start as a
+        // driver's field error does.
+        self.policy = RetryPolicy::of(&self.def.configuration, &self.ctx.config).map_err(|errors| {
+            let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            format!("invalid configuration: {}", text.join("; "))
+        })?;
         let (driver, pipelined) = self.create_driver()?;
         let (consumer, tp) = self.open_consumer()?;
         Ok(Running { driver, consumer, tp, pipelined })

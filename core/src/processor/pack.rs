@@ -4,8 +4,9 @@
 //!    letters (0 attempts) at once.
 //! 2. attempt: one driver call with the pack's deadline; [`Attempt::checked`] makes sure there is
 //!    exactly one outcome per message, whatever the driver did.
-//! 3. [`Pack::settle`]: the ack strategy ([`crate::retry::decide`]) says what is retried, given up
-//!    on (dead-lettered) or committed.
+//! 3. [`Pack::settle`]: the ack strategy ([`crate::retry::decide`]), with the integration's
+//!    values ([`RetryPolicy`]), says what is retried, given up on (dead-lettered) or committed;
+//!    a message past the policy's maximum age is given up on instead of retried.
 //!
 //! The stages are pure and keep the pack's state in [`Pack`], including a local [`Tally`] of the
 //! processing counters. [`Worker::process_pack`] does the I/O between them: the driver call, one
@@ -27,7 +28,7 @@ use crate::{
     config::AckStrategy,
     events::ErrorMethod,
     queue::Record,
-    retry::{decide, pause_before, AttemptResult, Decision},
+    retry::{decide, AttemptResult, Decision, RetryPolicy},
     stats::{Activity, ActivityState, Counter, Tally},
     wire::PublishIntegrationMsgProto,
 };
@@ -47,6 +48,9 @@ pub(super) enum PackEnd {
 pub(super) struct Pack<'r> {
     /// The record of each decoded message, by message index.
     sources: Vec<&'r Record>,
+    /// When the broker queued each decoded message (ms; 0 = unknown), by message index: what
+    /// its age is counted from.
+    timestamps: Vec<i64>,
     /// Indexes of the messages the next attempt delivers, ascending.
     pending: Vec<usize>,
     /// Attempts made so far.
@@ -147,6 +151,7 @@ impl<'r> Pack<'r> {
     pub(super) fn new(records: &'r [Record], decoded: &Decoded) -> Self {
         let mut pack = Pack {
             sources: decoded.sources.iter().map(|&i| &records[i]).collect(),
+            timestamps: decoded.messages.iter().map(|m| m.timestamp).collect(),
             pending: (0..decoded.sources.len()).collect(),
             attempt: 0,
             next_offset: records.last().map_or(0, |r| r.offset) + 1,
@@ -167,11 +172,14 @@ impl<'r> Pack<'r> {
         self.pending.iter().map(|&i| messages[i]).collect()
     }
 
-    /// Stage 3: applies the ack strategy to the attempt's outcomes (by batch index), counting
-    /// TBMQ's processor statistics into the tally: a final attempt counts its failures as given
-    /// up on and one successful or failed iteration; a non-final one counts them as temporary
-    /// and one failed iteration. Rejected messages are given up on at once.
-    pub(super) fn settle(&mut self, attempt: &Attempt, strategy: AckStrategy) -> Settled {
+    /// Stage 3: applies the integration's ack strategy to the attempt's outcomes (by batch
+    /// index), counting TBMQ's processor statistics into the tally: a final attempt counts its
+    /// failures as given up on and one successful or failed iteration; a non-final one counts
+    /// them as temporary and one failed iteration. Rejected messages are given up on at once, and
+    /// so are the retryable ones older than the policy's maximum age at `now_ms` (then counted
+    /// as given up on, not as temporary).
+    pub(super) fn settle(&mut self, attempt: &Attempt, policy: &RetryPolicy, now_ms: i64) -> Settled {
+        let strategy = policy.strategy;
         let result = AttemptResult::classify(&attempt.outcomes);
         self.tally.add(Counter::SuccessfulMsgs, result.delivered.len());
         if attempt.broken.is_some() && strategy != AckStrategy::SkipAll {
@@ -189,18 +197,48 @@ impl<'r> Pack<'r> {
                 Settled::Commit
             }
             Decision::Retry => {
-                self.tally.add(Counter::TmpTimeout, result.timed_out.len());
-                self.tally.add(Counter::TmpFailed, result.failed.len());
-                self.tally.add(Counter::FailedMsgs, result.rejected.len());
+                let (expired_timeouts, timed_out) = self.split_expired(&result.timed_out, policy, now_ms);
+                let (expired_failures, failed) = self.split_expired(&result.failed, policy, now_ms);
+                self.tally.add(Counter::TimeoutMsgs, expired_timeouts.len());
+                self.tally.add(Counter::FailedMsgs, result.rejected.len() + expired_failures.len());
                 self.tally.add(Counter::FailedIterations, 1);
                 self.give_up(result.rejected.iter(), &attempt.outcomes);
-                let mut retry: Vec<usize> =
-                    result.timed_out.iter().chain(&result.failed).map(|&j| self.pending[j]).collect();
+                for &(j, age) in expired_timeouts.iter().chain(&expired_failures) {
+                    let reason = expired_reason(age, policy, &attempt.outcomes[j]);
+                    let record = self.sources[self.pending[j]];
+                    self.dead.push(DeadLetter { record, reason, attempts: self.attempt });
+                }
+                if timed_out.is_empty() && failed.is_empty() {
+                    // Everything retryable was too old: the pack is final.
+                    return Settled::Commit;
+                }
+                self.tally.add(Counter::TmpTimeout, timed_out.len());
+                self.tally.add(Counter::TmpFailed, failed.len());
+                let mut retry: Vec<usize> = timed_out.iter().chain(&failed).map(|&j| self.pending[j]).collect();
                 retry.sort_unstable();
                 self.pending = retry;
                 Settled::Retry
             }
         }
+    }
+
+    /// Splits `batch` indexes of the current attempt into the messages past the policy's
+    /// maximum age at `now_ms` (with their age) and the others.
+    fn split_expired(
+        &self,
+        batch: &[usize],
+        policy: &RetryPolicy,
+        now_ms: i64,
+    ) -> (Vec<(usize, std::time::Duration)>, Vec<usize>) {
+        let mut expired = Vec::new();
+        let mut live = Vec::with_capacity(batch.len());
+        for &j in batch {
+            match policy.expired_age(self.timestamps[self.pending[j]], now_ms) {
+                Some(age) => expired.push((j, age)),
+                None => live.push(j),
+            }
+        }
+        (expired, live)
     }
 
     /// Turns the messages at `batch` indexes of the current attempt into dead letters.
@@ -231,7 +269,7 @@ impl Worker {
     ) -> PackEnd {
         let props: Vec<Vec<UserProperty<'_>>> = decoded.iter().map(user_properties).collect();
         let messages: Vec<Message<'_>> = decoded.iter().zip(&props).map(|(m, p)| to_message(m, p)).collect();
-        let (strategy, timeout) = (self.ctx.config.ack_strategy, self.ctx.config.pack_processing_timeout);
+        let (policy, timeout) = (self.policy, self.ctx.config.pack_processing_timeout);
         let mut rewind = false;
         loop {
             let batch = pack.next_batch(&messages);
@@ -257,7 +295,7 @@ impl Worker {
                     Err(reason) => return PackEnd::DriverBroken(reason),
                 }
             }
-            let settled = pack.settle(&attempt, strategy);
+            let settled = pack.settle(&attempt, &policy, crate::now_ms());
             self.report(&mut pack.tally, &attempt.outcomes);
             match settled {
                 Settled::Abandon => return PackEnd::DriverBroken(attempt.broken.unwrap_or_default()),
@@ -311,17 +349,30 @@ impl Worker {
         }
     }
 
-    /// Waits before the next attempt under RETRY_ALL. A command that arrives meanwhile abandons
-    /// the pack without a commit (it is redelivered) and is returned.
+    /// Waits before the next attempt under RETRY_ALL, as the integration's policy says. A
+    /// command that arrives meanwhile abandons the pack without a commit (it is redelivered) and
+    /// is returned.
     fn pause(&self, pack: &Pack<'_>) -> Option<Command> {
-        let AckStrategy::RetryAll { pause, max_pause, .. } = self.ctx.config.ack_strategy else {
+        if self.policy.strategy == AckStrategy::SkipAll {
             return None;
-        };
-        let pause = pause_before(pack.attempt, pause, max_pause, 0.8 + 0.4 * fastrand::f64());
+        }
+        let pause = self.policy.pause_before(pack.attempt, fastrand::f64());
         let command = self.commands.recv_timeout(pause).ok()?;
         tracing::info!(undelivered = pack.pending.len(), "Pack abandoned without commit; it will be redelivered.");
         Some(command)
     }
+}
+
+/// The reason a message past the maximum age was given up on: its age, the limit and what its
+/// last attempt came to.
+fn expired_reason(age: std::time::Duration, policy: &RetryPolicy, last: &Outcome) -> String {
+    let max = policy.max_message_age.unwrap_or_default();
+    format!(
+        "expired: message age {} ms exceeded maxMessageAgeMs ({} ms); last attempt: {}",
+        age.as_millis(),
+        max.as_millis(),
+        outcome_reason(last)
+    )
 }
 
 /// The reason a message was given up on, as stored with its dead letter.

@@ -94,11 +94,16 @@ impl Harness {
 
     /// Saves an integration as the broker does: a lifecycle record on the downlink topic.
     pub fn save(&self, id: Uuid, event: Lc, enabled: bool, client_configuration: serde_json::Value) {
+        let configuration =
+            serde_json::json!({"clientConfiguration": client_configuration, "topicFilters": ["#"], "metadata": {}});
+        self.save_configuration(id, event, enabled, &configuration);
+    }
+
+    /// As [`Harness::save`], with the whole `configuration` object.
+    pub fn save_configuration(&self, id: Uuid, event: Lc, enabled: bool, configuration: &serde_json::Value) {
         self.queue.create_topic(&self.topics.downlink_spec("SCRIPTED").unwrap()).unwrap();
         self.queue.create_topic(&self.topics.msg_spec(id).unwrap()).unwrap();
         let (msb, lsb) = uuid_to_bits(id);
-        let configuration =
-            serde_json::json!({"clientConfiguration": client_configuration, "topicFilters": ["#"], "metadata": {}});
         let msg = DownlinkIntegrationMsgProto {
             integration_msg: Some(IntegrationMsgProto {
                 integration_id_msb: msb,
@@ -138,6 +143,11 @@ impl Harness {
 
     /// Publishes messages for an integration as the broker does.
     pub fn publish(&self, id: Uuid, payloads: &[&str]) {
+        self.publish_at(id, payloads, crate::now_ms());
+    }
+
+    /// As [`Harness::publish`], as if the broker had queued them at `timestamp` (ms).
+    pub fn publish_at(&self, id: Uuid, payloads: &[&str], timestamp: i64) {
         for p in payloads {
             let msg = PublishIntegrationMsgProto {
                 publish_msg_proto: Some(PublishMsgProto {
@@ -148,7 +158,7 @@ impl Harness {
                     ..Default::default()
                 }),
                 tbmq_node: "broker1".into(),
-                timestamp: crate::now_ms(),
+                timestamp,
                 wire_version: WIRE_VERSION,
             };
             let d = self.queue.producer().send(
@@ -251,16 +261,16 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-fn retry_all(retries: u32) -> AckStrategy {
+pub(super) fn retry_all(retries: u32) -> AckStrategy {
     AckStrategy::RetryAll { retries, pause: Duration::from_millis(10), max_pause: Duration::from_millis(10) }
 }
 
-fn counters(executor: &Executor, id: Uuid) -> Vec<(&'static str, u64)> {
+pub(super) fn counters(executor: &Executor, id: Uuid) -> Vec<(&'static str, u64)> {
     executor.stats().processor(id).snapshot().into_iter().filter(|(_, v)| *v > 0).collect()
 }
 
 /// Waits until the processor counters of `id` equal `expected` (non-zero entries, sorted by name).
-fn wait_counters(executor: &Executor, id: Uuid, expected: &[(&'static str, u64)]) {
+pub(super) fn wait_counters(executor: &Executor, id: Uuid, expected: &[(&'static str, u64)]) {
     let mut expected = expected.to_vec();
     expected.sort();
     let deadline = Instant::now() + WAIT;
@@ -564,6 +574,15 @@ fn a_driver_panic_recreates_the_instance_and_loses_nothing() {
 }
 
 fn validation_request(h: &Harness, kind: &str, client: serde_json::Value) -> UplinkIntegrationNotificationMsgProto {
+    validation_request_for(h, kind, &serde_json::json!({ "clientConfiguration": client }))
+}
+
+/// Asks the executor to validate (or check) an integration with this whole `configuration`.
+pub(super) fn validation_request_for(
+    h: &Harness,
+    kind: &str,
+    configuration: &serde_json::Value,
+) -> UplinkIntegrationNotificationMsgProto {
     let broker = format!("broker-{}", Uuid::new_v4().simple());
     h.queue.create_topic(&h.topics.notifications_spec(&broker).unwrap()).unwrap();
     h.queue.create_topic(&h.topics.downlink_spec("SCRIPTED").unwrap()).unwrap();
@@ -583,7 +602,7 @@ fn validation_request(h: &Harness, kind: &str, client: serde_json::Value) -> Upl
                 r#type: "SCRIPTED".into(),
                 name: "v".into(),
                 enabled: true,
-                configuration: serde_json::json!({"clientConfiguration": client}).to_string(),
+                configuration: configuration.to_string(),
                 ..Default::default()
             }),
             r#type: kind.into(),

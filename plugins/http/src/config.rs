@@ -4,9 +4,11 @@
 //! Parsing goes field by field over a JSON object (instead of one derived struct) so that every
 //! problem is reported with its JSON path, and all problems at once. Unknown fields are ignored,
 //! as in TBMQ, whose UI sends extra ones (`caCertFileName`, ...). The URL encoding lives in
-//! [`url`], the PEM parsing of the credentials in [`tls`], the reading of each field in `fields`.
+//! [`url`], the PEM parsing of the credentials in [`tls`], `statusCodes` in [`status_codes`],
+//! the reading of each field in `fields`.
 
 mod fields;
+pub mod status_codes;
 pub mod tls;
 pub mod url;
 
@@ -15,7 +17,7 @@ use trib_plugin_api::{driver::FieldError, support::credentials::Credentials};
 
 use self::fields::Fields;
 
-pub use self::tls::TlsMaterial;
+pub use self::{status_codes::StatusCodes, tls::TlsMaterial};
 
 /// `maxInMemoryBufferSizeInKb` when the field is absent or null (TBMQ's UI default, and what
 /// TBMQ's client falls back to).
@@ -102,6 +104,8 @@ pub struct HttpConfig {
     pub connect_timeout_ms: u64,
     /// Body rendering.
     pub body: BodyOptions,
+    /// `statusCodes` (our addition): the statuses whose outcome the integration sets itself.
+    pub status_codes: StatusCodes,
 }
 
 impl HttpConfig {

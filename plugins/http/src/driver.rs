@@ -21,7 +21,7 @@ use trib_plugin_api::{
 };
 
 use crate::{
-    config::{self, HttpConfig},
+    config::{self, HttpConfig, StatusCodes},
     error::Error,
     pool::{Completion, Pool},
     request,
@@ -77,7 +77,9 @@ impl Driver for HttpDriver {
         let budget =
             if config.read_timeout_ms > 0 { Duration::from_millis(config.read_timeout_ms) } else { CHECK_TIMEOUT };
         let exchange = service.head(Instant::now() + budget);
-        match retry::classify("HEAD", service.url(), &exchange) {
+        // A check asks whether the target answers, as TBMQ's does: only a 2xx passes, whatever
+        // `statusCodes` makes of other statuses for messages.
+        match retry::classify("HEAD", service.url(), &exchange, &StatusCodes::default()) {
             Outcome::Delivered => Ok(()),
             Outcome::Retry(reason) | Outcome::Rejected(reason) | Outcome::Timeout(reason) => {
                 if let Exchange::Response { body_excerpt, .. } = &exchange {

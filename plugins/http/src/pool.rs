@@ -402,7 +402,7 @@ fn execute(job: Job, lane: &Lane) {
     // A panic inside the HTTP stack must not kill the thread.
     let completion = catch_unwind(AssertUnwindSafe(|| {
         let exchange = service.send(body, deadline);
-        let outcome = retry::classify(service.method().as_str(), service.url(), &exchange);
+        let outcome = retry::classify(service.method().as_str(), service.url(), &exchange, service.status_codes());
         let detail = match exchange {
             Exchange::Response { body_excerpt, .. } if outcome != Outcome::Delivered => Some(body_excerpt),
             _ => None,

@@ -2,6 +2,7 @@
 //!
 //! | result | outcome |
 //! |---|---|
+//! | a status listed in the integration's `statusCodes` (exact code, else its class) | as listed |
 //! | 2xx | Delivered |
 //! | 408, 429, 5xx | Retry |
 //! | 3xx (redirects are not followed) | Rejected |
@@ -19,6 +20,8 @@
 use trib_plugin_api::driver::Outcome;
 use ureq::http::StatusCode;
 
+use crate::config::status_codes::{StatusCodes, Treatment};
+
 /// What came back for one request.
 #[derive(Debug)]
 pub enum Exchange {
@@ -35,11 +38,15 @@ pub enum Exchange {
     Failed(ureq::Error),
 }
 
-/// The outcome of `exchange` for a request `method url`.
-pub fn classify(method: &str, url: &str, exchange: &Exchange) -> Outcome {
+/// The outcome of `exchange` for a request `method url`, statuses listed in `codes` as listed.
+pub fn classify(method: &str, url: &str, exchange: &Exchange, codes: &StatusCodes) -> Outcome {
+    let status = |status: u16, location: Option<&str>| {
+        let treatment = codes.treatment(status).unwrap_or_else(|| default_treatment(status));
+        status_outcome(method, url, status, location, treatment)
+    };
     match exchange {
-        Exchange::Response { status, location, .. } => classify_status(method, url, *status, location.as_deref()),
-        Exchange::Failed(ureq::Error::StatusCode(status)) => classify_status(method, url, *status, None),
+        Exchange::Response { status: code, location, .. } => status(*code, location.as_deref()),
+        Exchange::Failed(ureq::Error::StatusCode(code)) => status(*code, None),
         Exchange::Failed(error) => classify_error(method, url, error),
     }
 }
@@ -53,15 +60,24 @@ pub fn status_reason(method: &str, url: &str, status: u16) -> String {
     }
 }
 
-fn classify_status(method: &str, url: &str, status: u16, location: Option<&str>) -> Outcome {
+/// What a status means when the integration does not list it.
+fn default_treatment(status: u16) -> Treatment {
     match status {
-        200..=299 => Outcome::Delivered,
-        408 | 429 | 500..=599 => Outcome::Retry(status_reason(method, url, status)),
-        300..=399 => {
+        200..=299 => Treatment::Delivered,
+        408 | 429 | 500..=599 => Treatment::Retry,
+        _ => Treatment::Reject,
+    }
+}
+
+fn status_outcome(method: &str, url: &str, status: u16, location: Option<&str>, treatment: Treatment) -> Outcome {
+    match treatment {
+        Treatment::Delivered => Outcome::Delivered,
+        Treatment::Retry => Outcome::Retry(status_reason(method, url, status)),
+        Treatment::Reject if (300..=399).contains(&status) => {
             let target = location.map(|l| format!(" to {l}")).unwrap_or_default();
             Outcome::Rejected(format!("{} (redirect{target} not followed)", status_reason(method, url, status)))
         }
-        _ => Outcome::Rejected(status_reason(method, url, status)),
+        Treatment::Reject => Outcome::Rejected(status_reason(method, url, status)),
     }
 }
 

@@ -35,7 +35,7 @@ use ureq::{
 };
 
 use crate::{
-    config::{HttpConfig, Method},
+    config::{HttpConfig, Method, StatusCodes},
     request::{self, Body},
     retry::Exchange,
 };
@@ -61,6 +61,7 @@ pub struct Service {
     content_type_configured: bool,
     read_timeout: Option<Duration>,
     body_limit: u64,
+    status_codes: StatusCodes,
 }
 
 impl Service {
@@ -92,6 +93,7 @@ impl Service {
             headers,
             read_timeout: (config.read_timeout_ms > 0).then(|| Duration::from_millis(config.read_timeout_ms)),
             body_limit: config.max_in_memory_buffer_kb.saturating_mul(1024),
+            status_codes: config.status_codes.clone(),
         }
     }
 
@@ -104,6 +106,11 @@ impl Service {
     /// The configured method.
     pub fn method(&self) -> Method {
         self.method
+    }
+
+    /// The statuses whose outcome the integration configured (`statusCodes`).
+    pub fn status_codes(&self) -> &StatusCodes {
+        &self.status_codes
     }
 
     /// Sends one request with the configured method; `body` is attached only for POST and PUT.

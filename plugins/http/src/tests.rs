@@ -7,6 +7,7 @@ mod conformance;
 mod deadline;
 mod shared_pool;
 mod status;
+mod status_codes;
 mod tls;
 mod url;
 mod validation;

@@ -12,6 +12,7 @@ use crate::{
     config::AckStrategy,
     processor::message::{to_message, user_properties},
     queue::{Record, TopicPartition},
+    retry::RetryPolicy,
     stats::Counter,
     wire::{PublishIntegrationMsgProto, PublishMsgProto},
 };
@@ -25,14 +26,21 @@ fn record(offset: i64, value: Vec<u8>) -> Record {
     }
 }
 
-/// A record of an integration message with this payload, as the broker writes it.
+/// A record of an integration message with this payload, as the broker writes it (without a
+/// timestamp: no known age).
 fn publish(offset: i64, payload: &str) -> Record {
+    publish_at(offset, payload, 0)
+}
+
+/// As [`publish`], queued by the broker at `timestamp` (ms).
+fn publish_at(offset: i64, payload: &str, timestamp: i64) -> Record {
     let msg = PublishIntegrationMsgProto {
         publish_msg_proto: Some(PublishMsgProto {
             payload: Bytes::copy_from_slice(payload.as_bytes()),
             topic_name: "t/1".into(),
             ..Default::default()
         }),
+        timestamp,
         ..Default::default()
     };
     record(offset, msg.encode_to_vec())
@@ -57,16 +65,32 @@ struct After {
 }
 
 /// Runs `records` through decode and one attempt per entry of `driver` (what the driver
-/// returned for that attempt), settling each with `strategy`.
+/// returned for that attempt), settling each with `strategy` and no age limit.
 fn run(strategy: AckStrategy, records: &[Record], driver: Vec<Result<Vec<Outcome>, Error>>) -> After {
+    let policy = RetryPolicy { strategy, jitter: false, max_message_age: None };
+    run_with(&policy, &[NOW], records, driver)
+}
+
+/// The time every attempt of [`run_with`] is settled at.
+const NOW: i64 = 1_000_000_000;
+
+/// As [`run`], with an integration's `policy`, attempt `i` settled at `times[i]` (ms; the last
+/// time for the attempts after).
+fn run_with(
+    policy: &RetryPolicy,
+    times: &[i64],
+    records: &[Record],
+    driver: Vec<Result<Vec<Outcome>, Error>>,
+) -> After {
     let (decoded, mut pack) = decode(records);
     let props: Vec<_> = decoded.iter().map(user_properties).collect();
     let messages: Vec<_> = decoded.iter().zip(&props).map(|(m, p)| to_message(m, p)).collect();
     let (mut batches, mut settled) = (Vec::new(), Vec::new());
-    for returned in driver {
+    for (i, returned) in driver.into_iter().enumerate() {
+        let now = times[i.min(times.len() - 1)];
         let batch = pack.next_batch(&messages);
         batches.push(batch.iter().map(|m| String::from_utf8_lossy(m.payload.as_slice()).into_owned()).collect());
-        settled.push(pack.settle(&Attempt::checked(batch.len(), returned), strategy));
+        settled.push(pack.settle(&Attempt::checked(batch.len(), returned), policy, now));
     }
     let counters = Counter::ALL.iter().map(|c| (c.name(), pack.tally.get(*c))).filter(|(_, v)| *v > 0).collect();
     let dead = pack.dead.iter().map(|d| (d.record.offset, d.reason.clone(), d.attempts)).collect();
@@ -288,4 +312,84 @@ fn a_driver_error_makes_every_message_a_retry() {
 fn a_driver_panic_also_marks_the_driver_broken() {
     let reason = "driver error: boom";
     check_attempt(1, Err(Error::new(ErrorKind::Panic, "boom")), (vec![retry(reason)], Some(reason)));
+}
+
+/// Retries forever, with messages expiring one minute after they were queued.
+fn expiring() -> RetryPolicy {
+    RetryPolicy { strategy: retry_all(0), jitter: false, max_message_age: Some(std::time::Duration::from_secs(60)) }
+}
+
+#[test]
+fn a_message_past_the_maximum_age_is_dead_lettered_instead_of_retried() {
+    let records = [publish_at(0, "old", NOW - 61_000), publish_at(1, "young", NOW - 59_000), publish_at(2, "ok", NOW)];
+    let after = run_with(&expiring(), &[NOW], &records, vec![ok(&[retry("503"), retry("503"), D]), ok(&[D])]);
+    assert_eq!(after.batches, [batch(&["old", "young", "ok"]), batch(&["young"])], "only the young one is retried");
+    assert_eq!(after.settled, [Settled::Retry, Settled::Commit]);
+    assert_eq!(
+        after.dead,
+        [dead(0, "expired: message age 61000 ms exceeded maxMessageAgeMs (60000 ms); last attempt: retry: 503", 1)]
+    );
+    assert_eq!(
+        after.counters,
+        [
+            ("totalMsgs", 3),
+            ("successfulMsgs", 2),
+            ("tmpFailed", 1),
+            ("failedMsgs", 1),
+            ("successfulIterations", 1),
+            ("failedIterations", 1)
+        ]
+    );
+}
+
+#[test]
+fn a_pack_whose_retryable_messages_all_expired_is_final() {
+    let late = || Outcome::Timeout("late".into());
+    let records = [publish_at(0, "a", NOW - 120_000), publish_at(1, "b", NOW - 90_000), publish_at(2, "c", NOW)];
+    let after =
+        run_with(&expiring(), &[NOW], &records, vec![ok(&[late(), retry("down"), Outcome::Rejected("no".into())])]);
+    assert_eq!(after.settled, [Settled::Commit], "nothing is left to retry");
+    assert_eq!(
+        after.dead,
+        [
+            dead(2, "rejected: no", 1),
+            dead(
+                0,
+                "expired: message age 120000 ms exceeded maxMessageAgeMs (60000 ms); last attempt: timeout: late",
+                1
+            ),
+            dead(1, "expired: message age 90000 ms exceeded maxMessageAgeMs (60000 ms); last attempt: retry: down", 1),
+        ]
+    );
+    assert_eq!(after.counters, [("totalMsgs", 3), ("timeoutMsgs", 1), ("failedMsgs", 2), ("failedIterations", 1)]);
+}
+
+#[test]
+fn a_message_that_ages_during_its_retries_is_dead_lettered_then() {
+    // Queued 50 s ago: retried on the first attempt, and given up on when it fails again past 60 s.
+    let records = [publish_at(0, "x", NOW - 50_000)];
+    let down = || ok(&[retry("down")]);
+    let after = run_with(&expiring(), &[NOW, NOW + 5_000, NOW + 20_000], &records, vec![down(), down(), down()]);
+    assert_eq!(after.settled, [Settled::Retry, Settled::Retry, Settled::Commit]);
+    assert_eq!(
+        after.dead,
+        [dead(0, "expired: message age 70000 ms exceeded maxMessageAgeMs (60000 ms); last attempt: retry: down", 3)]
+    );
+}
+
+#[test]
+fn without_an_age_limit_or_a_timestamp_messages_are_retried_whatever_their_age() {
+    let unlimited = RetryPolicy { max_message_age: None, ..expiring() };
+    let old = [publish_at(0, "x", 1)];
+    assert_eq!(run_with(&unlimited, &[NOW], &old, vec![ok(&[retry("down")])]).settled, [Settled::Retry]);
+    let no_timestamp = [publish(0, "x")];
+    assert_eq!(run_with(&expiring(), &[NOW], &no_timestamp, vec![ok(&[retry("down")])]).settled, [Settled::Retry]);
+}
+
+#[test]
+fn the_age_limit_does_not_cut_retries_short_under_a_retry_count() {
+    // A young message still runs out of retries the usual way, with the usual reason.
+    let policy = RetryPolicy { strategy: retry_all(1), ..expiring() };
+    let after = run_with(&policy, &[NOW], &[publish_at(0, "x", NOW)], vec![ok(&[retry("down")]), ok(&[retry("down")])]);
+    assert_eq!(after.dead, [dead(0, "retry: down", 2)]);
 }

@@ -12,8 +12,8 @@ use trib_plugin_api::{
 use ureq::http::{HeaderName, HeaderValue};
 
 use super::{
-    url, BodyOptions, HttpConfig, Method, PayloadContentType, TlsMaterial, DEFAULT_CONNECT_TIMEOUT_MS,
-    DEFAULT_MAX_IN_MEMORY_BUFFER_KB, MAX_IN_MEMORY_BUFFER_LIMIT_KB,
+    status_codes, url, BodyOptions, HttpConfig, Method, PayloadContentType, StatusCodes, TlsMaterial,
+    DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_IN_MEMORY_BUFFER_KB, MAX_IN_MEMORY_BUFFER_LIMIT_KB,
 };
 
 /// The object being parsed and the errors found so far.
@@ -53,6 +53,7 @@ impl Fields<'_> {
                 .get::<bool>("sendBinaryOnParseFailure", "must be true or false")
                 .unwrap_or(false),
         };
+        let status_codes = self.status_codes();
         Some(HttpConfig {
             url: url?,
             method,
@@ -64,6 +65,7 @@ impl Fields<'_> {
             max_in_memory_buffer_kb,
             connect_timeout_ms: connect_timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
             body,
+            status_codes,
         })
     }
 
@@ -191,6 +193,14 @@ impl Fields<'_> {
             );
         }
         n.unsigned_abs()
+    }
+
+    fn status_codes(&mut self) -> StatusCodes {
+        let wrong_type = "must be an object with retry, reject and delivered lists";
+        match self.get::<Map<String, Value>>(status_codes::FIELD, wrong_type) {
+            Some(lists) => StatusCodes::parse(&lists, &mut self.errors),
+            None => StatusCodes::default(),
+        }
     }
 
     fn payload_content_type(&mut self) -> PayloadContentType {

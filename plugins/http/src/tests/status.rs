@@ -6,6 +6,7 @@ use trib_plugin_api::driver::{Driver, ErrorKind, Host, Outcome};
 
 use super::{config, deliver, single, start_config};
 use crate::{
+    config::StatusCodes,
     driver::HttpDriver,
     retry::{classify, Exchange},
     test_server::TestServer,
@@ -92,7 +93,7 @@ fn status_302_is_rejected_and_not_followed() {
 
 /// Pure classification of failures that a server cannot easily produce.
 fn check_error(error: ureq::Error, expected: Outcome) {
-    assert_eq!(classify("POST", "http://h/p", &Exchange::Failed(error)), expected);
+    assert_eq!(classify("POST", "http://h/p", &Exchange::Failed(error), &StatusCodes::default()), expected);
 }
 
 #[test]
@@ -124,7 +125,7 @@ fn malformed_request_is_rejected() {
 #[test]
 fn unknown_status_keeps_its_number() {
     let exchange = Exchange::Response { status: 599, location: None, body_excerpt: String::new() };
-    assert_eq!(classify("PUT", "http://h/p", &exchange), retry("599 from PUT http://h/p"));
+    assert_eq!(classify("PUT", "http://h/p", &exchange, &StatusCodes::default()), retry("599 from PUT http://h/p"));
 }
 
 #[test]
