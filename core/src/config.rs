@@ -110,6 +110,10 @@ pub struct ExecutorConfig {
     pub service_info_interval: Duration,
     /// `integrations.destroy.forced-shutdown-timeout-ms` (`INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS`).
     pub forced_shutdown_timeout: Duration,
+    /// Which addresses drivers may connect to (`TB_IE_TARGET_DENY`, `TB_IE_TARGET_ALLOW`; ours,
+    /// TBMQ has no such guard): link-local and cloud metadata addresses denied by default, plus
+    /// the process's own listeners added by the service ([`crate::target_policy`]).
+    pub target_policy: trib_plugin_api::support::target_policy::TargetPolicy,
     /// `queue.integration-msg.watchdog-grace` (`TB_IE_MSG_WATCHDOG_GRACE_MS`; ours): how long a
     /// driver call may overrun its deadline before the watchdog abandons the integration's
     /// worker, reports it FAILED and starts a fresh one (the uncommitted pack comes again).
@@ -144,6 +148,7 @@ impl Default for ExecutorConfig {
             service_info_interval: Duration::from_millis(10_000),
             forced_shutdown_timeout: Duration::from_millis(15_000),
             watchdog_grace: Duration::from_millis(10_000),
+            target_policy: Default::default(),
         }
     }
 }
@@ -198,6 +203,7 @@ impl ExecutorConfig {
         millis(lookup, "INTEGRATIONS_DESTROY_FORCED_SHUTDOWN_TIMEOUT_MS", &mut c.forced_shutdown_timeout)?;
         millis(lookup, "TB_IE_MSG_WATCHDOG_GRACE_MS", &mut c.watchdog_grace)?;
         millis(lookup, "TB_PLUGINS_SCAN_INTERVAL_MS", &mut c.plugins_scan_interval)?;
+        c.target_policy = crate::target_policy::from_lookup(lookup)?;
         Ok(c)
     }
 

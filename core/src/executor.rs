@@ -118,6 +118,10 @@ impl Executor {
     pub fn start(config: ExecutorConfig, queue: Arc<dyn Queue>, report: &LoadReport) -> Result<Self, StartError> {
         let selection = TypeSelection::parse(&config.integrations_supported, &config.integrations_excluded)?;
         let registry = Registry::new(report, &selection);
+        // Before any instance exists, so that no integration connects unguarded.
+        for driver in registry.drivers() {
+            crate::target_policy::hand_to(&driver, &config.target_policy);
+        }
         let service_id = config.effective_service_id();
         queue.create_topic(&config.topics.uplink_spec()?)?;
         let stats = Arc::new(Stats::default());
@@ -271,6 +275,7 @@ fn apply_found(
         let problem = match item {
             Found::Driver(driver) => {
                 let (path, ty) = (driver.path.clone(), driver.integration_type().to_string());
+                crate::target_policy::hand_to(&driver, &manager.context().config.target_policy);
                 match registry.add(driver) {
                     Added::Serving => {
                         tracing::info!(plugin = %path.display(), integration_type = %ty, "Driver added while running; serving its type.");

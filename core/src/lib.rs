@@ -6,6 +6,8 @@
 //!   `..._EXCLUDED`) and creates driver instances behind a safe handle.
 //! * [`host`] implements the services lent to drivers (logging into `tracing`, counters into
 //!   `metrics`).
+//! * [`target_policy`] reads which addresses drivers may connect to and hands the policy to
+//!   every driver library it loads.
 //!
 //! Libraries are never unloaded: upgrading a driver means restarting the executor.
 //!
@@ -27,6 +29,7 @@ pub mod registry;
 pub mod retry;
 pub mod service;
 pub mod stats;
+pub mod target_policy;
 
 pub use trib_queue::{now_ms, queue, topics, wire};
 

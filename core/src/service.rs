@@ -58,9 +58,39 @@ impl ExecutorService {
     /// operations endpoints on `HTTP_BIND_ADDRESS:HTTP_BIND_PORT` unless `serve_ops` is false
     /// (the all-in-one process serves them once, on the broker's side).
     pub async fn start(lookup: Lookup<'_>, queue: Arc<dyn Queue>, serve_ops: bool) -> Result<Self, ServiceError> {
+        Self::start_with_listeners(lookup, queue, serve_ops, &[]).await
+    }
+
+    /// [`ExecutorService::start`] in a process that also listens on `listeners` (name and
+    /// address; the all-in-one process passes the broker's REST port): drivers may not connect
+    /// to them, nor to the operations endpoint, by the target policy ([`crate::target_policy`]).
+    pub async fn start_with_listeners(
+        lookup: Lookup<'_>,
+        queue: Arc<dyn Queue>,
+        serve_ops: bool,
+        listeners: &[(&str, SocketAddr)],
+    ) -> Result<Self, ServiceError> {
         // Install the metrics recorder before anything counts.
         let _ = prometheus();
-        let config = ExecutorConfig::from_lookup(lookup)?;
+        let mut config = ExecutorConfig::from_lookup(lookup)?;
+        let ops_bind = format!(
+            "{}:{}",
+            lookup("HTTP_BIND_ADDRESS").unwrap_or_else(|| "0.0.0.0".into()),
+            lookup("HTTP_BIND_PORT").unwrap_or_else(|| "8082".into())
+        );
+        let mut own = listeners.to_vec();
+        if serve_ops {
+            // The configured address: the drivers get the policy before the endpoint is bound.
+            if let Ok(addr) = ops_bind.parse::<SocketAddr>() {
+                own.push(("executor operations endpoint", addr));
+            }
+        }
+        crate::target_policy::deny_own_listeners(&mut config.target_policy, &own);
+        tracing::info!(
+            deny = %rules_text(config.target_policy.deny_rules()),
+            allow = %rules_text(config.target_policy.allow_rules()),
+            "Target policy of the drivers (TB_IE_TARGET_DENY / TB_IE_TARGET_ALLOW; allow wins)."
+        );
         let plugins = config.plugins_dir.clone();
         let plugins_dir = plugins.clone();
         let report = tokio::task::spawn_blocking(move || load_plugins(&plugins)).await.unwrap_or_default();
@@ -85,12 +115,7 @@ impl ExecutorService {
         let executor_handle = executor.status_handle();
         let mut service = ExecutorService { executor: Some(executor), ops: None, ops_addr: None };
         if serve_ops {
-            let bind = format!(
-                "{}:{}",
-                lookup("HTTP_BIND_ADDRESS").unwrap_or_else(|| "0.0.0.0".into()),
-                lookup("HTTP_BIND_PORT").unwrap_or_else(|| "8082".into())
-            );
-            let (addr, stop, task) = serve_ops_endpoints(&bind, executor_handle).await?;
+            let (addr, stop, task) = serve_ops_endpoints(&ops_bind, executor_handle).await?;
             service.ops_addr = Some(addr);
             service.ops = Some((stop, task));
         }
@@ -135,6 +160,11 @@ pub fn load_plugins(dir: &Path) -> LoadReport {
         tracing::info!(dir = %dir.display(), bundled = bundled.len(), "Plugins directory not found; serving the drivers shipped with the binary.");
     }
     load_bundled_and_dir(&bundled, dir)
+}
+
+/// Rules as one line: `169.254.0.0/16, fe80::/10, local:8083`.
+fn rules_text(rules: &[trib_plugin_api::support::target_policy::Rule]) -> String {
+    rules.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 #[handler]

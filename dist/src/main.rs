@@ -278,7 +278,11 @@ async fn run(mode: Mode, lookup: &dyn Fn(&str) -> Option<String>) -> anyhow::Res
     };
     let executor = match mode {
         Mode::AllInOne => {
-            let executor = ExecutorService::start(lookup, queue, false).await?;
+            // Drivers may not reach this process's REST API (management, health, metrics). The
+            // MQTT listeners stay reachable: an MQTT integration that bridges back into its own
+            // broker is a supported loop, and it logs in like any device.
+            let rest = broker.as_ref().map(|b| ("REST API", b.http_addr()));
+            let executor = ExecutorService::start_with_listeners(lookup, queue, false, rest.as_slice()).await?;
             // One process, one readiness: the REST port answers for the in-process executor too.
             if let (Some(broker), Some(status)) = (broker.as_ref(), executor.status_handle()) {
                 broker.readiness().add("executor", std::sync::Arc::new(move || status.get().readiness()));

@@ -88,6 +88,9 @@ fn capability_names(bits: u64) -> String {
         (capabilities::INSTANCE_CONTROL, "INSTANCE_CONTROL"),
         (capabilities::MODULE_CONTROL, "MODULE_CONTROL"),
         (capabilities::CONFIG_SCHEMA, "CONFIG_SCHEMA"),
+        (capabilities::PIPELINE, "PIPELINE"),
+        (capabilities::CONNECTIVITY, "CONNECTIVITY"),
+        (capabilities::TARGET_POLICY, "TARGET_POLICY"),
     ];
     let mut names: Vec<String> = known.iter().filter(|(bit, _)| bits & bit != 0).map(|(_, n)| n.to_string()).collect();
     let rest = known.iter().fold(bits, |b, (bit, _)| b & !bit);
@@ -175,5 +178,6 @@ mod tests {
     fn capability_bits_are_named() {
         assert_eq!(capability_names(0), "none");
         assert_eq!(capability_names(capabilities::CHECK_CONNECTION | 1 << 40), "CHECK_CONNECTION | 0x10000000000");
+        assert_eq!(capability_names(capabilities::PIPELINE | capabilities::TARGET_POLICY), "PIPELINE | TARGET_POLICY");
     }
 }

@@ -94,6 +94,11 @@ pub mod capabilities {
     /// operation [`super::control_op::CONNECTIVITY`]. Added after 1.0.0; a host that predates
     /// it never asks.
     pub const CONNECTIVITY: u64 = 1 << 5;
+    /// The driver checks every address it connects to against the host's target policy
+    /// ([`crate::support::target_policy`]), and takes the host's policy through the
+    /// module-level operation [`super::control_op::TARGET_POLICY`]. Added after 1.0.0; a host
+    /// that predates it never sends one, and the driver then applies the default policy.
+    pub const TARGET_POLICY: u64 = 1 << 6;
 }
 
 /// Names of the `control` operations this crate defines, with their argument and answer.
@@ -134,6 +139,15 @@ pub mod control_op {
     /// cheap (the host asks about once a second) and must not block on the network.
     /// Capability: [`super::capabilities::CONNECTIVITY`].
     pub const CONNECTIVITY: &str = "connectivity";
+
+    /// Module-level, at any time (the host sends it right after loading the library, before
+    /// creating instances). Argument: the policy as JSON text,
+    /// `{"deny":[{"rule":"169.254.0.0/16","source":"<where it comes from>"}],"allow":[..]}`
+    /// with rules in the text form of [`crate::support::target_policy::Rule::parse`]. Answer:
+    /// `ok`; a CONFIG error when the text is not a valid policy (the policy in force is kept).
+    /// The policy replaces the one in force for every connection made afterwards, in every
+    /// instance of the library. Capability: [`super::capabilities::TARGET_POLICY`].
+    pub const TARGET_POLICY: &str = "target_policy";
 }
 
 /// A started or not-yet-started driver instance: an opaque state pointer and its vtable.

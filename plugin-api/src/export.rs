@@ -29,6 +29,7 @@ use crate::{
     },
     driver::{Driver, Error, ErrorKind, Submitted},
     host::Host,
+    support::target_policy::{self, TargetPolicy},
 };
 
 /// Builds the root module for driver `T`. Called once, by the root-module loader.
@@ -148,6 +149,13 @@ extern "C" fn module_control<T: Driver>(op: RStr<'_>, arg: RStr<'_>) -> RResult<
     guard(|| match (op.as_str(), T::config_schema()) {
         // The host checks that the text is a JSON Schema; passing it on unparsed keeps this cheap.
         (control_op::CONFIG_SCHEMA, Some(schema)) => Ok(RString::from(schema)),
+        // Only a driver that applies the policy takes it: to any other, the host's policy would
+        // be a promise nobody keeps, and "unsupported" makes the host say so.
+        (control_op::TARGET_POLICY, _) if T::metadata().capabilities & capabilities::TARGET_POLICY != 0 => {
+            let policy = TargetPolicy::from_json(arg.as_str()).map_err(|e| Error::new(ErrorKind::Config, e))?;
+            target_policy::install(policy);
+            Ok(RString::from("ok"))
+        }
         (op, _) => T::module_control(op, arg.as_str()).map(RString::from),
     })
 }

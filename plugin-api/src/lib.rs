@@ -79,7 +79,10 @@
 //!   [`abi::error_kind::UNSUPPORTED`].
 //!
 //! Added since 1.0.0 this way: the bit [`abi::capabilities::CONFIG_SCHEMA`] with the module
-//! operation [`abi::control_op::CONFIG_SCHEMA`] (a driver's configuration schema), and the
+//! operation [`abi::control_op::CONFIG_SCHEMA`] (a driver's configuration schema), the bit
+//! [`abi::capabilities::TARGET_POLICY`] with the module operation
+//! [`abi::control_op::TARGET_POLICY`] (the host's policy of which addresses drivers may connect
+//! to, applied with [`support::target_policy`]), and the
 //! outcome status [`abi::outcome_status::TIMEOUT`], which a host that predates it reads as
 //! [`abi::outcome_status::RETRY`] because hosts treat unknown statuses as retry.
 //!

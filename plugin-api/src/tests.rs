@@ -427,3 +427,53 @@ fn the_new_capability_bit_is_distinct_from_the_1_0_bits() {
     assert_eq!(CONFIG_SCHEMA, 8);
     assert_eq!(CONFIG_SCHEMA & (CHECK_CONNECTION | INSTANCE_CONTROL | MODULE_CONTROL), 0);
 }
+
+/// A driver that announces [`abi::capabilities::TARGET_POLICY`].
+struct Guarded;
+
+impl Driver for Guarded {
+    fn metadata() -> Metadata {
+        Metadata { capabilities: abi::capabilities::TARGET_POLICY, ..Scripted::metadata() }
+    }
+    fn create(_host: Host) -> Result<Self, Error> {
+        Ok(Guarded)
+    }
+    fn validate(&self, _config: &str) -> Vec<FieldError> {
+        Vec::new()
+    }
+    fn start(&mut self, _config: &StartConfig<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+    fn process(&mut self, batch: &[Message<'_>], _deadline: std::time::Instant) -> Vec<Outcome> {
+        batch.iter().map(|_| Outcome::Delivered).collect()
+    }
+    fn stop(&mut self) {}
+}
+
+#[test]
+fn a_driver_announcing_the_target_policy_takes_the_hosts_policy() {
+    use crate::support::target_policy::{self, Rule, TargetPolicy};
+    // The defaults stay in the installed policy, so that tests running beside this one in the
+    // same binary still see them.
+    let denied: std::net::SocketAddr = "192.0.2.77:4242".parse().unwrap();
+    assert_eq!(target_policy::check(denied), Ok(()));
+    let mut policy = TargetPolicy::default();
+    policy.deny(Rule::parse("192.0.2.77:4242").unwrap().with_source("test"));
+    let module = crate::export::module::<Guarded>();
+    assert_eq!(module_call(module, abi::control_op::TARGET_POLICY, &policy.to_json()).as_deref(), Ok("ok"));
+    let refused = target_policy::check(denied).expect_err("installed rule");
+    assert_eq!((refused.rule.as_str(), refused.source.as_str()), ("192.0.2.77/32:4242", "test"));
+    // A bad policy is a CONFIG error and leaves the installed one in force.
+    let err = module_call(module, abi::control_op::TARGET_POLICY, r#"{"deny":[{"rule":"nope"}]}"#).unwrap_err();
+    assert_eq!(err.kind, crate::driver::ErrorKind::Config);
+    assert!(err.message.contains("'nope'"), "{}", err.message);
+    assert!(target_policy::check(denied).is_err());
+}
+
+#[test]
+fn a_driver_not_announcing_the_target_policy_refuses_it_as_unsupported() {
+    let module = crate::export::module::<Scripted>();
+    let policy = crate::support::target_policy::TargetPolicy::default().to_json();
+    let err = module_call(module, abi::control_op::TARGET_POLICY, &policy).unwrap_err();
+    assert_eq!(err.kind, crate::driver::ErrorKind::Unsupported);
+}

@@ -1,15 +1,24 @@
 //! Unreachable targets on the loopback interface, for testing how a driver fails: a port nobody
 //! listens on ([`closed_port`]) and a listener that accepts connections and never answers
 //! ([`BlackHole`]). Both bind `127.0.0.1:0`; nothing here ever reaches beyond this machine.
+//! And a target the host's policy denies ([`deny_local_port`]), for testing how a driver refuses
+//! one.
 
 use std::{
     io,
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc,
+        Arc, Mutex, PoisonError,
     },
     thread::JoinHandle,
+};
+
+use trib_plugin_api::{
+    abi::control_op,
+    abi_stable::std_types::{RResult, RStr},
+    driver::Driver,
+    support::target_policy::{self, Rule},
 };
 
 /// A loopback port that nobody listens on: bound, read back and released.
@@ -71,5 +80,29 @@ impl Drop for BlackHole {
         if let Some(thread) = self.thread.take().filter(|_| woke) {
             let _ = thread.join();
         }
+    }
+}
+
+/// Makes driver `D`'s library deny every address of this machine on `port`, as the executor
+/// denies its own listeners: the rule (with `source` as its origin) is added to the library's
+/// policy in force and sent through the module operation the executor uses
+/// ([`trib_plugin_api::abi::control_op::TARGET_POLICY`]). For testing that a driver refuses a
+/// denied target: bind a listener (or start a test server), deny its port, point the driver at
+/// it, and expect a refusal naming `local:<port>` and `source`.
+///
+/// The policy belongs to the library, so it applies to every test of the binary that uses `D`:
+/// deny only ports the test itself holds bound. Calls from tests running at the same time add
+/// their rules one after the other (none is lost). Fails with the driver's answer when `D` does
+/// not announce [`trib_plugin_api::abi::capabilities::TARGET_POLICY`].
+pub fn deny_local_port<D: Driver>(port: u16, source: &str) -> Result<(), String> {
+    static ADDING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = ADDING.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut policy = (*target_policy::current()).clone();
+    policy.deny(Rule::local_port(port).with_source(source));
+    let module = trib_plugin_api::export::module::<D>();
+    let op = RStr::from_str(control_op::TARGET_POLICY);
+    match (module.control())(op, RStr::from_str(&policy.to_json())) {
+        RResult::ROk(_) => Ok(()),
+        RResult::RErr(e) => Err(e.message.into_string()),
     }
 }

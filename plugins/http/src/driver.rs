@@ -55,7 +55,7 @@ impl Driver for HttpDriver {
             integration_type: "HTTP",
             version: env!("CARGO_PKG_VERSION"),
             description: "Sends each message as an HTTP request (TBMQ's HTTP integration).",
-            capabilities: capabilities::CHECK_CONNECTION,
+            capabilities: capabilities::CHECK_CONNECTION | capabilities::TARGET_POLICY,
         }
     }
 

@@ -10,6 +10,7 @@
 //! | `readTimeoutMs` or the batch deadline passed (ureq's timeout, a socket read that timed out) | Timeout |
 //! | connection refused or reset, DNS, TLS, I/O, malformed response | Retry |
 //! | a request that cannot be built (bad URI or header) | Rejected |
+//! | every address of the target refused by the host's target policy | Rejected |
 //!
 //! A 408 stays Retry: the server answered, it did not run out of our time. Requests that got
 //! no answer by the deadline, and those never sent for want of a free worker, are made Timeout
@@ -17,7 +18,7 @@
 //!
 //! Reasons follow TBMQ's texts: `404 Not Found from POST http://host/path`.
 
-use trib_plugin_api::driver::Outcome;
+use trib_plugin_api::{driver::Outcome, support::target_policy::Refused};
 use ureq::http::StatusCode;
 
 use crate::config::status_codes::{StatusCodes, Treatment};
@@ -83,6 +84,8 @@ fn status_outcome(method: &str, url: &str, status: u16, location: Option<&str>, 
 
 fn classify_error(method: &str, url: &str, error: &ureq::Error) -> Outcome {
     match error {
+        // The target policy refused every address of the target: sending again cannot help.
+        ureq::Error::Io(e) if Refused::in_io(e).is_some() => Outcome::Rejected(format!("{method} {url} not sent: {e}")),
         ureq::Error::Timeout(which) => Outcome::Timeout(format!("timeout ({which}) on {method} {url}")),
         ureq::Error::Io(e) if matches!(e.kind(), std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock) => {
             Outcome::Timeout(format!("timeout ({e}) on {method} {url}"))

@@ -13,6 +13,9 @@
 //!   it on a new thread each time (that thread was most of the CPU of a request to a local
 //!   target). An IP address is used as it is; a name's addresses are reused for 30 s, like the
 //!   JVM's default DNS cache under TBMQ;
+//! - the resolver keeps only the addresses the host's target policy allows
+//!   ([`trib_plugin_api::support::target_policy`]), so the policy is applied to the addresses
+//!   requests actually go to, at every request;
 //! - a request's head and the start of its body leave in one write ([`Coalescing`]): ureq
 //!   writes them separately, which with `TCP_NODELAY` made two TCP segments (and two wake-ups of
 //!   the target) per request.
@@ -33,6 +36,8 @@ use ureq::{
     },
     Agent, Body as UreqBody, RequestBuilder,
 };
+
+use trib_plugin_api::support::target_policy;
 
 use crate::{
     config::{HttpConfig, Method, StatusCodes},
@@ -188,7 +193,21 @@ struct CachingResolver {
 }
 
 impl Resolver for CachingResolver {
+    /// The addresses of the lookup that the target policy allows, checked on every request
+    /// (cached or not), so a name that comes to resolve to a denied address is refused too.
     fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = self.lookup(uri, config, timeout)?;
+        let allowed = target_policy::allowed(addrs.iter().copied()).map_err(|r| ureq::Error::Io(r.into_io()))?;
+        let mut kept = self.inner.empty();
+        for addr in allowed {
+            kept.push(addr);
+        }
+        Ok(kept)
+    }
+}
+
+impl CachingResolver {
+    fn lookup(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
         let Some(key) = uri.scheme().zip(uri.authority()).and_then(|(s, a)| DefaultResolver::host_and_port(s, a))
         else {
             return self.inner.resolve(uri, config, timeout);

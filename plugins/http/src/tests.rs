@@ -8,6 +8,7 @@ mod deadline;
 mod shared_pool;
 mod status;
 mod status_codes;
+mod target_policy;
 mod tls;
 mod url;
 mod validation;

@@ -40,7 +40,7 @@ impl Driver for KafkaDriver {
             integration_type: "KAFKA",
             version: env!("CARGO_PKG_VERSION"),
             description: "Publishes messages to a Kafka topic (librdkafka producer).",
-            capabilities: capabilities::CHECK_CONNECTION | capabilities::PIPELINE,
+            capabilities: capabilities::CHECK_CONNECTION | capabilities::PIPELINE | capabilities::TARGET_POLICY,
         }
     }
 

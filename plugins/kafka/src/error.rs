@@ -19,6 +19,9 @@ pub enum KafkaError {
     /// The cluster answered, but the configured topic is not in its topic list (TBMQ's text).
     #[error("Configured topic is missing on the external brokers!")]
     TopicMissing,
+    /// The host's target policy refuses a bootstrap server; nothing was sent to it.
+    #[error("kafka bootstrap server refused: {0}")]
+    Target(String),
     /// `start` was called on an instance that already runs.
     #[error("the driver is already started")]
     AlreadyStarted,
@@ -28,7 +31,7 @@ impl From<KafkaError> for DriverError {
     fn from(e: KafkaError) -> Self {
         let kind = match e {
             KafkaError::Config(_) | KafkaError::Create(_) => ErrorKind::Config,
-            KafkaError::Metadata(_) | KafkaError::TopicMissing => ErrorKind::Connection,
+            KafkaError::Metadata(_) | KafkaError::TopicMissing | KafkaError::Target(_) => ErrorKind::Connection,
             KafkaError::AlreadyStarted => ErrorKind::State,
         };
         DriverError::new(kind, e.to_string())

@@ -21,7 +21,10 @@ use rdkafka::{
     producer::{BaseRecord, Producer as _, ProducerContext, PurgeConfig, ThreadedProducer},
     types::RDKafkaErrorCode,
 };
-use trib_plugin_api::driver::{Host, Outcome};
+use trib_plugin_api::{
+    driver::{Host, Outcome},
+    support::target_policy::{self, Refused},
+};
 
 use crate::{error::KafkaError, properties::Property, request::Record, retry};
 
@@ -90,13 +93,15 @@ pub struct Producer {
 }
 
 impl Producer {
-    /// Creates the producer (librdkafka connects in the background).
+    /// Creates the producer (librdkafka connects in the background), once the host's target
+    /// policy allows every address of every bootstrap server.
     pub fn create(
         props: &[Property],
         topic: &str,
         headers: &[(String, Vec<u8>)],
         host: Host,
     ) -> Result<Self, KafkaError> {
+        check_bootstrap_servers(props)?;
         let (tx, rx) = mpsc::channel();
         let context = DeliveryContext { host, reports: tx };
         let inner = crate::properties::client_config(props)
@@ -261,4 +266,26 @@ pub fn check_connection(props: &[Property], topic: &str, host: Host) -> Result<(
     } else {
         Err(KafkaError::TopicMissing)
     }
+}
+
+/// Refuses the bootstrap servers when the host's target policy denies any address of any of
+/// them (librdkafka connects by name, to whichever address it likes). rdkafka 0.38 offers no
+/// hook on the addresses librdkafka connects to later, so the brokers a cluster advertises in
+/// its metadata are not checked (see the README). A name that does not resolve is left to
+/// librdkafka, which reports it as it always did.
+fn check_bootstrap_servers(props: &[Property]) -> Result<(), KafkaError> {
+    let servers = props.iter().filter(|p| p.key == "bootstrap.servers" || p.key == "metadata.broker.list");
+    for server in servers.flat_map(|p| p.value.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+        // `PLAINTEXT://host:port` is accepted by librdkafka; the scheme names no address.
+        let server = server.rsplit_once("://").map_or(server, |(_, rest)| rest);
+        let Some((host, port)) = server.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?))) else {
+            continue;
+        };
+        if let Err(e) = target_policy::resolve(host, port) {
+            if let Some(refused) = Refused::in_io(&e) {
+                return Err(KafkaError::Target(refused.to_string()));
+            }
+        }
+    }
+    Ok(())
 }

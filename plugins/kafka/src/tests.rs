@@ -7,4 +7,5 @@ mod delivery;
 mod errors;
 mod pure;
 mod support;
+mod target_policy;
 mod validation;

@@ -44,7 +44,10 @@ impl Driver for MqttDriver {
             integration_type: "MQTT",
             version: env!("CARGO_PKG_VERSION"),
             description: "Publishes messages to another MQTT broker (MQTT 3.1.1 or 5, optional TLS).",
-            capabilities: capabilities::CHECK_CONNECTION | capabilities::PIPELINE | capabilities::CONNECTIVITY,
+            capabilities: capabilities::CHECK_CONNECTION
+                | capabilities::PIPELINE
+                | capabilities::CONNECTIVITY
+                | capabilities::TARGET_POLICY,
         }
     }
 

@@ -36,6 +36,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The host's target policy refuses every address of the broker; nothing was sent to it.
+    #[error("Failed to connect to MQTT broker at {addr}: {refused}")]
+    Target {
+        /// `host:port`.
+        addr: String,
+        /// The refusal, naming the address and the rule.
+        refused: String,
+    },
     /// The connection thread or its runtime could not be created.
     #[error("cannot start the MQTT client thread: {0}")]
     Thread(#[from] std::io::Error),
@@ -48,7 +56,9 @@ impl From<Error> for DriverError {
     fn from(e: Error) -> Self {
         let kind = match &e {
             Error::Config(_) | Error::Tls(_) => ErrorKind::Config,
-            Error::Timeout { .. } | Error::Refused { .. } | Error::Connect { .. } => ErrorKind::Connection,
+            Error::Timeout { .. } | Error::Refused { .. } | Error::Connect { .. } | Error::Target { .. } => {
+                ErrorKind::Connection
+            }
             Error::Thread(_) => ErrorKind::Internal,
             Error::AlreadyStarted => ErrorKind::State,
         };

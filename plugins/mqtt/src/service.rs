@@ -3,7 +3,9 @@
 //! instance's connection is a task of that runtime, so an idle integration owns no thread.
 //!
 //! The task connects once for `start` (the caller waits for CONNACK), then reconnects after
-//! `reconnectPeriodSec` whenever the connection drops (or stays down when that is 0). Nothing
+//! `reconnectPeriodSec` whenever the connection drops (or stays down when that is 0). Before
+//! the first connection and before each reconnect, the broker's addresses are checked against
+//! the host's target policy (`trib_plugin_api::support::target_policy`). Nothing
 //! async crosses into the caller: `deliver` blocks on the tracker, `close` on the task's end.
 
 use std::{
@@ -12,7 +14,10 @@ use std::{
 };
 
 use tokio::{runtime::Runtime, sync::Notify};
-use trib_plugin_api::driver::{Host, Outcome};
+use trib_plugin_api::{
+    driver::{Host, Outcome},
+    support::target_policy::{self, Refused},
+};
 
 use crate::{
     config::Config,
@@ -71,6 +76,14 @@ impl Service {
     /// `reconnect`, the connection is re-established after drops per `reconnectPeriodSec`.
     pub fn connect(config: &Config, host: Host, timeout: Duration, reconnect: bool) -> Result<Service, Error> {
         let addr = config.address();
+        // rumqttc resolves and connects on its own, so the policy is checked on the addresses
+        // the name has now; see `Task::target_refused` for reconnects.
+        if let Err(e) = target_policy::resolve(&config.host, config.port) {
+            return Err(match Refused::in_io(&e) {
+                Some(refused) => Error::Target { addr, refused: refused.to_string() },
+                None => Error::Connect { addr, reason: e.to_string() },
+            });
+        }
         let tls = match config.tls {
             true => Some(tls::client_config(&config.credentials).map_err(Error::Tls)?),
             false => None,
@@ -86,6 +99,7 @@ impl Service {
             stop: stop.clone(),
             host,
             addr: addr.clone(),
+            target: (config.host.clone(), config.port),
             reconnect_period: config.reconnect_period.filter(|_| reconnect),
         };
         let (ended_tx, ended) = mpsc::channel::<()>();
@@ -162,6 +176,8 @@ struct Task {
     stop: Arc<Notify>,
     host: Host,
     addr: String,
+    /// The configured host and port, looked up again before each reconnect.
+    target: (String, u16),
     reconnect_period: Option<Duration>,
 }
 
@@ -235,9 +251,17 @@ impl Task {
         let link = &mut self.link;
         self.tracker.lost(&reason, || link.reset());
         match self.reconnect_period {
-            Some(period) => tokio::select! {
-                _ = tokio::time::sleep(period) => true,
-                _ = self.stop.notified() => false,
+            Some(period) => loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = self.stop.notified() => return false,
+                }
+                match target_refused(self.target.clone()).await {
+                    None => return true,
+                    Some(refused) => {
+                        self.host.warn(format!("Not reconnecting to MQTT broker {}: {refused}.", self.addr))
+                    }
+                }
             },
             None => {
                 self.host.warn(format!("Not reconnecting to MQTT broker {}: reconnectPeriodSec is 0.", self.addr));
@@ -259,4 +283,14 @@ impl Task {
         let _ = tokio::time::timeout(GRACEFUL_CLOSE, drain).await;
         self.host.info(format!("Disconnected from MQTT broker {}.", self.addr));
     }
+}
+
+/// The policy's refusal of the target's addresses as they resolve now (a name may have come
+/// to resolve elsewhere since the last connection). A lookup that fails is left to rumqttc,
+/// which reports it as the connection's failure. rumqttc looks the name up once more when it
+/// connects, so a resolver that answers differently within that instant is not caught.
+async fn target_refused((host, port): (String, u16)) -> Option<Refused> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs = tokio::net::lookup_host((host, port)).await.ok()?;
+    target_policy::check_every(addrs).err()
 }

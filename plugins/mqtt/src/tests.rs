@@ -11,4 +11,5 @@ mod recorder;
 mod request_cases;
 mod shared_runtime;
 mod support;
+mod target_policy;
 mod tls_cases;

@@ -55,7 +55,7 @@ impl Driver for PostgresqlDriver {
             integration_type: "POSTGRESQL",
             version: env!("CARGO_PKG_VERSION"),
             description: "Inserts each message as a row of a PostgreSQL or TimescaleDB table.",
-            capabilities: capabilities::CHECK_CONNECTION,
+            capabilities: capabilities::CHECK_CONNECTION | capabilities::TARGET_POLICY,
         }
     }
 

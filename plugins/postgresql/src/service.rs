@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use tokio::{runtime::Runtime, task::JoinHandle};
 use tokio_postgres::{types::Type, Client, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
+use trib_plugin_api::support::target_policy;
 
 use crate::{
     config::{PostgresqlConfig, SslMode, WriteMode},
@@ -268,8 +269,16 @@ async fn open(
     application_name: &str,
 ) -> Result<Session, OpenError> {
     let mut pg = tokio_postgres::Config::new();
-    pg.host(&config.host)
-        .port(config.port)
+    match allowed_addresses(config).await? {
+        // The name stays the host (TLS verifies it); the connection goes to the checked address.
+        Some(addrs) => addrs.iter().for_each(|addr| {
+            pg.host(&config.host).hostaddr(addr.ip());
+        }),
+        None => {
+            pg.host(&config.host);
+        }
+    }
+    pg.port(config.port)
         .dbname(&config.database)
         .user(&config.username)
         .application_name(application_name)
@@ -301,6 +310,26 @@ async fn open(
     }
     let (client, plan, pack, row) = session?;
     Ok(Session { client, connection, plan, pack, row, used: false })
+}
+
+/// The addresses of the configured host that the host's target policy allows, looked up now;
+/// the connection is pinned to them, so the policy applies to the address actually connected to
+/// (DNS rebinding included). `None` leaves the lookup to tokio-postgres: a Unix socket directory
+/// (no network address) or a name that does not resolve (tokio-postgres reports it as before).
+async fn allowed_addresses(config: &PostgresqlConfig) -> Result<Option<Vec<std::net::SocketAddr>>, OpenError> {
+    if config.host.starts_with('/') {
+        return Ok(None);
+    }
+    let host = config.host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(addrs) = tokio::net::lookup_host((host, config.port)).await else {
+        return Ok(None);
+    };
+    target_policy::allowed(addrs).map(Some).map_err(|refused| {
+        OpenError::Connect(Failure::Connection(format!(
+            "cannot connect to PostgreSQL at {}: {refused}",
+            config.target()
+        )))
+    })
 }
 
 /// Describes the table, plans and prepares the statements on a new connection.

@@ -10,6 +10,7 @@ mod mapping;
 mod retry;
 mod schema;
 mod sql;
+mod target_policy;
 mod unreachable;
 mod validation;
 

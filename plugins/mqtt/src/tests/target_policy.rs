@@ -1,0 +1,71 @@
+//! The host's target policy: a refused broker is never connected to, and the error names the rule.
+
+use std::net::TcpListener;
+
+use serde_json::json;
+use trib_plugin_api::{
+    abi::capabilities,
+    driver::{Driver, ErrorKind, Host},
+};
+use trib_plugin_testkit::target::deny_local_port;
+
+use super::support::{embedded, start_config};
+use crate::driver::MqttDriver;
+
+/// A configuration for `host:port` that gives up quickly.
+fn config(host: &str, port: u16) -> String {
+    let config = json!({
+        "host": host, "port": port, "clientId": "policy-test", "topicName": "t",
+        "connectTimeoutSec": 1, "reconnectPeriodSec": 1, "credentials": {"type": "anonymous"}, "ssl": false,
+    });
+    config.to_string()
+}
+
+/// The errors of `start` and of a connection check against `host:port`, both CONNECTION.
+fn refused(host: &str, port: u16) -> [String; 2] {
+    let text = config(host, port);
+    let mut driver = MqttDriver::create(Host::detached()).expect("create");
+    let start = driver.start(&start_config(&text)).expect_err("start must be refused");
+    let check = driver.check_connection(&start_config(&text)).expect_err("check must be refused");
+    for e in [&start, &check] {
+        assert_eq!(e.kind, ErrorKind::Connection, "{}", e.message);
+    }
+    [start.message, check.message]
+}
+
+#[test]
+fn metadata_announces_the_target_policy() {
+    assert_ne!(MqttDriver::metadata().capabilities & capabilities::TARGET_POLICY, 0);
+}
+
+#[test]
+fn the_cloud_metadata_address_is_refused_by_default() {
+    for text in refused("169.254.169.254", 1883) {
+        assert!(text.contains("169.254.169.254:1883") && text.contains("169.254.0.0/16"), "{text}");
+    }
+    for text in refused("::ffff:169.254.169.254", 1883) {
+        assert!(text.contains("169.254.0.0/16"), "{text}");
+    }
+}
+
+#[test]
+fn the_hosts_policy_reaches_the_driver_and_nothing_connects_to_a_denied_broker() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    // The host denies every address of this machine on the port (as it does for its own
+    // listeners), through the module operation, as the executor sends it.
+    deny_local_port::<MqttDriver>(port, "own listener: test").expect("the driver takes the policy");
+    for host in ["127.0.0.1", "localhost"] {
+        for text in refused(host, port) {
+            assert!(text.contains(&format!("local:{port}")) && text.contains("own listener: test"), "{host}: {text}");
+        }
+    }
+    let accepted = listener.accept();
+    assert!(accepted.is_err(), "nothing may connect to a refused broker: {accepted:?}");
+    // Another broker on this machine is still reachable.
+    let target = embedded();
+    let mut driver = MqttDriver::create(Host::detached()).expect("create");
+    let text = config(&target.host, target.port(4));
+    assert_eq!(driver.check_connection(&start_config(&text)), Ok(()));
+}
