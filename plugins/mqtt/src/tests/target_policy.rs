@@ -1,21 +1,27 @@
 //! The host's target policy: a refused broker is never connected to, and the error names the rule.
 
-use std::net::TcpListener;
+use std::{
+    net::{SocketAddr, TcpListener},
+    time::{Duration, Instant},
+};
 
 use serde_json::json;
 use trib_plugin_api::{
-    abi::capabilities,
-    driver::{Driver, ErrorKind, Host},
+    abi::{capabilities, log_level},
+    driver::{Connectivity, Driver, ErrorKind, Host},
 };
-use trib_plugin_testkit::target::deny_local_port;
+use trib_plugin_testkit::{target::deny_local_port, FakeHost};
 
-use super::support::{embedded, start_config};
+use super::{
+    proxy::Proxy,
+    support::{embedded, start_config, unique, PATIENCE},
+};
 use crate::driver::MqttDriver;
 
 /// A configuration for `host:port` that gives up quickly.
 fn config(host: &str, port: u16) -> String {
     let config = json!({
-        "host": host, "port": port, "clientId": "policy-test", "topicName": "t",
+        "host": host, "port": port, "clientId": unique("policy-test"), "topicName": "t",
         "connectTimeoutSec": 1, "reconnectPeriodSec": 1, "credentials": {"type": "anonymous"}, "ssl": false,
     });
     config.to_string()
@@ -68,4 +74,29 @@ fn the_hosts_policy_reaches_the_driver_and_nothing_connects_to_a_denied_broker()
     let mut driver = MqttDriver::create(Host::detached()).expect("create");
     let text = config(&target.host, target.port(4));
     assert_eq!(driver.check_connection(&start_config(&text)), Ok(()));
+}
+
+/// A connection whose target comes to be denied (here: the host's policy changes; in the wild:
+/// its name comes to resolve elsewhere) is not re-established after it drops.
+#[test]
+fn a_dropped_connection_is_not_reestablished_to_a_target_denied_since() {
+    let target = embedded();
+    let upstream: SocketAddr = format!("{}:{}", target.host, target.port(4)).parse().expect("broker address");
+    let proxy = Proxy::start(upstream);
+    let fake = FakeHost::new();
+    let mut driver = MqttDriver::create(fake.host()).expect("create");
+    driver.start(&start_config(&config("127.0.0.1", proxy.port))).expect("the proxy is allowed at start");
+    deny_local_port::<MqttDriver>(proxy.port, "own listener: reconnect test").expect("the driver takes the policy");
+    // The line drops and the proxy takes connections again at once: only the policy keeps the
+    // driver from reconnecting.
+    proxy.cut();
+    proxy.restore();
+    let needle = format!("local:{}", proxy.port);
+    let waited = Instant::now();
+    while !fake.lines_at(log_level::WARN).iter().any(|l| l.starts_with("Not reconnecting") && l.contains(&needle)) {
+        assert!(waited.elapsed() < PATIENCE, "no refused reconnect was logged: {:?}", fake.lines());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(matches!(driver.connectivity(), Some(Connectivity::Disconnected(_))), "{:?}", driver.connectivity());
+    driver.stop();
 }
