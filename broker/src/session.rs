@@ -176,6 +176,7 @@ impl SessionState {
     /// over or `release` gives them back.
     pub fn pop_queued(&mut self) -> Option<Delivery> {
         let d = self.queue.pop_front()?;
+        trib_ops::memory::shrink_drained(&mut self.queue);
         self.queued_bytes -= held_size(&d.msg);
         self.queued_qos0 -= usize::from(d.qos == QoS::AtMostOnce);
         Some(d)
@@ -191,6 +192,7 @@ impl SessionState {
     pub fn clear_queue(&mut self) {
         self.limits.budget.release(self.queue.len(), self.queued_bytes);
         self.queue.clear();
+        trib_ops::memory::shrink_drained(&mut self.queue);
         self.queued_bytes = 0;
         self.queued_qos0 = 0;
     }
@@ -374,6 +376,7 @@ impl Outflight {
             self.unsent -= 1;
         }
         if let Some(entry) = self.entries.remove(pos) {
+            trib_ops::memory::shrink_drained(&mut self.entries);
             let size = held_size(&entry.delivery.msg);
             self.bytes -= size;
             if let Some(budget) = &self.budget {

@@ -130,6 +130,15 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.click("#event-type option[value=LC_EVENT]");
     browser.wait_text("#lifecycle-events", "STARTED");
 
+    // A retry policy set over REST shows in the wizard and survives an edit there.
+    let (_, page) = rest.get("/api/integrations?pageSize=10&page=0");
+    let mut saved = page["data"].as_array().and_then(|a| a.iter().find(|i| i["name"] == "console-http")).cloned();
+    let saved = saved.as_mut().expect("the console's integration over REST");
+    let id = saved["id"].as_str().expect("id").to_owned();
+    saved["configuration"]["retryPolicy"] = serde_json::json!({"retries": 2, "initialBackoffMs": 500});
+    let (status, answer) = rest.post("/api/integration", saved);
+    assert_eq!(status, 200, "{answer}");
+
     // Edit: the wizard starts from the saved integration; a change is saved (an UPDATED event).
     browser.click("#integration-edit");
     browser.wait_text("main h1", "Edit console-http");
@@ -140,9 +149,13 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.click("#wizard-next");
     let url = browser.script(&format!("return document.querySelector('{URL_FIELD} input').value"));
     assert_eq!(url.as_str(), Some(target.url("/console").as_str()), "the saved URL is filled in");
+    let policy = browser.script(r#"return document.querySelector('[data-field="retryPolicy"] textarea').value"#);
+    assert!(policy.as_str().is_some_and(|p| p.contains("initialBackoffMs")), "the saved retry policy: {policy}");
     browser.click("#wizard-next");
     browser.click("#wizard-save");
     browser.wait_text("main dl.overview", "edited in the console");
+    let (_, edited) = rest.get(&format!("/api/integration/{id}"));
+    assert_eq!(edited["configuration"]["retryPolicy"]["initialBackoffMs"], 500, "{edited}");
     browser.wait_text("#lifecycle-events", "UPDATED");
     browser.wait_text("#integration-state", "Active");
 

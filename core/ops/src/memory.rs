@@ -8,8 +8,26 @@
 //! check (`mallinfo2`) and the trim walk the arenas under their locks, a few milliseconds at most
 //! for a large heap, so it runs at most once per interval. Other C libraries return memory on
 //! their own or not at all; there it does nothing.
+//!
+//! A trim gives back only memory that was freed. A `VecDeque` never frees the room a burst made
+//! it grow to: a partition of the embedded queue that held 10,000 records keeps room for 16,384
+//! entries (1 MiB) after they were consumed, and 100 such integrations kept 100 MiB for good.
+//! Queues that fill up in bursts call [`shrink_drained`] after taking entries out.
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
+
+/// The capacity [`shrink_drained`] never goes below (small queues are not worth shrinking).
+pub const KEEP_CAPACITY: usize = 64;
+
+/// Gives back the room of a queue that drained after a burst: when it holds less than a quarter
+/// of its capacity, it shrinks to twice its length (not below [`KEEP_CAPACITY`]). Cheap enough
+/// to call after every pop: each shrink copies at most a quarter of the capacity, and a queue
+/// must halve again before the next one.
+pub fn shrink_drained<T>(queue: &mut VecDeque<T>) {
+    if queue.capacity() > KEEP_CAPACITY && queue.len() < queue.capacity() / 4 {
+        queue.shrink_to((queue.len() * 2).max(KEEP_CAPACITY));
+    }
+}
 
 /// Free bytes held by the allocator above which a trim is worth its cost.
 pub const TRIM_ABOVE: usize = 32 * 1024 * 1024;
@@ -65,5 +83,29 @@ mod tests {
         assert!(free > TRIM_ABOVE, "{free}");
         drop(blocks);
         assert!(!start_trimmer(Duration::ZERO), "a zero interval starts nothing");
+    }
+
+    #[test]
+    fn a_drained_queue_gives_its_room_back_and_a_busy_one_keeps_it() {
+        let mut queue: VecDeque<u64> = (0..10_000).collect();
+        let full = queue.capacity();
+        while queue.len() > 3_000 {
+            queue.pop_front();
+            shrink_drained(&mut queue);
+        }
+        // Still more than a quarter full: nothing was given back.
+        assert_eq!(queue.capacity(), full);
+        while queue.pop_front().is_some() {
+            shrink_drained(&mut queue);
+        }
+        assert_eq!(queue.capacity(), KEEP_CAPACITY);
+        // What is left survives every shrink, in order.
+        let mut queue: VecDeque<u64> = (0..10_000).collect();
+        for _ in 0..9_990 {
+            queue.pop_front();
+            shrink_drained(&mut queue);
+        }
+        assert!(queue.capacity() < 128, "{}", queue.capacity());
+        assert!(queue.iter().copied().eq(9_990..10_000));
     }
 }

@@ -31,10 +31,8 @@ thread_local! {
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let captured = fmt::layer()
-            .with_ansi(false)
-            .with_writer(CaptureWriter)
-            .with_filter(dynamic_filter_fn(|meta, _| {
+        let captured =
+            fmt::layer().with_ansi(false).with_writer(CaptureWriter).with_filter(dynamic_filter_fn(|meta, _| {
                 CAPTURE.with(|c| c.borrow().as_ref().is_some_and(|(t, _)| t.would_enable(meta.target(), meta.level())))
             }));
         let output = fmt::layer().with_test_writer().with_filter(EnvFilter::from_default_env());
@@ -89,7 +87,9 @@ impl<'a> MakeWriter<'a> for CaptureWriter {
     type Writer = OptionalWriter<LogBuffer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        CAPTURE.with(|c| c.borrow().as_ref().map(|(_, b)| b.clone())).map_or_else(OptionalWriter::none, OptionalWriter::some)
+        CAPTURE
+            .with(|c| c.borrow().as_ref().map(|(_, b)| b.clone()))
+            .map_or_else(OptionalWriter::none, OptionalWriter::some)
     }
 }
 

@@ -217,9 +217,10 @@ function mapField(schema, path, label, initial, options) {
 }
 
 /** A JSON text area: for a type without a schema, and for schema parts the form cannot draw. */
+// `initial` null starts the field empty (read() then gives undefined: the key is left out).
 export function jsonField(path, label, initial, required, description) {
   const control = h('textarea', { rows: 8, spellcheck: 'false', class: 'code' });
-  control.value = JSON.stringify(initial === undefined ? {} : initial, null, 2);
+  control.value = initial === null ? '' : JSON.stringify(initial === undefined ? {} : initial, null, 2);
   const element = field(path, label, control, { required, description: description || 'JSON.' });
   return {
     element,

@@ -50,6 +50,9 @@ export async function wizardView(section, [editId] = []) {
 
   const configHolder = h('div', { dataset: { field: 'configuration' } }, h('p', { class: 'field-error', hidden: true }));
   const metadata = jsonField('metadata', 'Metadata', saved.metadata || {}, false, 'A JSON object of strings added to every message (TBMQ\'s metadata).');
+  const retryPolicy = jsonField('retryPolicy', 'Retry policy', saved.retryPolicy ?? null, false,
+    'Optional JSON object overriding the executor-wide retry settings for this integration, e.g. '
+    + '{"retries": 5, "initialBackoffMs": 1000, "maxBackoffMs": 30000, "maxMessageAgeMs": 600000}. Empty: the executor\'s defaults.');
 
   const panels = [
     h('div', {},
@@ -65,7 +68,7 @@ export async function wizardView(section, [editId] = []) {
         h('p', { class: 'field-error', hidden: true }),
         filters,
         h('button', { type: 'button', class: 'secondary small', id: 'wizard-add-filter', onclick: () => addFilter().focus() }, 'Add topic filter'))),
-    h('div', {}, configHolder, metadata.element),
+    h('div', {}, configHolder, metadata.element, retryPolicy.element),
     h('div', {},
       h('p', {}, 'Check connection asks an executor of this type to reach the target with this configuration; nothing is saved.'),
       h('div', { class: 'actions' },
@@ -131,10 +134,17 @@ export async function wizardView(section, [editId] = []) {
 
   function request() {
     ensureConfigForm();
-    const configuration = { clientConfiguration: config.read(), topicFilters: readFilters(), metadata: metadata.read() || {} };
+    // Keys of the saved configuration the wizard has no field for stay as they were.
+    const { retryPolicy: _replaced, ...kept } = saved;
+    const configuration = { ...kept, clientConfiguration: config.read(), topicFilters: readFilters(), metadata: metadata.read() || {} };
+    const policy = retryPolicy.read();
+    if (policy !== undefined) configuration.retryPolicy = policy;
     const body = { name: name.value.trim(), type: typeSelect.value, enabled: enabled.checked, configuration };
     if (existing) body.id = existing.id;
-    if (description.value.trim()) body.additionalInfo = { description: description.value.trim() };
+    const info = { ...(existing && existing.additionalInfo) };
+    delete info.description;
+    if (description.value.trim()) info.description = description.value.trim();
+    if (Object.keys(info).length) body.additionalInfo = info;
     return body;
   }
 

@@ -213,6 +213,14 @@ impl EmbeddedQueue {
     pub fn cached_bytes(&self) -> usize {
         self.inner.state.lock().cache.bytes()
     }
+
+    /// The bytes the partitions' in-memory indexes hold room for (one slot per record from the
+    /// oldest one in memory), used or not: what is left of a burst once its records were
+    /// consumed.
+    pub fn index_bytes(&self) -> usize {
+        let state = self.inner.state.lock();
+        state.topics.values().flat_map(|t| &t.partitions).map(PartitionLog::index_bytes).sum()
+    }
 }
 
 impl Default for EmbeddedQueue {

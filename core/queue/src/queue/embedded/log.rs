@@ -197,9 +197,15 @@ impl PartitionLog {
         self.entries.push_back(entry);
     }
 
+    /// The bytes of the slots `entries` holds room for.
+    pub(super) fn index_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+
     /// Removes the oldest entry from memory; returns its bytes (`None` when there is none).
     fn pop(&mut self) -> Option<usize> {
         let entry = self.entries.pop_front()?;
+        trib_ops::memory::shrink_drained(&mut self.entries);
         self.mem_base += 1;
         let bytes = entry.as_ref().map_or(0, |(k, v)| k.as_ref().map_or(0, Bytes::len) + v.len());
         self.mem_bytes -= bytes;

@@ -52,6 +52,31 @@ fn persistent_cached_records_leave_memory_once_committed() {
 }
 
 #[test]
+fn persistent_a_consumed_burst_leaves_no_index_room_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = open(dir.path());
+    let topics: Vec<String> = (0..20).map(|i| format!("burst{i}")).collect();
+    for topic in &topics {
+        q.create_topic(&spec(topic, 1)).unwrap();
+        for i in 0..10_000 {
+            put(&q, topic, 0, None, &i.to_string());
+        }
+    }
+    let during = q.index_bytes();
+    // 20 partitions of 10,000 slots at least.
+    assert!(during >= 20 * 10_000 * 16, "{during}");
+    for topic in &topics {
+        commit(&q, "g", topic, 0, 10_000);
+    }
+    assert_eq!(q.cached_bytes(), 0);
+    let after = q.index_bytes();
+    // Each partition keeps room for at most KEEP_CAPACITY slots.
+    assert!(after * 100 < during, "index room after the burst: {after} bytes (during: {during})");
+    // The partitions still take records at their next offsets.
+    assert_eq!(put(&q, &topics[0], 0, None, "next"), 10_000);
+}
+
+#[test]
 fn persistent_records_no_group_committed_stay_cached_within_the_budget() {
     let dir = tempfile::tempdir().unwrap();
     let q = open_with(dir.path(), DEFAULT_MAX_PARTITION_BYTES, 100 * 4000);
