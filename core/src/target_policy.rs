@@ -41,10 +41,20 @@ pub fn from_lookup(lookup: Lookup<'_>) -> Result<TargetPolicy, ConfigError> {
 
 /// Adds a deny rule for each listener of this process (`name` says which, in refusals): the
 /// listener's address and port, or every address of this machine on that port when it listens
-/// on the unspecified address. Port 0 (not bound yet) is skipped.
+/// on the unspecified address. A loopback listener is also denied on the unspecified address
+/// of its family (a connection to `0.0.0.0` or `::` reaches loopback). Port 0 (not bound yet) is
+/// skipped.
 pub fn deny_own_listeners(policy: &mut TargetPolicy, listeners: &[(&str, SocketAddr)]) {
     for (name, addr) in listeners.iter().filter(|(_, addr)| addr.port() != 0) {
-        policy.deny(Rule::listener(*addr).with_source(format!("own listener: {name} on {addr}")));
+        let source = format!("own listener: {name} on {addr}");
+        policy.deny(Rule::listener(*addr).with_source(source.clone()));
+        if addr.ip().is_loopback() {
+            let unspecified = match addr {
+                SocketAddr::V4(_) => SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port())),
+                SocketAddr::V6(_) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, addr.port())),
+            };
+            policy.deny(Rule::exact(unspecified).with_source(source));
+        }
     }
 }
 

@@ -87,7 +87,12 @@ fn own_listeners_are_denied_on_their_address_or_on_every_local_address() {
         Some("127.0.0.1/32:8082 (own listener: ops on 127.0.0.1:8082)")
     );
     assert_eq!(refused_by(&policy, "127.0.0.2:8082"), None);
-    assert_eq!(policy.deny_rules().len(), 2, "port 0 is skipped");
+    // A connection to the unspecified address reaches a loopback listener.
+    assert_eq!(
+        refused_by(&policy, "0.0.0.0:8082").as_deref(),
+        Some("0.0.0.0/32:8082 (own listener: ops on 127.0.0.1:8082)")
+    );
+    assert_eq!(policy.deny_rules().len(), 3, "port 0 is skipped");
 }
 
 #[test]

@@ -217,10 +217,13 @@ impl Rule {
     pub fn listener(addr: SocketAddr) -> Rule {
         match addr.ip() {
             ip if ip.is_unspecified() => Rule::local_port(addr.port()),
-            ip => {
-                Rule { network: network_of(ip, None), ports: Some((addr.port(), addr.port())), source: String::new() }
-            }
+            _ => Rule::exact(addr),
         }
+    }
+
+    /// Exactly `addr`: that address (a /32 or /128) on that port.
+    pub fn exact(addr: SocketAddr) -> Rule {
+        Rule { network: network_of(addr.ip(), None), ports: Some((addr.port(), addr.port())), source: String::new() }
     }
 
     /// The same rule, saying where it comes from (`TB_IE_TARGET_DENY`, `own listener: REST API`).

@@ -190,3 +190,12 @@ fn check_every_refuses_a_name_with_any_denied_address() {
     assert_eq!(policy.check_every(mixed).map_err(|r| r.addr.to_string()), Err("169.254.169.254:80".to_string()));
     assert_eq!(policy.check_every(vec!["10.0.0.1:80".parse().unwrap()]), Ok(()));
 }
+
+#[test]
+fn exact_rules_match_one_address_and_port() {
+    let mut policy = TargetPolicy::allow_all();
+    policy.deny(Rule::exact("[::1]:8083".parse().unwrap()));
+    assert_eq!(verdict(&policy, "[::1]:8083").as_deref(), Some("[::1/128]:8083"));
+    assert_eq!(verdict(&policy, "[::1]:8084"), None);
+    assert_eq!(verdict(&policy, "127.0.0.1:8083"), None);
+}
