@@ -6,6 +6,11 @@
 //! queue, in order, and move up as its requests finish. A request holds a thread only while it
 //! is being sent.
 //!
+//! A thread that idles out first closes the kept-alive connections of every instance that sent
+//! nothing for as long ([`Service::close_idle`]), the last thread those of every instance (no
+//! request can be in flight without a thread); a thread that keeps working does the same at most
+//! once per idle period. So connections a burst opened are closed about that long after it.
+//!
 //! The deadline rule: a request that has not started when the batch's deadline passes is never
 //! sent. Each request of a batch has a state that moves once, from pending to either started (by
 //! a thread, just before sending) or cancelled (by [`Pool::run`], when it gives up at the
@@ -17,7 +22,7 @@ use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicU8, Ordering},
-        Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError,
+        Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, Weak,
     },
     time::{Duration, Instant},
 };
@@ -75,6 +80,10 @@ struct ThreadsState {
     waiting: usize,
     /// The number of the next thread's name.
     next: u64,
+    /// The instances' services, for closing their idle connections.
+    services: Vec<Weak<Service>>,
+    /// When idle connections were last closed.
+    swept: Option<Instant>,
 }
 
 impl Threads {
@@ -148,12 +157,39 @@ impl Threads {
             };
             let Some(job) = job else {
                 state.alive -= 1;
+                let last = state.alive == 0;
+                drop(state);
+                self.close_idle_connections(if last { Duration::ZERO } else { self.idle });
                 return;
             };
+            let sweep = state.swept.is_none_or(|at| at.elapsed() >= self.idle);
             drop(state);
             let lane = Arc::clone(&job.lane);
             execute(job, &lane);
             lane.release(&self);
+            if sweep {
+                self.close_idle_connections(self.idle);
+            }
+        }
+    }
+
+    /// Notes an instance's service, whose idle connections the threads close.
+    fn register(&self, service: &Arc<Service>) {
+        let mut state = self.lock();
+        state.services.retain(|s| s.strong_count() > 0);
+        state.services.push(Arc::downgrade(service));
+    }
+
+    /// Closes the kept-alive connections of the services that sent nothing for `idle`.
+    fn close_idle_connections(&self, idle: Duration) {
+        let services: Vec<Arc<Service>> = {
+            let mut state = self.lock();
+            state.swept = Some(Instant::now());
+            state.services.retain(|s| s.strong_count() > 0);
+            state.services.iter().filter_map(Weak::upgrade).collect()
+        };
+        for service in services {
+            service.close_idle(idle);
         }
     }
 }
@@ -215,6 +251,7 @@ impl Pool {
 
     /// An instance on the given threads (tests use a pool of their own).
     pub fn on(threads: Arc<Threads>, service: Arc<Service>, limit: usize) -> Pool {
+        threads.register(&service);
         let lane = Lane { service, limit: limit.max(1), state: Mutex::default(), drained: Condvar::new() };
         Pool { lane: Arc::new(lane), threads }
     }

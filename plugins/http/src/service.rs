@@ -19,10 +19,15 @@
 //! - a request's head and the start of its body leave in one write ([`Coalescing`]): ureq
 //!   writes them separately, which with `TCP_NODELAY` made two TCP segments (and two wake-ups of
 //!   the target) per request.
+//!
+//! ureq closes a kept-alive connection that idled past its `max_idle_age` only when the agent is
+//! used again, so after a burst an integration that goes quiet would hold its connections (and
+//! their buffers) for good. [`Service::close_idle`] drops them: the request threads call it when
+//! they idle out (see [`crate::pool`]).
 
 use std::{
     net::SocketAddr,
-    sync::Mutex,
+    sync::{Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -56,7 +61,13 @@ const EXCERPT_CHARS: usize = 512;
 /// A configured HTTP client for one integration.
 #[derive(Debug)]
 pub struct Service {
-    agent: Agent,
+    /// The agent requests go through; replaced by a fresh one (closing the old one's idle
+    /// connections) by [`Service::close_idle`].
+    agent: Mutex<Agent>,
+    /// How a fresh agent is configured.
+    agent_config: Config,
+    /// When a request last started or ended, and whether the agent may hold connections.
+    activity: Mutex<Activity>,
     /// Where requests go, user info included.
     target: String,
     /// `target` without its user info, for logs and outcome reasons.
@@ -86,11 +97,11 @@ impl Service {
             .output_buffer_size(BUFFER_SIZE)
             .user_agent(concat!("trib-driver-http/", env!("CARGO_PKG_VERSION")))
             .build();
-        let connector = DefaultConnector::default().chain(CoalescingConnector);
-        let agent = Agent::with_parts(agent_config, connector, CachingResolver::default());
         let headers = request::headers(&config.headers, &config.credentials);
         Service {
-            agent,
+            agent: Mutex::new(new_agent(&agent_config)),
+            agent_config,
+            activity: Mutex::new(Activity { last: Instant::now(), used: false }),
             target: config.url.clone(),
             url: crate::config::url::redacted(&config.url),
             method: config.method,
@@ -121,17 +132,46 @@ impl Service {
     /// Sends one request with the configured method; `body` is attached only for POST and PUT.
     pub fn send(&self, body: Option<Body>, deadline: Instant) -> Exchange {
         let timeout = self.timeout(deadline);
-        match self.method {
-            Method::Post => self.with_body(self.agent.post(&self.target), body, timeout),
-            Method::Put => self.with_body(self.agent.put(&self.target), body, timeout),
-            Method::Get => self.without_body(self.agent.get(&self.target), timeout),
-            Method::Delete => self.without_body(self.agent.delete(&self.target), timeout),
-        }
+        let agent = self.agent();
+        let exchange = match self.method {
+            Method::Post => self.with_body(agent.post(&self.target), body, timeout),
+            Method::Put => self.with_body(agent.put(&self.target), body, timeout),
+            Method::Get => self.without_body(agent.get(&self.target), timeout),
+            Method::Delete => self.without_body(agent.delete(&self.target), timeout),
+        };
+        self.touch();
+        exchange
     }
 
     /// Sends `HEAD` to the URL with the configured headers (the connection check).
     pub fn head(&self, deadline: Instant) -> Exchange {
-        self.without_body(self.agent.head(&self.target), self.timeout(deadline))
+        let exchange = self.without_body(self.agent().head(&self.target), self.timeout(deadline));
+        self.touch();
+        exchange
+    }
+
+    /// Closes the kept-alive connections when no request started or ended for `idle`: the agent
+    /// is replaced by a fresh one, and the old one's connections close as soon as no request
+    /// holds it any more. Returns whether it did.
+    pub fn close_idle(&self, idle: Duration) -> bool {
+        let mut activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
+        if !activity.used || activity.last.elapsed() < idle {
+            return false;
+        }
+        activity.used = false;
+        *self.agent.lock().unwrap_or_else(PoisonError::into_inner) = new_agent(&self.agent_config);
+        true
+    }
+
+    /// The agent for one request (a cheap handle), noting the activity.
+    fn agent(&self) -> Agent {
+        self.touch();
+        self.agent.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn touch(&self) {
+        let mut activity = self.activity.lock().unwrap_or_else(PoisonError::into_inner);
+        *activity = Activity { last: Instant::now(), used: true };
     }
 
     /// The request's time budget: `readTimeoutMs` when set, never beyond the deadline.
@@ -177,6 +217,19 @@ impl Service {
         };
         Exchange::Response { status, location, body_excerpt }
     }
+}
+
+/// See [`Service::activity`].
+#[derive(Debug)]
+struct Activity {
+    last: Instant,
+    used: bool,
+}
+
+/// An agent with the connector and resolver every request of the driver uses.
+fn new_agent(config: &Config) -> Agent {
+    let connector = DefaultConnector::default().chain(CoalescingConnector);
+    Agent::with_parts(config.clone(), connector, CachingResolver::default())
 }
 
 /// How long a host name's addresses are reused (the JVM's default for successful lookups).

@@ -59,6 +59,8 @@ type Script = dyn Fn(usize, &Recorded) -> Reply + Send + Sync;
 struct State {
     requests: Mutex<Vec<Recorded>>,
     connections: AtomicUsize,
+    /// Connections accepted and not closed yet.
+    open: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     stop: AtomicBool,
@@ -96,6 +98,7 @@ impl TestServer {
         let state = Arc::new(State {
             requests: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
+            open: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
@@ -110,8 +113,12 @@ impl TestServer {
                 }
                 let Ok(stream) = stream else { continue };
                 accept_state.connections.fetch_add(1, Ordering::SeqCst);
+                accept_state.open.fetch_add(1, Ordering::SeqCst);
                 let state = Arc::clone(&accept_state);
-                std::thread::spawn(move || connection(stream, &state));
+                std::thread::spawn(move || {
+                    connection(stream, &state);
+                    state.open.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
         TestServer { port, state }
@@ -129,6 +136,11 @@ impl TestServer {
 
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted and not closed by the client yet.
+    pub fn open_connections(&self) -> usize {
+        self.state.open.load(Ordering::SeqCst)
     }
 
     pub fn max_in_flight(&self) -> usize {

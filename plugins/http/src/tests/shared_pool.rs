@@ -79,6 +79,38 @@ fn started_instances_own_no_thread_while_idle() {
     drop(instances);
 }
 
+/// Waits (up to [`GENEROUS`]) until `done` holds; whether it did.
+fn eventually(done: impl Fn() -> bool) -> bool {
+    let until = Instant::now() + GENEROUS;
+    while !done() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    done()
+}
+
+#[test]
+fn connections_a_burst_opened_are_closed_once_the_threads_idle_out() {
+    let threads = Threads::new("trib-ht-sweep-", 64, Duration::from_millis(200));
+    // Slow enough that the 8 requests overlap and need 8 connections.
+    let server = TestServer::start(|_, _| Reply::Delayed(200, Duration::from_millis(100)));
+    let quiet = TestServer::status(200);
+    let burst = instance(&threads, &config(&server.url("/burst"), json!({"maxParallelRequestsCount": 8})));
+    let other = instance(&threads, &config(&quiet.url("/other"), json!({})));
+    assert_eq!(delivered(&burst.run(bodies(8), Instant::now() + GENEROUS)), 8);
+    assert_eq!(delivered(&other.run(bodies(1), Instant::now() + GENEROUS)), 1);
+    assert!(server.connections() > 1, "the burst used {} connections", server.connections());
+    assert_eq!(quiet.connections(), 1);
+    // ureq would keep them open until the instance sends again (the test server closes a silent
+    // connection only after 20 s); the threads close them when they idle out.
+    assert!(eventually(|| server.open_connections() == 0), "still open: {}", server.open_connections());
+    assert!(eventually(|| quiet.open_connections() == 0), "still open: {}", quiet.open_connections());
+    assert_eq!(threads.alive(), 0);
+    // The instance sends again on new connections.
+    let accepted = server.connections();
+    assert_eq!(delivered(&burst.run(bodies(1), Instant::now() + GENEROUS)), 1);
+    assert_eq!(server.connections(), accepted + 1);
+}
+
 #[test]
 fn each_instance_keeps_its_limit_on_shared_threads() {
     let threads = Threads::new("trib-ht-limit-", 64, Duration::from_secs(1));
