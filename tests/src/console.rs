@@ -130,7 +130,9 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.click("#event-type option[value=LC_EVENT]");
     browser.wait_text("#lifecycle-events", "STARTED");
 
-    // A retry policy set over REST shows in the wizard and survives an edit there.
+    // A retry policy set over REST shows in the wizard and survives an edit there. (Access tokens
+    // live 10 s here: a fresh login for each stretch of REST calls.)
+    let rest = Rest::login(&node.api());
     let (_, page) = rest.get("/api/integrations?pageSize=10&page=0");
     let mut saved = page["data"].as_array().and_then(|a| a.iter().find(|i| i["name"] == "console-http")).cloned();
     let saved = saved.as_mut().expect("the console's integration over REST");
@@ -154,7 +156,7 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.click("#wizard-next");
     browser.click("#wizard-save");
     browser.wait_text("main dl.overview", "edited in the console");
-    let (_, edited) = rest.get(&format!("/api/integration/{id}"));
+    let (_, edited) = Rest::login(&node.api()).get(&format!("/api/integration/{id}"));
     assert_eq!(edited["configuration"]["retryPolicy"]["initialBackoffMs"], 500, "{edited}");
     browser.wait_text("#lifecycle-events", "UPDATED");
     browser.wait_text("#integration-state", "Active");
@@ -199,6 +201,35 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.wait_text("main", &node.service_id);
     browser.wait_text("main table", "HTTP");
     browser.screenshot(&shots.join("05-executors.png"));
+
+    // Copy: a new integration with the saved one's settings (not its secrets), then deleted.
+    browser.click(r#"nav a[data-nav="integrations"]"#);
+    browser.click("#integrations a");
+    browser.click("#integration-copy");
+    browser.wait_text("main h1", "Copy console-http");
+    let copy_name = browser.script("return document.getElementById('wizard-name').value");
+    assert_eq!(copy_name.as_str(), Some("console-http (copy)"));
+    assert!(!browser.exists("#wizard-type[disabled]"), "a copy may change its type");
+    browser.click("#wizard-next");
+    assert!(browser.exists(r#"#wizard-filters input[value="console/#"]"#), "the copied topic filter");
+    browser.click("#wizard-next");
+    browser.wait_text("#wizard-copy-note", "Secrets are not copied");
+    let url = browser.script(&format!("return document.querySelector('{URL_FIELD} input').value"));
+    assert_eq!(url.as_str(), Some(target.url("/console").as_str()), "the copied URL");
+    browser.click("#wizard-next");
+    browser.click("#wizard-save");
+    browser.wait_text("main h1", "console-http (copy)");
+    let rest = Rest::login(&node.api());
+    let (_, page) = rest.get("/api/integrations?pageSize=10&page=0&textSearch=copy");
+    let copy = &page["data"][0];
+    assert_eq!(copy["name"], "console-http (copy)", "{page}");
+    assert_ne!(copy["id"].as_str(), Some(id.as_str()), "a new integration");
+    assert_eq!(copy["configuration"]["retryPolicy"]["initialBackoffMs"], 500, "{copy}");
+    browser.click("#integration-delete");
+    browser.click("dialog.confirm button.danger");
+    browser.wait_text("#integrations", "console-http");
+    let total = Rest::login(&node.api()).get("/api/integrations?pageSize=10&page=0").1["totalElements"].clone();
+    assert_eq!(total, 1, "the copy is deleted");
 
     // Past the first token's lifetime, the next page still loads: the console renews the token.
     std::thread::sleep(std::time::Duration::from_secs(11).saturating_sub(logged_in.elapsed()));

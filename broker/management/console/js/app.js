@@ -5,13 +5,14 @@
 import { hasToken, login, logout, onUnauthorized } from './api.js';
 import { errorBox, fill, h } from './dom.js';
 import { integrationsView } from './integrations.js';
-import { wizardView } from './wizard.js';
+import { copyView, wizardView } from './wizard.js';
 import { detailsView } from './details.js';
 import { executorsView } from './executors.js';
 
 const ROUTES = [
   [/^#\/integrations\/new$/, wizardView, 'integrations'],
   [/^#\/integrations\/([0-9a-fA-F-]{36})\/edit$/, wizardView, 'integrations'],
+  [/^#\/integrations\/([0-9a-fA-F-]{36})\/copy$/, copyView, 'integrations'],
   [/^#\/integrations\/([0-9a-fA-F-]{36})$/, detailsView, 'integrations'],
   [/^#\/integrations$/, integrationsView, 'integrations'],
   [/^#\/executors$/, executorsView, 'executors'],

@@ -72,6 +72,8 @@ export async function detailsView(section, [id]) {
         ? actionButton('Disable', () => run('Disable', async () => { integration = await api.post(`/api/integration/${id}/disable`); await refresh(); }), { id: 'integration-disable', class: 'secondary' })
         : actionButton('Enable', () => run('Enable', async () => { integration = await api.post(`/api/integration/${id}/enable`); await refresh(); }), { id: 'integration-enable' }),
       h('a', { class: 'button secondary', href: `#/integrations/${id}/edit`, id: 'integration-edit' }, 'Edit'),
+      h('a', { class: 'button secondary', href: `#/integrations/${id}/copy`, id: 'integration-copy',
+        title: 'A new integration with this one\'s settings (secrets are not copied)' }, 'Copy'),
       actionButton('Restart', () => run('Restart', async () => {
         integration = await api.post(`/api/integration/${id}`);
         fill(notice, h('p', { class: 'success', role: 'status' }, 'Restart requested.'));

@@ -1,38 +1,54 @@
 // The "Add integration" and "Edit integration" wizard, in TBMQ's order: type and name, topic
 // filters, configuration (a form generated from the type's schema), then check connection and
 // save. Editing starts from the saved integration (its type fixed; secrets left empty keep their
-// stored value). Errors from the API (`POST /api/integration/check`, `POST /api/integration`)
+// stored value). Copying starts a new integration from a saved one, without its secrets (the API
+// shows only their mask). Errors from the API (`POST /api/integration/check`, `POST /api/integration`)
 // appear next to their fields; the wizard goes back to the first step that holds one.
 
 import { api } from './api.js';
 import { errorBox, fill, h } from './dom.js';
-import { clearFieldErrors, configForm, field, jsonField, showFieldErrors } from './schema_form.js';
+import { MASK, clearFieldErrors, configForm, field, jsonField, showFieldErrors } from './schema_form.js';
 
 const STEPS = ['Type and name', 'Topic filters', 'Configuration', 'Check and save'];
 
-export async function wizardView(section, [editId] = []) {
-  const [types, existing] = await Promise.all([
+/** The wizard for a new integration copied from the saved one `fromId`. */
+export function copyView(section, [fromId] = []) {
+  return wizardView(section, [], fromId);
+}
+
+/** `value` without the masked secrets: a copy must not save the mask as a secret. */
+function withoutMasks(value) {
+  if (Array.isArray(value)) return value.map(withoutMasks);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== MASK).map(([k, v]) => [k, withoutMasks(v)]));
+}
+
+export async function wizardView(section, [editId] = [], copyFrom = null) {
+  const [types, existing, original] = await Promise.all([
     api.get('/api/integration/types'),
     editId ? api.get(`/api/integration/${editId}`) : null,
+    copyFrom ? api.get(`/api/integration/${copyFrom}`) : null,
   ]);
-  const title = existing ? `Edit ${existing.name}` : 'Add integration';
+  // What the form starts from: the integration edited, or the one copied.
+  const template = existing || original;
+  const title = existing ? `Edit ${existing.name}` : original ? `Copy ${original.name}` : 'Add integration';
   document.title = `${title} · Tributary`;
-  const saved = existing ? existing.configuration || {} : {};
+  const saved = existing ? existing.configuration || {} : original ? withoutMasks(original.configuration || {}) : {};
   let step = 0;
   let formType = null;
   let config = null;
 
   const status = h('div', { id: 'wizard-status', 'aria-live': 'polite' });
-  const typeNames = [...new Set([...types.map((t) => t.type), existing ? existing.type : null].filter(Boolean))];
+  const typeNames = [...new Set([...types.map((t) => t.type), template ? template.type : null].filter(Boolean))];
   const typeSelect = h('select', { id: 'wizard-type', required: true, disabled: !!existing },
     h('option', { value: '' }, typeNames.length ? 'Choose a type' : 'No type is served now'),
-    typeNames.map((t) => h('option', { value: t, selected: existing && t === existing.type }, t)));
+    typeNames.map((t) => h('option', { value: t, selected: template && t === template.type }, t)));
   const typeHelp = h('p', { class: 'help' });
   const name = h('input', { id: 'wizard-name', type: 'text', required: true, maxlength: 255, autocomplete: 'off',
-    value: existing ? existing.name : '' });
+    value: existing ? existing.name : original ? `${original.name} (copy)` : '' });
   const description = h('input', { id: 'wizard-description', type: 'text', autocomplete: 'off',
-    value: existing && existing.additionalInfo ? existing.additionalInfo.description || '' : '' });
-  const enabled = h('input', { id: 'wizard-enabled', type: 'checkbox', checked: existing ? existing.enabled : true });
+    value: template && template.additionalInfo ? template.additionalInfo.description || '' : '' });
+  const enabled = h('input', { id: 'wizard-enabled', type: 'checkbox', checked: template ? template.enabled : true });
   typeSelect.addEventListener('change', () => {
     const chosen = types.find((t) => t.type === typeSelect.value);
     typeHelp.textContent = chosen ? `${chosen.description || ''} Driver ${chosen.driverVersions.join(', ')}; served by ${chosen.executors.join(', ')}.` : '';
@@ -105,10 +121,11 @@ export async function wizardView(section, [editId] = []) {
     if (formType === typeSelect.value && config) return;
     formType = typeSelect.value;
     const chosen = types.find((t) => t.type === formType);
-    // Editing: the saved configuration, while the type is the saved one.
-    const value = existing && formType === existing.type ? saved.clientConfiguration || {} : {};
+    // Editing or copying: the saved configuration, while the type is the saved one.
+    const value = template && formType === template.type ? saved.clientConfiguration || {} : {};
     config = chosen && chosen.configSchema ? configForm(chosen.configSchema, 'clientConfiguration', value) : configForm(null, 'clientConfiguration', value);
-    const note = chosen && chosen.configSchema ? null
+    const note = chosen && chosen.configSchema
+      ? original ? h('p', { class: 'note', id: 'wizard-copy-note' }, 'Secrets are not copied: enter them again.') : null
       : h('p', { class: 'note' }, 'This type declares no configuration schema: write its clientConfiguration as JSON.');
     fill(configHolder, h('p', { class: 'field-error', hidden: true }), note,
       h('h2', {}, chosen && chosen.configSchema ? chosen.configSchema.title || `${formType} configuration` : 'Client configuration'),
@@ -141,7 +158,7 @@ export async function wizardView(section, [editId] = []) {
     if (policy !== undefined) configuration.retryPolicy = policy;
     const body = { name: name.value.trim(), type: typeSelect.value, enabled: enabled.checked, configuration };
     if (existing) body.id = existing.id;
-    const info = { ...(existing && existing.additionalInfo) };
+    const info = { ...(template && template.additionalInfo) };
     delete info.description;
     if (description.value.trim()) info.description = description.value.trim();
     if (Object.keys(info).length) body.additionalInfo = info;

@@ -11,6 +11,7 @@
 
 use std::{
     collections::VecDeque,
+    ops::Deref,
     time::{Duration, Instant},
 };
 
@@ -32,9 +33,12 @@ use crate::queue::{Consumer, ConsumerEvent, QueueError, QueueResult, Record, Top
 /// librdkafka already fetched, short enough to keep latency low.
 const POLL_GRACE: Duration = Duration::from_millis(10);
 
+/// How long dropping a consumer waits for librdkafka to close it (leave its group).
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 /// A consumer of the Kafka backend.
 pub(super) struct KafkaConsumer {
-    consumer: BaseConsumer<EventContext>,
+    consumer: Closing,
     timeout: Duration,
     /// Set for a manually assigned consumer (not a group member).
     manual: Option<Manual>,
@@ -97,7 +101,7 @@ impl KafkaConsumer {
             .set("auto.offset.reset", "earliest");
         let context = EventContext { events: Mutex::new(VecDeque::new()), before_error: Mutex::new(Vec::new()) };
         let consumer = client.create_with_context(context).map_err(backend)?;
-        Ok(KafkaConsumer { consumer, timeout: config.admin_timeout, manual: None })
+        Ok(KafkaConsumer { consumer: Closing(Some(consumer)), timeout: config.admin_timeout, manual: None })
     }
 
     fn take_events(&self) -> Vec<ConsumerEvent> {
@@ -215,6 +219,41 @@ impl Consumer for KafkaConsumer {
                 _ => backend(e),
             }
         })
+    }
+}
+
+/// A consumer whose drop (librdkafka's close: leaving the group, serving the last rebalance) is
+/// bounded by [`CLOSE_WAIT`]. librdkafka can wait forever in a close that meets a rebalance under
+/// the cooperative protocol: the revoke callback's `rd_kafka_incremental_unassign` waits without
+/// a time limit for the group handler, which no longer answers (seen in CI against Tansu: a test
+/// harness's consumer dropped while its group was still joining never returned). Past the wait
+/// the close goes on by itself on its own thread and the caller continues, so a stop or a
+/// shutdown never hangs on it; the broker ends the membership at `session.timeout.ms`.
+struct Closing(Option<BaseConsumer<EventContext>>);
+
+impl Deref for Closing {
+    type Target = BaseConsumer<EventContext>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref().expect("the consumer is only taken out when it is dropped")
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        let Some(consumer) = self.0.take() else { return };
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        let closing = std::thread::Builder::new().name("kafka-close".into()).spawn(move || {
+            drop(consumer);
+            let _ = closed_tx.send(());
+        });
+        // Without a thread the closure, and the consumer with it, was dropped here already.
+        if closing.is_ok() && closed.recv_timeout(CLOSE_WAIT).is_err() {
+            tracing::warn!(
+                wait_secs = CLOSE_WAIT.as_secs(),
+                "A Kafka consumer did not close in time (librdkafka waits on a rebalance); it is left to finish on its own."
+            );
+        }
     }
 }
 
