@@ -9,7 +9,7 @@
 //! built as a dependency of this crate).
 //!
 //! By default everything runs on the embedded backends (in-process queue, SQLite, in-test
-//! rumqttd, HTTP server and rdkafka mock cluster). `TRIB_TEST_MQTT_BROKER`,
+//! MQTT broker (our own), HTTP server and rdkafka mock cluster). `TRIB_TEST_MQTT_BROKER`,
 //! `TRIB_TEST_KAFKA_BOOTSTRAP` and `TRIB_TEST_POSTGRES_URL` add real services.
 
 #[cfg(test)]

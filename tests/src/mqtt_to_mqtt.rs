@@ -1,22 +1,17 @@
 //! MQTT -> MQTT: MQTT integrations of the all-in-one process republish to an external broker, an
-//! in-test rumqttd always and also the broker named by `TRIB_TEST_MQTT_BROKER` (Mosquitto in CI).
+//! in-test broker (our own) always and also the broker named by `TRIB_TEST_MQTT_BROKER` (Mosquitto in CI).
 //! A subscriber there sees every message once, in order, on the rendered topic, at the configured
 //! QoS, as the payload alone or as TBMQ's envelope (payload in base64).
 
-use std::{
-    collections::HashMap,
-    net::{SocketAddr, TcpStream},
-    sync::OnceLock,
-    time::{Duration, Instant},
-};
+use std::{sync::OnceLock, time::Duration};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
-use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 use serde_json::json;
+use trib_broker::{Broker, BrokerConfig};
 
 use crate::{
     devices::{publish_all, Subscriber},
-    node::{free_port, unique, Mode, Node, PATIENCE},
+    node::{unique, Mode, Node, PATIENCE},
     rest::Rest,
 };
 
@@ -24,12 +19,12 @@ const COUNT: usize = 20;
 
 #[test]
 fn forwards_to_every_target_broker() {
-    let mut targets = vec![("rumqttd".to_string(), "127.0.0.1".to_string(), embedded_broker())];
+    let mut targets = vec![("trib-broker".to_string(), "127.0.0.1".to_string(), embedded_broker())];
     if let Ok(addr) = std::env::var("TRIB_TEST_MQTT_BROKER") {
         let (host, port) = addr.rsplit_once(':').expect("TRIB_TEST_MQTT_BROKER is host:port");
         targets.push((addr.clone(), host.to_string(), port.parse().expect("a port number")));
     } else {
-        crate::report("TRIB_TEST_MQTT_BROKER is not set: MQTT integrations tested against rumqttd only.");
+        crate::report("TRIB_TEST_MQTT_BROKER is not set: MQTT integrations tested against the in-test broker only.");
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let node = Node::start(Mode::AllInOne, dir.path(), &[]);
@@ -101,45 +96,31 @@ fn forward_to(node: &Node, rest: &Rest, target: &str, host: &str, port: u16) {
     assert!(subscriber.drain(Duration::from_millis(300)).is_empty(), "{target}: nothing more");
 }
 
-/// An in-test rumqttd broker (MQTT 3.1.1) on a free port; rumqttd cannot be stopped, so it lives
-/// as long as the test binary.
+/// An in-test broker: our own `trib-broker` (MQTT 3.1.1 and 5) on a free port, on a runtime of
+/// its own; it lives as long as the test binary. It was rumqttd until rumqttd 0.20's listener was
+/// found to poison itself when a client id reconnects after a connection closed before its CONNACK
+/// (bytebeamio/rumqtt#1062); see `trib-driver-mqtt`'s test support.
 fn embedded_broker() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let port = free_port();
-        let server = ServerSettings {
-            name: "v4".to_string(),
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            tls: None,
-            next_connection_delay_ms: 0,
-            connections: ConnectionSettings {
-                connection_timeout_ms: 60000,
-                max_payload_size: 1024 * 1024,
-                max_inflight_count: 1000,
-                auth: None,
-                external_auth: None,
-                dynamic_filters: true,
-            },
-        };
-        let config = Config {
-            router: RouterConfig {
-                max_connections: 1000,
-                max_outgoing_packet_count: 1000,
-                max_segment_size: 100 * 1024 * 1024,
-                max_segment_count: 10,
-                ..Default::default()
-            },
-            v4: Some(HashMap::from([("plain".to_string(), server)])),
-            ..Default::default()
-        };
-        std::thread::spawn(move || {
-            let _ = rumqttd::Broker::new(config).start();
-        });
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < PATIENCE, "rumqttd did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        port
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-broker".to_string())
+            .spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test broker runtime");
+                runtime.block_on(async move {
+                    let mut config = BrokerConfig::default();
+                    config.listener.tcp.bind_address = "127.0.0.1".to_string();
+                    config.listener.tcp.bind_port = 0;
+                    config.listener.tcp.max_payload_size = 1 << 20;
+                    let broker = Broker::start(config).await.expect("the test broker starts");
+                    let _ = tx.send(broker.tcp_addr().expect("the test broker listens on TCP").port());
+                    let _keep = broker;
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("spawn the test broker thread");
+        rx.recv_timeout(PATIENCE).expect("the test broker started")
     })
 }

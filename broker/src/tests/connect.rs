@@ -5,7 +5,7 @@ use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode as R5, DisconnectReasonCode a
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::QoS as Q4;
 
-use super::raw::{connect_v4, connect_v5, Raw, RawPacket};
+use super::raw::{connect_v4, connect_v5, connected_v4, connected_v5, Raw, RawPacket};
 use super::support::{start, within, C4, C5};
 use crate::auth::hash_password;
 use crate::Credential;
@@ -211,4 +211,24 @@ async fn shutdown_disconnects_clients_with_server_shutting_down() {
     c.subscribe("x", Q5::AtMostOnce).await;
     within("shutdown", broker.shutdown()).await;
     assert_eq!(c.disconnect_reason().await, D5::ServerShuttingDown);
+}
+
+/// A client gone before its CONNACK is written (its connect timed out, or it was stopped) and
+/// then back with the same client id, again and again: every later connection is still served.
+/// rumqttd 0.20 poisons its listener on exactly this (bytebeamio/rumqtt#1062), which is why the
+/// drivers' tests no longer run against it.
+#[tokio::test]
+async fn a_client_id_reset_before_its_connack_and_back_is_served() {
+    let broker = start(|_| {}).await;
+    let addr = broker.tcp_addr().expect("tcp");
+    for _ in 0..30 {
+        let mut raw = Raw::connect(addr).await;
+        raw.send(&connect_v4("flapper", 60)).await;
+        raw.reset();
+        let mut raw = Raw::connect(addr).await;
+        raw.send(&connect_v5("flapper", 60, None)).await;
+        raw.reset();
+    }
+    let _back = connected_v4(addr, "flapper").await;
+    let _other = connected_v5(addr, "someone-else", None).await;
 }

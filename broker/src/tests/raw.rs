@@ -57,6 +57,12 @@ impl Raw {
         .await
     }
 
+    /// Closes with a reset (zero linger), dropping whatever the broker sends afterwards, so that
+    /// the broker's next write on this connection fails.
+    pub fn reset(self) {
+        self.stream.set_zero_linger().expect("zero linger");
+    }
+
     /// Reads until the broker closes the connection; returns what it sent meanwhile.
     pub async fn until_closed(&mut self) -> Vec<RawPacket> {
         let mut packets = Vec::new();

@@ -1,5 +1,6 @@
 //! Unit tests of the MQTT driver, called through the `Driver` trait against real brokers: the
-//! embedded rumqttd always, and the broker named by `TRIB_TEST_MQTT_BROKER` as well when set.
+//! embedded one (our own `trib-broker`, see `support::embedded`) always, and the broker named by
+//! `TRIB_TEST_MQTT_BROKER` as well when set.
 
 mod config_cases;
 mod conformance;

@@ -1,7 +1,7 @@
 //! A scripted one-shot MQTT peer: it reads the CONNECT the driver sends, records its fields, and
 //! answers a CONNACK with a chosen code. It shows what goes into CONNECT (credentials, protocol
-//! level, keep alive, clean session) and how a refusal is reported; rumqttd cannot, because it
-//! drops a connection with bad credentials without a CONNACK.
+//! level, keep alive, clean session) and how every refusal code is reported, which a real broker
+//! shows only for the codes its own checks produce.
 
 use std::{
     io::{Read, Write},

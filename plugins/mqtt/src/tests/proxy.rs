@@ -1,8 +1,8 @@
 //! A TCP proxy in front of a broker that a test can cut (close every connection and refuse new
 //! ones), restore, or make swallow the broker's answers (so that publishes stay unacknowledged).
 //! It also taps the PUBLISH packets the driver sends (topic, QoS, retain flag): brokers differ in
-//! the QoS they forward to subscribers (rumqttd uses the subscription's), so the QoS the driver
-//! chose is read off the wire.
+//! the QoS they forward to subscribers (some use the subscription's rather than the lower of the
+//! two), so the QoS the driver chose is read off the wire.
 
 use std::{
     io::{Read, Write},

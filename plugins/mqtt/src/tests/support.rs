@@ -1,10 +1,8 @@
-//! Test peers: the embedded rumqttd broker (started once per test binary), the optional real
+//! Test peers: the embedded broker (ours, started once per test binary), the optional real
 //! broker named by `TRIB_TEST_MQTT_BROKER`, a recording subscriber, a retained-message probe,
 //! and helpers to build messages and start the driver.
 
 use std::{
-    collections::HashMap,
-    net::{SocketAddr, TcpStream},
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, OnceLock,
@@ -13,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rumqttd::{Config as BrokerConfig, ConnectionSettings, RouterConfig, ServerSettings};
+use trib_broker::{auth::hash_password, Broker, BrokerConfig, BrokerHandle, Credential};
 use trib_plugin_api::abi_stable::std_types::{RSlice, RStr};
 use trib_plugin_api::{
     abi::{Message, StartConfig, UserProperty},
@@ -40,7 +38,8 @@ pub struct Target {
     pub port_v4: u16,
     /// Port speaking MQTT 5.
     pub port_v5: u16,
-    /// Ports of listeners that demand [`USER`] / [`PASSWORD`] (v4, v5), when the broker has them.
+    /// Ports (v4, v5) where [`USER`] / [`PASSWORD`] log in and a wrong login is refused, when the
+    /// broker has them.
     pub auth_ports: Option<(u16, u16)>,
 }
 
@@ -65,61 +64,57 @@ pub fn targets() -> Vec<Target> {
     all
 }
 
-/// The embedded rumqttd broker; rumqttd cannot be stopped, so it lives as long as the binary.
+/// The embedded broker: our own `trib-broker`, in this process, started once per test binary on
+/// a runtime of its own; it lives as long as the binary. One port speaks MQTT 3.1.1 and 5, lets
+/// anonymous clients in and checks a login against [`USER`] / [`PASSWORD`] (a wrong one is refused
+/// with BadUserNamePassword), so a recorder sees what a logged-in driver publishes.
+///
+/// This was rumqttd 0.20 until a CI run lost 16 tests to it: a client that closes its socket
+/// before rumqttd writes the CONNACK leaves a stale will sender behind, and the next connection
+/// with that client id panics while holding the listener's `will_handlers` lock, poisoning it for
+/// every later connection (bytebeamio/rumqtt#1062, fix in #1066, unreleased). The driver's
+/// reconnects with its configured client id after a cut connection are exactly that.
 pub fn embedded() -> &'static Target {
     static EMBEDDED: OnceLock<Target> = OnceLock::new();
     EMBEDDED.get_or_init(|| {
-        let ports = [free_port(), free_port(), free_port(), free_port()];
-        let server = |name: &str, port: u16, auth: bool| ServerSettings {
-            name: name.to_string(),
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
-            tls: None,
-            next_connection_delay_ms: 0,
-            connections: ConnectionSettings {
-                connection_timeout_ms: 60000,
-                max_payload_size: 4 * 1024 * 1024,
-                max_inflight_count: 1000,
-                auth: auth.then(|| HashMap::from([(USER.to_string(), PASSWORD.to_string())])),
-                external_auth: None,
-                dynamic_filters: true,
-            },
-        };
-        let config = BrokerConfig {
-            router: RouterConfig {
-                max_connections: 10000,
-                max_outgoing_packet_count: 1000,
-                max_segment_size: 100 * 1024 * 1024,
-                max_segment_count: 10,
-                ..Default::default()
-            },
-            v4: Some(HashMap::from([
-                ("plain".to_string(), server("v4", ports[0], false)),
-                ("auth".to_string(), server("v4-auth", ports[2], true)),
-            ])),
-            v5: Some(HashMap::from([
-                ("plain".to_string(), server("v5", ports[1], false)),
-                ("auth".to_string(), server("v5-auth", ports[3], true)),
-            ])),
-            ..Default::default()
-        };
-        std::thread::spawn(move || {
-            let _ = rumqttd::Broker::new(config).start();
-        });
-        for port in ports {
-            let start = Instant::now();
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(start.elapsed() < PATIENCE, "embedded broker did not listen on {port}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-broker".to_string())
+            .spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test broker runtime");
+                runtime.block_on(async move {
+                    let password_hash = hash_password(PASSWORD).expect("hash the test password");
+                    let broker = start_broker(|c| {
+                        c.security.credentials = vec![Credential { username: USER.to_string(), password_hash }];
+                    })
+                    .await;
+                    let _ = tx.send(broker.tcp_addr().expect("the test broker listens on TCP").port());
+                    // Never stopped: the handle stays alive with this future.
+                    let _keep = broker;
+                    std::future::pending::<()>().await;
+                });
+            })
+            .expect("spawn the test broker thread");
+        let port = rx.recv_timeout(PATIENCE).expect("the test broker started");
         Target {
-            name: "rumqttd",
+            name: "trib-broker",
             host: "127.0.0.1".to_string(),
-            port_v4: ports[0],
-            port_v5: ports[1],
-            auth_ports: Some((ports[2], ports[3])),
+            port_v4: port,
+            port_v5: port,
+            auth_ports: Some((port, port)),
         }
     })
+}
+
+async fn start_broker(f: impl FnOnce(&mut BrokerConfig)) -> BrokerHandle {
+    let mut config = BrokerConfig::default();
+    config.listener.tcp.bind_address = "127.0.0.1".to_string();
+    config.listener.tcp.bind_port = 0;
+    // The tests send payloads of up to 4 MiB.
+    config.listener.tcp.max_payload_size = 4 << 20;
+    f(&mut config);
+    Broker::start(config).await.expect("the test broker starts")
 }
 
 pub use trib_test_support::{free_port, unique};
