@@ -208,11 +208,6 @@ fn topic_spec(topics: &TopicNames, topic: &str) -> Option<trib_queue::queue::Top
 
 /// Encodes a published message as TBMQ's `PublishIntegrationMsgProto`.
 pub fn encode(msg: &PublishedMessage, broker_service_id: &str) -> Vec<u8> {
-    let has_props = msg.content_type.is_some()
-        || msg.correlation_data.is_some()
-        || msg.response_topic.is_some()
-        || msg.message_expiry_interval.is_some()
-        || msg.payload_format_indicator.is_some();
     let proto = PublishIntegrationMsgProto {
         publish_msg_proto: Some(PublishMsgProto {
             client_id: msg.client_id.to_string(),
@@ -221,19 +216,8 @@ pub fn encode(msg: &PublishedMessage, broker_service_id: &str) -> Vec<u8> {
             retain: msg.retain,
             qos: msg.qos as i32,
             topic_name: msg.topic.clone(),
-            user_properties: msg
-                .user_properties
-                .iter()
-                .map(|(k, v)| UserPropertyProto { key: k.clone(), value: v.clone() })
-                .collect(),
-            mqtt_properties: has_props.then(|| MqttPropertiesProto {
-                payload_format_indicator: msg.payload_format_indicator.map(i32::from),
-                content_type: msg.content_type.clone(),
-                response_topic: msg.response_topic.clone(),
-                correlation_data: msg.correlation_data.as_ref().map(|b| b.to_vec()),
-                subscription_ids: Vec::new(),
-                message_expiry_interval: msg.message_expiry_interval,
-            }),
+            user_properties: user_properties_proto(msg),
+            mqtt_properties: mqtt_properties_proto(msg),
             client_cert_cn: None,
         }),
         tbmq_node: broker_service_id.to_string(),
@@ -241,6 +225,28 @@ pub fn encode(msg: &PublishedMessage, broker_service_id: &str) -> Vec<u8> {
         wire_version: WIRE_VERSION,
     };
     proto.encode_to_vec()
+}
+
+/// A message's user properties, in order, as the queue's records carry them.
+pub(crate) fn user_properties_proto(msg: &PublishedMessage) -> Vec<UserPropertyProto> {
+    msg.user_properties.iter().map(|(k, v)| UserPropertyProto { key: k.clone(), value: v.clone() }).collect()
+}
+
+/// A message's other MQTT 5 properties as the queue's records carry them (`None` when it has none).
+pub(crate) fn mqtt_properties_proto(msg: &PublishedMessage) -> Option<MqttPropertiesProto> {
+    let has_props = msg.content_type.is_some()
+        || msg.correlation_data.is_some()
+        || msg.response_topic.is_some()
+        || msg.message_expiry_interval.is_some()
+        || msg.payload_format_indicator.is_some();
+    has_props.then(|| MqttPropertiesProto {
+        payload_format_indicator: msg.payload_format_indicator.map(i32::from),
+        content_type: msg.content_type.clone(),
+        response_topic: msg.response_topic.clone(),
+        correlation_data: msg.correlation_data.as_ref().map(|b| b.to_vec()),
+        subscription_ids: Vec::new(),
+        message_expiry_interval: msg.message_expiry_interval,
+    })
 }
 
 /// What a connection waits for: nothing for QoS 0, the queue's answer otherwise.

@@ -4,7 +4,9 @@
 //! Start it with [`Broker::start`] and keep the [`BrokerHandle`]; the handle's [`Router`] takes
 //! integration subscriptions, whose matching messages go to an [`IntegrationSink`].
 //! `forward::QueueForwarder` is the sink that puts those messages on the queue to the executors;
-//! the REST API and database live in the `trib-management` crate (`broker/management/`). Both
+//! `retained_topic::RetainedTopic` keeps retained messages on the compacted `tbmq.msg.retained`
+//! topic, so that they survive a restart and reach every node;
+//! the REST API and database live in the `trib-management` crate (`broker/management/`). All three
 //! need the default `service` feature; without it (the fuzz build) the crate is the MQTT broker alone.
 //!
 //! Module map: `config` (serde config and its checked form), `protocol` (wire format on top of
@@ -23,6 +25,8 @@ mod link;
 mod message;
 mod metrics;
 pub mod protocol;
+#[cfg(feature = "service")]
+pub mod retained_topic;
 pub mod router;
 mod server;
 #[cfg(feature = "service")]
@@ -37,7 +41,7 @@ pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Cre
 pub use config::{BrokerConfig, ClientAuth, ConfigError};
 pub use message::PublishedMessage;
 pub use protocol::QoS;
-pub use router::{Handover, Handovers, IntegrationRoute, IntegrationSink, NotStored, Router, RouterError};
+pub use router::{Handover, Handovers, IntegrationRoute, IntegrationSink, NotStored, RetainedLog, Router, RouterError};
 pub use server::{Broker, BrokerHandle, BrokerHooks, StartError};
 pub use tls::TlsError;
 

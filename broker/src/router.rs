@@ -51,6 +51,17 @@ pub trait IntegrationSink: Send + Sync + 'static {
     }
 }
 
+/// Keeps this node's retained messages beyond its memory: the service's `tbmq.msg.retained`
+/// writer (`retained_topic`). Other nodes' changes come back through [`Router::apply_retained`].
+pub trait RetainedLog: Send + Sync + 'static {
+    /// Takes a retained message (an empty payload clears the topic's one) that a client of this
+    /// node published. `store` updates this node's store; the log calls it exactly once, while
+    /// it holds whatever orders its own writes against the changes it applies from other nodes.
+    /// Called on the publishing client's task: it must not block. The [`Handover`] tells when
+    /// the record is stored, as for integrations.
+    fn write(&self, msg: &PublishedMessage, store: &dyn Fn()) -> Handover;
+}
+
 /// An integration as the router holds it: its id and the destination its sink computed for it
 /// when its filters were set ([`IntegrationSink::route`]).
 #[derive(Debug, PartialEq, Eq)]
@@ -174,6 +185,7 @@ pub struct Router {
     retained: RetainedStore,
     integration_filters: Mutex<HashMap<Arc<str>, IntegrationEntry>>,
     sink: RwLock<Option<Arc<dyn IntegrationSink>>>,
+    retained_log: RwLock<Option<Arc<dyn RetainedLog>>>,
 }
 
 /// An integration's route and the filters it is subscribed with.
@@ -196,6 +208,7 @@ impl Router {
             retained: RetainedStore::default(),
             integration_filters: Mutex::new(HashMap::new()),
             sink: RwLock::new(sink),
+            retained_log: RwLock::new(None),
         }
     }
 
@@ -364,9 +377,31 @@ impl Router {
         delivered
     }
 
-    /// Stores a retained message, or clears the topic's one if the payload is empty.
-    pub(crate) fn retain(&self, msg: &Arc<RoutedMessage>) {
-        self.retained.set(msg);
+    /// Replaces the retained-message log (`None`: retained messages live in memory only).
+    pub fn set_retained_log(&self, log: Option<Arc<dyn RetainedLog>>) {
+        *self.retained_log.write() = log;
+    }
+
+    /// Stores a retained message a client of this node published, or clears the topic's one if
+    /// the payload is empty, and hands it to the retained-message log if there is one.
+    pub(crate) fn retain(&self, msg: &Arc<RoutedMessage>) -> Handover {
+        let log = self.retained_log.read().clone();
+        match log {
+            Some(log) => log.write(&msg.msg, &|| self.retained.set(msg)),
+            None => {
+                self.retained.set(msg);
+                Handover::Stored
+            }
+        }
+    }
+
+    /// Applies a retained message read from the log (another node's, or this node's before a
+    /// restart): `Some` stores it, `None` clears `topic`. The log is not written.
+    pub(crate) fn apply_retained(&self, topic: &str, msg: Option<Arc<RoutedMessage>>) {
+        match msg {
+            Some(msg) => self.retained.set(&msg),
+            None => self.retained.clear(topic),
+        }
     }
 
     /// The unexpired retained messages matching a (non-shared) filter.

@@ -1,18 +1,33 @@
 //! Running the broker service (`TB_SERVICE_TYPE=tbmq`, or the broker half of the all-in-one
 //! process): the MQTT broker, the queue forwarder feeding integrations, and the management plane
-//! (`trib-management`), wired together. The broker never loads a driver: integrations reach
-//! executors only through the queue.
+//! (`trib-management`), wired together, and the retained messages on `tbmq.msg.retained`
+//! ([`RetainedTopic`]). The broker never loads a driver: integrations reach executors only
+//! through the queue.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{atomic::AtomicBool, Arc},
+    thread::JoinHandle,
+    time::Duration,
+};
 
 use trib_management::{AdminCredentials, Management, ManagementConfig, ManagementHandle, SubscriptionSink};
-use trib_queue::{config::ConfigError, queue::Queue, topics::TopicNames};
+use trib_queue::{
+    config::ConfigError,
+    queue::{Queue, QueueError},
+    topics::TopicNames,
+};
 use uuid::Uuid;
 
-use crate::{forward::QueueForwarder, Broker, BrokerConfig, BrokerHandle, BrokerHooks, Router};
+use crate::{
+    forward::QueueForwarder, retained_topic::RetainedTopic, Broker, BrokerConfig, BrokerHandle, BrokerHooks, Router,
+};
 
 /// How long shutdown waits for the queue to store the messages the forwarder handed it.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the retained messages reader waits for records per poll (it answers as soon as
+/// records come; this bounds how long a stop takes).
+const RETAINED_POLL: Duration = Duration::from_millis(100);
 
 /// A lookup of configuration variables (see `trib_ops::settings::Settings::lookup`).
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -32,6 +47,9 @@ pub enum ServiceError {
     /// The management plane.
     #[error(transparent)]
     Management(#[from] trib_management::StartError),
+    /// The retained messages topic could not be read.
+    #[error("retained messages: {0}")]
+    Retained(#[source] QueueError),
 }
 
 /// Integration topic filters go into the broker's subscription trie.
@@ -60,6 +78,8 @@ pub struct BrokerService {
     broker: BrokerHandle,
     management: ManagementHandle,
     forwarder: Arc<QueueForwarder>,
+    /// The retained messages reader (`None` when `MQTT_RETAIN_AVAILABLE` is false).
+    retained: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for BrokerService {
@@ -81,6 +101,11 @@ impl BrokerService {
         // The management plane restores the integrations' topic filters into the router before
         // the MQTT listeners open: a message accepted earlier would miss its integrations.
         let router = Arc::new(Router::new(Some(forwarder.clone())));
+        // Retained messages too: a client subscribing at once must get them.
+        let retained = match broker_config.mqtt.retain_available {
+            true => Some(restore_retained(queue.clone(), &management_config.topics, &service_id, &router).await?),
+            false => None,
+        };
         let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
         let authenticator = crate::auth::stored::from_lookup(lookup, &broker_config, management.credential_store())?;
@@ -94,7 +119,7 @@ impl BrokerService {
             http = %management.local_addr(),
             "Broker service started."
         );
-        Ok(BrokerService { broker, management, forwarder })
+        Ok(BrokerService { broker, management, forwarder, retained })
     }
 
     /// The MQTT TCP listener's address.
@@ -127,8 +152,29 @@ impl BrokerService {
             Ok(Err(e)) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush failed."),
             Err(e) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush panicked."),
         }
+        if let Some((stop, reader)) = self.retained {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
+        }
         self.management.shutdown().await;
     }
+}
+
+/// Reads `tbmq.msg.retained` into the router's store and starts following it; the router writes
+/// its clients' retained messages there from then on.
+async fn restore_retained(
+    queue: Arc<dyn Queue>,
+    names: &TopicNames,
+    service_id: &str,
+    router: &Arc<Router>,
+) -> Result<(Arc<AtomicBool>, JoinHandle<()>), ServiceError> {
+    let topic =
+        RetainedTopic::open(queue, names, service_id, router, RETAINED_POLL).await.map_err(ServiceError::Retained)?;
+    let restored = topic.catch_up().await.map_err(ServiceError::Retained)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = topic.follow(stop.clone()).map_err(ServiceError::Retained)?;
+    tracing::info!(retained = restored, "Retained messages restored from the queue.");
+    Ok((stop, reader))
 }
 
 /// The MQTT listeners this node announces to the cluster, as URLs.

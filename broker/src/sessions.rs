@@ -210,7 +210,8 @@ fn publish_will(router: &Router, will: &PublishedMessage) {
     will.received_at_ms = now_ms();
     let msg = RoutedMessage::new(will);
     if msg.msg.retain {
-        router.retain(&msg);
+        // Nobody waits for a will's acknowledgement.
+        let _ = router.retain(&msg);
     }
     let delivered = router.publish(&msg);
     tracing::debug!(client_id = ?msg.msg.client_id, topic = ?msg.msg.topic, delivered, "Will published.");

@@ -19,6 +19,8 @@ mod malformed;
 mod mosquitto;
 mod pubsub;
 mod raw;
+#[cfg(feature = "service")]
+mod retained;
 mod sessions;
 mod support;
 mod tls;

@@ -11,7 +11,7 @@ use trib_broker::{Broker, BrokerConfig};
 
 use crate::{
     devices::{publish_all, Subscriber},
-    node::{unique, Mode, Node, PATIENCE},
+    node::{unique, Mode, Node},
     rest::Rest,
 };
 
@@ -103,24 +103,13 @@ fn forward_to(node: &Node, rest: &Rest, target: &str, host: &str, port: u16) {
 fn embedded_broker() -> u16 {
     static PORT: OnceLock<u16> = OnceLock::new();
     *PORT.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("test-broker".to_string())
-            .spawn(move || {
-                let runtime =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test broker runtime");
-                runtime.block_on(async move {
-                    let mut config = BrokerConfig::default();
-                    config.listener.tcp.bind_address = "127.0.0.1".to_string();
-                    config.listener.tcp.bind_port = 0;
-                    config.listener.tcp.max_payload_size = 1 << 20;
-                    let broker = Broker::start(config).await.expect("the test broker starts");
-                    let _ = tx.send(broker.tcp_addr().expect("the test broker listens on TCP").port());
-                    let _keep = broker;
-                    std::future::pending::<()>().await;
-                });
-            })
-            .expect("spawn the test broker thread");
-        rx.recv_timeout(PATIENCE).expect("the test broker started")
+        trib_test_support::serve_forever("test-broker", || async {
+            let mut config = BrokerConfig::default();
+            config.listener.tcp.bind_address = "127.0.0.1".to_string();
+            config.listener.tcp.bind_port = 0;
+            config.listener.tcp.max_payload_size = 1 << 20;
+            let broker = Broker::start(config).await.expect("the test broker starts");
+            (broker.tcp_addr().expect("the test broker listens on TCP").port(), broker)
+        })
     })
 }

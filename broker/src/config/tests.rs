@@ -134,6 +134,8 @@ fn distribution_file_defaults_are_the_broker_defaults() {
         "SECURITY_MQTT_ACL_FILE",
         "MQTT_TOPIC_MIN_LENGTH_FOR_ALIAS_REPLACEMENT",
         "INTEGRATIONS_MAX_TOPIC_FILTERS",
+        "TB_KAFKA_RETAINED_MSG_TOPIC",
+        "TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES",
     ] {
         assert!(settings.lookup(key).is_some(), "{key} is missing from dist/config/tbmq.yml");
     }

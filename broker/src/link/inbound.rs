@@ -90,10 +90,10 @@ impl Link {
             payload_format_indicator: props.payload_format_indicator,
             received_at_ms: now_ms(),
         });
-        if msg.msg.retain {
-            self.ctx.router.retain(&msg);
-        }
         let mut handovers = Handovers::default();
+        if msg.msg.retain {
+            handovers.push(self.ctx.router.retain(&msg));
+        }
         let delivered = self.ctx.router.publish_with(&msg, &mut handovers);
         tracing::trace!(topic = ?msg.msg.topic, qos = ?qos, delivered, "Message routed.");
         if qos == QoS::ExactlyOnce {

@@ -1,4 +1,5 @@
-//! Retained messages: one per topic, kept in memory.
+//! Retained messages: one per topic, kept in memory. Keeping them across restarts and nodes is
+//! the service's `retained_topic` (through `RetainedLog`), not this store's business.
 //!
 //! Lookup for a new subscription scans all retained messages; a retained-message trie is a later
 //! optimisation. Expired messages (MQTT 5 message expiry) are skipped and removed on lookup.
@@ -25,6 +26,10 @@ impl RetainedStore {
         } else {
             map.insert(msg.msg.topic.clone(), Arc::clone(msg));
         }
+    }
+
+    pub fn clear(&self, topic: &str) {
+        self.by_topic.write().remove(topic);
     }
 
     pub fn len(&self) -> usize {

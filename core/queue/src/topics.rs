@@ -9,6 +9,7 @@
 //! | messages an integration gave up on (ours, 1 partition) | `<p>tbmq.ie.dlq.<id without hyphens>` |
 //! | every node's integration (and, later, client) subscriptions (compacted, 1 partition) | `<p>tbmq.client.subscriptions` |
 //! | broker nodes' heartbeats (ours; compacted, 1 partition) | `<p>tbmq.sys.service.info` |
+//! | retained MQTT messages, keyed by MQTT topic (compacted, 1 partition) | `<p>tbmq.msg.retained` |
 //!
 //! Shared by the broker and the executor so that both always agree.
 
@@ -25,6 +26,8 @@ pub const DEFAULT_NOTIFICATIONS_TOPIC_PROPERTIES: &str =
 /// TBMQ's default properties of `tbmq.client.subscriptions` (also ours for `tbmq.sys.service.info`).
 pub const DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES: &str =
     "segment.bytes:26214400;partitions:1;replication.factor:1";
+/// TBMQ's default properties of `tbmq.msg.retained` (`TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES`).
+pub const DEFAULT_RETAINED_MSG_TOPIC_PROPERTIES: &str = "segment.bytes:26214400;partitions:1;replication.factor:1";
 /// TBMQ's default properties of the integration message topics.
 pub const DEFAULT_MSG_TOPIC_PROPERTIES: &str =
     "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;replication.factor:1";
@@ -56,6 +59,10 @@ pub struct TopicNames {
     pub service_info_topic: String,
     /// `TB_KAFKA_SERVICE_INFO_TOPIC_PROPERTIES` (ours; compaction and one partition are forced).
     pub service_info_properties: String,
+    /// `TB_KAFKA_RETAINED_MSG_TOPIC`.
+    pub retained_msg_topic: String,
+    /// `TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES` (compaction and one partition are forced).
+    pub retained_msg_properties: String,
 }
 
 impl Default for TopicNames {
@@ -73,6 +80,8 @@ impl Default for TopicNames {
             client_subscriptions_properties: DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES.into(),
             service_info_topic: "tbmq.sys.service.info".into(),
             service_info_properties: DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES.into(),
+            retained_msg_topic: "tbmq.msg.retained".into(),
+            retained_msg_properties: DEFAULT_RETAINED_MSG_TOPIC_PROPERTIES.into(),
         }
     }
 }
@@ -99,6 +108,8 @@ impl TopicNames {
         parse(lookup, "TB_KAFKA_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES", &mut t.client_subscriptions_properties)?;
         parse(lookup, "TB_KAFKA_SERVICE_INFO_TOPIC", &mut t.service_info_topic)?;
         parse(lookup, "TB_KAFKA_SERVICE_INFO_TOPIC_PROPERTIES", &mut t.service_info_properties)?;
+        parse(lookup, "TB_KAFKA_RETAINED_MSG_TOPIC", &mut t.retained_msg_topic)?;
+        parse(lookup, "TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES", &mut t.retained_msg_properties)?;
         Ok(t)
     }
 
@@ -172,6 +183,25 @@ impl TopicNames {
     /// `<p>service-info-consumer-group-<serviceId>` (ours): a node's own reader of the heartbeats.
     pub fn service_info_group(&self, service_id: &str) -> String {
         format!("{}service-info-consumer-group-{service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.msg.retained`: retained MQTT messages, keyed by MQTT topic.
+    pub fn retained_msg(&self) -> String {
+        format!("{}{}", self.prefix, self.retained_msg_topic)
+    }
+
+    /// Spec of `tbmq.msg.retained`: compacted (the latest record per MQTT topic is its retained
+    /// message) and one partition, so that every node applies the changes in one order.
+    pub fn retained_msg_spec(&self) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.retained_msg(), &self.retained_msg_properties)?
+            .compacted()
+            .with_partitions(1))
+    }
+
+    /// `<p>retained-msg-consumer-group-<serviceId>` (ours): a node's own reader of the whole
+    /// topic (it never commits; it reads from the beginning at every start).
+    pub fn retained_msg_group(&self, service_id: &str) -> String {
+        format!("{}retained-msg-consumer-group-{service_id}", self.prefix)
     }
 
     /// `<p>tbmq.ie.uplink.notifications.<brokerServiceId>`.

@@ -520,6 +520,41 @@ pub struct ClientSubscriptionsProto {
     pub wire_version: u32,
 }
 
+/// `queue.RetainedMsgProto`: a record of the compacted `tbmq.msg.retained`, keyed by the MQTT
+/// topic; a cleared retained message is a tombstone (an empty value), not this message.
+/// Fields 1 to 6 follow TBMQ's layout as we know it; `service_id` is ours.
+#[derive(Clone, PartialEq, Message)]
+pub struct RetainedMsgProto {
+    /// Payload (never empty: an empty payload clears the topic's retained message).
+    #[prost(bytes = "bytes", tag = "1")]
+    pub payload: bytes::Bytes,
+    /// QoS the publisher used.
+    #[prost(int32, tag = "2")]
+    pub qos: i32,
+    /// Topic (the same as the record key).
+    #[prost(string, tag = "3")]
+    pub topic: String,
+    /// User properties, in order.
+    #[prost(message, repeated, tag = "4")]
+    pub user_properties: Vec<UserPropertyProto>,
+    /// When the broker received the message (ms since the epoch); the message expiry interval
+    /// counts from here.
+    #[prost(int64, tag = "5")]
+    pub created: i64,
+    /// Other MQTT 5 properties; `message_expiry_interval` is the interval as received.
+    #[prost(message, optional, tag = "6")]
+    pub mqtt_properties: Option<MqttPropertiesProto>,
+    /// Service id of the broker node that received the message (ours).
+    #[prost(string, tag = "7")]
+    pub service_id: String,
+    /// Publisher's client id (ours).
+    #[prost(string, tag = "8")]
+    pub client_id: String,
+    /// Wire version.
+    #[prost(uint32, tag = "15")]
+    pub wire_version: u32,
+}
+
 /// `integration.UplinkIntegrationMsgProto`: a record of `tbmq.ie.uplink`.
 #[derive(Clone, PartialEq, Message)]
 pub struct UplinkIntegrationMsgProto {

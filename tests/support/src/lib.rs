@@ -6,6 +6,8 @@
 //!   tests or with earlier runs against shared services.
 //! * [`block_on`]: runs a future on the calling thread, for APIs that return futures but need
 //!   no runtime (rdkafka's admin client).
+//! * [`serve_forever`]: a server (an in-test broker) on a runtime and thread of its own that
+//!   lives as long as the test process.
 //! * [`logs`]: the one `tracing` subscriber of a test process; [`logs::capture`] keeps what the
 //!   calling thread logs, for tests of log lines.
 //!
@@ -74,6 +76,30 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         }
         std::thread::park_timeout(Duration::from_millis(50));
     }
+}
+
+/// Starts a server on a current-thread tokio runtime of its own thread (named `name`) and returns
+/// what `start` reports (an address, a port); the value `start` keeps (the server's handle) lives,
+/// and the server runs, as long as the process. For servers shared by every test of a binary.
+pub fn serve_forever<F, T, K>(name: &str, start: impl FnOnce() -> F + Send + 'static) -> T
+where
+    F: Future<Output = (T, K)>,
+    T: Send + 'static,
+    K: 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a test runtime");
+            runtime.block_on(async move {
+                let (reported, _keep) = start().await;
+                let _ = tx.send(reported);
+                std::future::pending::<()>().await;
+            });
+        })
+        .expect("spawn a server thread");
+    rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("{name} did not start: {e}"))
 }
 
 /// A `tracing_subscriber` writer that appends every line to a shared buffer (what

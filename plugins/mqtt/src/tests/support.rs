@@ -77,26 +77,14 @@ pub fn targets() -> Vec<Target> {
 pub fn embedded() -> &'static Target {
     static EMBEDDED: OnceLock<Target> = OnceLock::new();
     EMBEDDED.get_or_init(|| {
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("test-broker".to_string())
-            .spawn(move || {
-                let runtime =
-                    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test broker runtime");
-                runtime.block_on(async move {
-                    let password_hash = hash_password(PASSWORD).expect("hash the test password");
-                    let broker = start_broker(|c| {
-                        c.security.credentials = vec![Credential { username: USER.to_string(), password_hash }];
-                    })
-                    .await;
-                    let _ = tx.send(broker.tcp_addr().expect("the test broker listens on TCP").port());
-                    // Never stopped: the handle stays alive with this future.
-                    let _keep = broker;
-                    std::future::pending::<()>().await;
-                });
+        let port = trib_test_support::serve_forever("test-broker", || async {
+            let password_hash = hash_password(PASSWORD).expect("hash the test password");
+            let broker = start_broker(|c| {
+                c.security.credentials = vec![Credential { username: USER.to_string(), password_hash }];
             })
-            .expect("spawn the test broker thread");
-        let port = rx.recv_timeout(PATIENCE).expect("the test broker started");
+            .await;
+            (broker.tcp_addr().expect("the test broker listens on TCP").port(), broker)
+        });
         Target {
             name: "trib-broker",
             host: "127.0.0.1".to_string(),
