@@ -1,13 +1,19 @@
-//! The web console in a real browser: headless Chromium over WebDriver (chromedriver) against
-//! the all-in-one binary. A person's path through it: log in, create an HTTP integration with
-//! the wizard (a wrong endpoint URL first, whose message appears next to the field), check the
-//! connection, save, see a published message arrive at the target and the integration Active
-//! with its lifecycle events, disable and enable it, look at the list and the executors, delete
-//! it, and be sent back to the login page when the token is refused. Screenshots go to
-//! `target/console-screenshots/`. Without Chromium and chromedriver (`apt-get install chromium
-//! chromium-driver`) the test says so and passes, as the walkthrough does without Mosquitto.
+//! The web console in real browsers: headless Chromium (chromedriver) and Firefox ESR
+//! (geckodriver) over WebDriver against the all-in-one binary, the same walk in each. A person's
+//! path through it: log in, create an HTTP integration with the wizard (a wrong endpoint URL
+//! first, whose message appears next to the field), check the connection, save, see a published
+//! message arrive at the target and the integration Active with its lifecycle events, disable and
+//! enable it, look at the list and the executors, delete it, and be sent back to the login page
+//! when the token is refused; no script error on the way. Screenshots go to
+//! `target/console-screenshots/`, named after the browser. Without a browser or its driver
+//! (`apt-get install chromium chromium-driver`; `apt-get install firefox-esr` and
+//! `cargo install geckodriver`) that browser's test says so and passes, as the walkthrough does
+//! without Mosquitto.
 
+mod launch;
 mod webdriver;
+
+use std::sync::{Mutex, PoisonError};
 
 use crate::{
     devices::publish_all,
@@ -15,6 +21,7 @@ use crate::{
     node::{repo_root, Mode, Node, ADMIN_PASSWORD},
     rest::Rest,
 };
+use launch::Kind;
 use webdriver::Browser;
 
 const URL_FIELD: &str = r#"[data-field="clientConfiguration.restEndpointUrl"]"#;
@@ -37,11 +44,26 @@ fn wait_script(browser: &Browser, what: &str, script: &str, check: impl Fn(&serd
 }
 
 #[test]
-fn console_creates_watches_and_deletes_an_integration() {
-    let browser = match Browser::start() {
+fn console_in_chromium() {
+    walk_through(Kind::Chromium);
+}
+
+#[test]
+fn console_in_firefox() {
+    walk_through(Kind::Firefox);
+}
+
+/// One browser at a time: two browsers and two nodes at once on a small machine make the waits
+/// (and the token's 10 s lifetime below) a matter of luck.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+fn walk_through(kind: Kind) {
+    let _turn = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
+    let browser = match Browser::start(kind) {
         Ok(browser) => browser,
         Err(why) => {
-            crate::report(&format!("console: skipped, no browser ({why}); apt-get install chromium chromium-driver"));
+            let name = kind.name();
+            crate::report(&format!("console in {name}: skipped, no browser ({why}); {}", kind.install()));
             return;
         }
     };
@@ -58,6 +80,7 @@ fn console_creates_watches_and_deletes_an_integration() {
     rest.wait_executors(&["HTTP"], 1);
     let target = HttpTarget::start();
     let shots = repo_root().join("target/console-screenshots");
+    let shot = |name: &str| shots.join(format!("{}-{name}.png", browser.kind().name()));
 
     // The page and its files need no token; the login does.
     browser.goto(&format!("{}/", node.api()));
@@ -93,7 +116,7 @@ fn console_creates_watches_and_deletes_an_integration() {
     let message = browser.text(&format!("{URL_FIELD} .field-error"));
     assert!(message.contains("http"), "the URL field shows its error: {message:?}");
     browser.wait_text(".stepper [aria-current=step]", "Configuration");
-    browser.screenshot(&shots.join("01-wizard-field-error.png"));
+    browser.screenshot(&shot("01-wizard-field-error"));
 
     browser.type_into(&format!("{URL_FIELD} input"), &target.url("/console"));
     browser.click(r#"[data-field="clientConfiguration.payloadContentType"] option[value='"JSON"']"#);
@@ -123,7 +146,7 @@ fn console_creates_watches_and_deletes_an_integration() {
     wait_script(&browser, "the chart shows a delivery rate above 0", CHART_PEAK, |v| {
         v.as_f64().is_some_and(|peak| peak > 0.0)
     });
-    browser.screenshot(&shots.join("02-integration-details.png"));
+    browser.screenshot(&shot("02-integration-details"));
     // The other event types (statistics are written hourly: none yet).
     browser.click("#event-type option[value=STATS]");
     browser.wait_text("#lifecycle-events", "No statistics events yet");
@@ -168,7 +191,7 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.wait_text("#dead-letters", "1 dead letter kept");
     browser.wait_text("#integration-state", "Failed");
     browser.wait_text("#integration-reason", "404");
-    browser.screenshot(&shots.join("02b-integration-failing.png"));
+    browser.screenshot(&shot("02b-integration-failing"));
     target.set_status(200);
     browser.click("#dead-letters-replay");
     browser.wait_text("#integration-notice", "Replayed 1 dead letter");
@@ -192,15 +215,15 @@ fn console_creates_watches_and_deletes_an_integration() {
     browser.wait_text("main", "No integration matches");
     browser.type_into("main input[type=search]", "CONSOLE");
     browser.wait_text("#integrations", "console-http");
-    browser.screenshot(&shots.join("03-integrations.png"));
+    browser.screenshot(&shot("03-integrations"));
     browser.resize(390, 844);
-    browser.screenshot(&shots.join("04-integrations-phone.png"));
+    browser.screenshot(&shot("04-integrations-phone"));
     browser.resize(1280, 800);
 
     browser.click(r#"nav a[data-nav="executors"]"#);
     browser.wait_text("main", &node.service_id);
     browser.wait_text("main table", "HTTP");
-    browser.screenshot(&shots.join("05-executors.png"));
+    browser.screenshot(&shot("05-executors"));
 
     // Copy: a new integration with the saved one's settings (not its secrets), then deleted.
     browser.click(r#"nav a[data-nav="integrations"]"#);

@@ -1,72 +1,75 @@
-//! A minimal W3C WebDriver client over ureq: starts `chromedriver` on a free loopback port and a
-//! headless Chromium session, and offers the few commands the console test needs (go to a URL,
-//! find, click, type, read text, run a script, take a screenshot, read the browser's log).
-//! Lookups poll until the element is there, so the test reads like what a person does.
+//! A minimal W3C WebDriver client over ureq: starts a WebDriver server (chromedriver or
+//! geckodriver) on a free loopback port and a headless browser session, and offers the few
+//! commands the console test needs (go to a URL, find, click, type, read text, run a script, take
+//! a screenshot, read the page's console errors). Lookups poll until the element is there, so
+//! the test reads like what a person does. What differs per browser is in `launch.rs`.
 
 use std::{
+    cell::Cell,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 
+use super::launch::{self, Kind};
 use crate::node::{free_port, PATIENCE};
 
 /// The key W3C uses for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A headless Chromium session driven through chromedriver; both end on drop.
+/// A headless browser session driven through its WebDriver server; both end on drop.
 pub struct Browser {
+    kind: Kind,
     agent: ureq::Agent,
     session: String,
     driver: Child,
-    profile: tempfile::TempDir,
+    /// The browser profile (`profile/`) and the driver's output (`driver.log`).
+    scratch: tempfile::TempDir,
+    /// How much of `driver.log` [`Browser::log`] has read.
+    log_read: Cell<usize>,
 }
 
 impl Browser {
-    /// Starts chromedriver and a 1280×800 headless Chromium, or says why not (a program is
-    /// not installed, or the session did not start).
-    pub fn start() -> Result<Browser, String> {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or("no chromium")?;
-        let chromedriver = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .ok_or("no chromedriver")?;
+    /// Starts the WebDriver server and a 1280×800 headless browser of `kind`, or says why not (a
+    /// program is not installed, or the session did not start).
+    pub fn start(kind: Kind) -> Result<Browser, String> {
+        let programs = launch::find(kind)?;
+        let scratch = tempfile::tempdir().expect("a browser scratch directory");
+        let profile = scratch.path().join("profile");
+        std::fs::create_dir(&profile).expect("a browser profile directory");
         let port = free_port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let driver = launch::driver_command(kind, &programs, port, &scratch.path().join("driver.log"))?
             .spawn()
-            .map_err(|e| format!("cannot start chromedriver: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", programs.driver.display()))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        let profile = tempfile::tempdir().expect("a browser profile directory");
-        let mut browser = Browser { agent, session: format!("http://127.0.0.1:{port}"), driver, profile };
-        crate::node::wait_for("chromedriver to answer", || {
+        let mut browser = Browser {
+            kind,
+            agent,
+            session: format!("http://127.0.0.1:{port}"),
+            driver,
+            scratch,
+            log_read: Cell::new(0),
+        };
+        crate::node::wait_for("the WebDriver server to answer", || {
             browser.agent.get(&format!("{}/status", browser.session)).call().ok().filter(|r| r.status() == 200)
         });
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:loggingPrefs": {"browser": "ALL"},
-            "goog:chromeOptions": {"binary": chromium, "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800",
-                "--no-first-run", "--disable-extensions", "--lang=en-US",
-                format!("--user-data-dir={}", browser.profile.path().display())
-            ]}
-        }}});
-        let answer = browser.raw("POST", "/session", Some(&capabilities));
+        let answer = browser.raw("POST", "/session", Some(&launch::capabilities(kind, &programs, &profile)));
         let id = answer["value"]["sessionId"].as_str().ok_or_else(|| format!("no session: {answer}"))?.to_string();
         browser.session = format!("{}/session/{id}", browser.session);
+        // The same size in both (Chromium also gets it as an argument, for its first page).
+        browser.resize(1280, 800);
         Ok(browser)
+    }
+
+    /// Which browser this is.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// Loads `url` and waits for the page.
@@ -151,19 +154,33 @@ impl Browser {
         std::fs::write(path, bytes).expect("write the screenshot");
     }
 
-    /// The browser's log since the last call: `(level, source, message)`.
+    /// The page's console messages and script errors since the last call, as
+    /// `(level, source, message)` in Chromium's terms for both browsers (`SEVERE` and `WARNING`;
+    /// `javascript`, `console-api`, and in Chromium `network`).
     pub fn log(&self) -> Vec<(String, String, String)> {
-        let url = self.session.clone() + "/se/log";
-        let answer = self.raw_url("POST", &url, Some(&json!({"type": "browser"})));
-        answer["value"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| {
-                let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
-                (field("level"), field("source"), field("message"))
-            })
-            .collect()
+        match self.kind {
+            Kind::Chromium => {
+                let url = self.session.clone() + "/se/log";
+                let answer = self.raw_url("POST", &url, Some(&json!({"type": "browser"})));
+                answer["value"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        let field = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                        (field("level"), field("source"), field("message"))
+                    })
+                    .collect()
+            }
+            Kind::Firefox => {
+                let output = std::fs::read(self.scratch.path().join("driver.log")).unwrap_or_default();
+                let unread = output.get(self.log_read.get()..).unwrap_or_default();
+                // Only whole lines: the browser may be writing the last one.
+                let whole = unread.iter().rposition(|b| *b == b'\n').map_or(0, |end| end + 1);
+                self.log_read.set(self.log_read.get() + whole);
+                launch::firefox_log(&String::from_utf8_lossy(&unread[..whole]))
+            }
+        }
     }
 
     /// The URL, the page's markup and the browser's log, for failure messages.
