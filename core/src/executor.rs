@@ -211,6 +211,12 @@ impl Executor {
         self.status.clone()
     }
 
+    /// How many of this executor's integrations are parked now: they have nothing to do and own
+    /// no thread until a record, a command or a periodic duty wakes them.
+    pub fn parked_integrations(&self) -> usize {
+        self.manager.parked()
+    }
+
     /// The shared statistics.
     pub fn stats(&self) -> Arc<Stats> {
         self.manager.context().stats.clone()

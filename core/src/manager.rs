@@ -1,5 +1,10 @@
-//! The integration manager: one worker thread per integration (see [`crate::processor`]),
-//! lifecycle messages routed to them, and validation / check-connection requests answered.
+//! The integration manager: one worker per integration (see [`crate::processor`]), run in turns
+//! on a shared pool of threads and parked, owning no thread, while it has nothing to do
+//! (`slot`, `pool`); lifecycle messages routed to them, and validation / check-connection
+//! requests answered.
+
+mod pool;
+mod slot;
 
 use std::{
     collections::HashMap,
@@ -7,7 +12,6 @@ use std::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc,
     },
-    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -19,6 +23,7 @@ use uuid::Uuid;
 
 use crate::context::{Context, IntegrationDef};
 use crate::{
+    manager::slot::Slot,
     processor::{Command, Worker},
     queue::{Partitioning, TopicPartition},
     registry::CallWatch,
@@ -32,12 +37,29 @@ use crate::{
 
 struct WorkerEntry {
     commands: mpsc::Sender<Command>,
-    thread: JoinHandle<()>,
+    slot: Arc<Slot>,
     partition: Option<TopicPartition>,
     abandoned: Arc<AtomicBool>,
     /// The definition the worker runs, to start a fresh worker after the watchdog fired.
     def: IntegrationDef,
     watch: Arc<CallWatch>,
+}
+
+impl WorkerEntry {
+    /// Hands the worker a command and wakes it to apply it; false when the worker ended.
+    fn send(&self, command: Command) -> bool {
+        let sent = self.commands.send(command).is_ok();
+        self.slot.wake();
+        sent
+    }
+}
+
+impl Drop for WorkerEntry {
+    /// A worker nobody can command any more stops (as a worker owning its thread did when its
+    /// command channel closed); one that already stopped ignores it.
+    fn drop(&mut self) {
+        self.send(Command::Stop { delete: false });
+    }
 }
 
 /// Runs the integrations assigned to this executor.
@@ -62,6 +84,17 @@ impl Manager {
         self.workers.lock().keys().copied().collect()
     }
 
+    /// How many of the workers are parked (own no thread) now.
+    pub fn parked(&self) -> usize {
+        self.workers.lock().values().filter(|w| w.slot.is_parked()).count()
+    }
+
+    /// The threads of the process's worker pool (shared by every executor of the process),
+    /// busy or free.
+    pub fn worker_threads() -> usize {
+        pool::POOL.threads()
+    }
+
     /// Applies a lifecycle message read from downlink partition `tp`.
     pub fn handle_lifecycle(&self, msg: &IntegrationMsgProto, tp: Option<&TopicPartition>) {
         let id = uuid_from_bits(msg.integration_id_msb, msg.integration_id_lsb);
@@ -84,7 +117,7 @@ impl Manager {
         let mut workers = self.workers.lock();
         if let Some(w) = workers.get_mut(&def.id) {
             let enabled = def.enabled;
-            if w.commands.send(Command::Apply(def.clone())).is_ok() {
+            if w.send(Command::Apply(def.clone())) {
                 w.def = def.clone();
                 if !enabled {
                     if let Some(w) = workers.remove(&def.id) {
@@ -105,25 +138,15 @@ impl Manager {
         let abandoned = Arc::new(AtomicBool::new(false));
         let watch = Arc::new(CallWatch::default());
         let worker = Worker::new(self.ctx.clone(), def.clone(), rx, abandoned.clone(), watch.clone());
-        match std::thread::Builder::new()
-            .name(format!("ie-{}", &id.simple().to_string()[..8]))
-            .stack_size(512 * 1024)
-            .spawn(move || worker.run())
-        {
-            Ok(thread) => {
-                workers.insert(id, WorkerEntry { commands: tx, thread, partition: tp.cloned(), abandoned, def, watch });
-            }
-            Err(e) => {
-                tracing::error!(integration_id = %id, error = %e, "Could not start the integration's thread.")
-            }
-        }
+        let slot = Slot::start(Box::new(worker));
+        workers.insert(id, WorkerEntry { commands: tx, slot, partition: tp.cloned(), abandoned, def, watch });
     }
 
     /// Stops (and with `delete`, removes the queue data of) an integration.
     pub fn stop(&self, id: Uuid, delete: bool) {
         let entry = self.workers.lock().remove(&id);
         if let Some(w) = entry {
-            let _ = w.commands.send(Command::Stop { delete });
+            w.send(Command::Stop { delete });
             self.join_or_abandon(id, w);
         }
     }
@@ -134,11 +157,7 @@ impl Manager {
     /// downlink consumer, a shutdown) goes on. Its thread is left to finish or hang on its own.
     fn join_or_abandon(&self, id: Uuid, worker: WorkerEntry) {
         let deadline = Instant::now() + self.ctx.config.forced_shutdown_timeout;
-        while !worker.thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if worker.thread.is_finished() {
-            let _ = worker.thread.join();
+        if worker.slot.wait_done(deadline) {
             return;
         }
         worker.abandoned.store(true, Ordering::Relaxed);
@@ -174,7 +193,7 @@ impl Manager {
             tracing::error!(integration_id = %id, "{reason}");
             self.ctx.events.error(id, crate::events::ErrorMethod::OnMsgProcess, &reason);
             self.ctx.events.lifecycle(id, Lc::Failed, Some(&reason));
-            self.apply(w.def, w.partition.as_ref());
+            self.apply(w.def.clone(), w.partition.as_ref());
         }
     }
 
@@ -196,16 +215,11 @@ impl Manager {
     pub fn shutdown(&self) {
         let entries: Vec<(Uuid, WorkerEntry)> = self.workers.lock().drain().collect();
         for (_, w) in &entries {
-            let _ = w.commands.send(Command::Stop { delete: false });
+            w.send(Command::Stop { delete: false });
         }
         let deadline = Instant::now() + self.ctx.config.forced_shutdown_timeout;
         for (id, w) in entries {
-            while !w.thread.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if w.thread.is_finished() {
-                let _ = w.thread.join();
-            } else {
+            if !w.slot.wait_done(deadline) {
                 w.abandoned.store(true, Ordering::Relaxed);
                 tracing::warn!(integration_id = %id, "Integration did not stop in time; abandoning it.");
             }

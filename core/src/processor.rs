@@ -1,8 +1,13 @@
-//! One integration's worker thread: owns the driver instance and the consumer of
-//! `tbmq.msg.ie.<id32>`, applies lifecycle commands, and turns records into packs for the driver.
+//! One integration's worker: owns the driver instance and the consumer of `tbmq.msg.ie.<id32>`,
+//! applies lifecycle commands, and turns records into packs for the driver.
 //!
-//! Everything about one integration happens on its own thread, so a slow start, a slow target or
-//! a hung driver call only ever delays that integration. Offsets are committed only once a
+//! A worker runs in turns ([`Worker::run_turn`]) on a thread of the manager's pool: a turn goes on
+//! while there is work, so a slow start, a slow target or a hung driver call only ever delays
+//! that integration. A turn ends when the worker has nothing to do ([`Turn::Park`]: nothing in
+//! flight, everything read committed, and a poll came back empty): the manager then asks the
+//! consumer to call back on the next record (`Consumer::on_records`) and gives the thread back
+//! until that, a command or the worker's next periodic duty. A backend that cannot call back
+//! (Kafka) keeps its worker polling on its thread, as before. Offsets are committed only once a
 //! pack's outcome is final; a stop in the middle of a RETRY_ALL pack commits nothing.
 //!
 //! This file holds the worker's loop; `lifecycle` starts and stops the driver, `pack` takes one
@@ -30,7 +35,7 @@ use trib_plugin_api::driver::Connectivity;
 use crate::{
     context::{Context, IntegrationDef},
     events::ErrorMethod,
-    queue::{Consumer, ConsumerEvent, QueueError, Record, TopicPartition},
+    queue::{Consumer, ConsumerEvent, QueueError, Record, RecordWaker, TopicPartition},
     registry::{CallWatch, DriverHandle},
     retry::RetryPolicy,
     stats::{Activity, ProcessorStats},
@@ -47,6 +52,20 @@ pub enum Command {
     Stop {
         /// The integration was deleted.
         delete: bool,
+    },
+}
+
+/// How a worker's turn on a thread ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// The worker stopped for good.
+    Exit,
+    /// The worker has nothing to do: run its next turn when its consumer has records
+    /// ([`Worker::listen`]), a command arrives, or at `until`, its next periodic duty (none: only
+    /// records or a command).
+    Park {
+        /// When the next periodic duty is due.
+        until: Option<Instant>,
     },
 }
 
@@ -96,6 +115,17 @@ pub struct Worker {
     last_backlog_check: Option<Instant>,
     /// The offset after the last commit, when known.
     committed_next: Option<i64>,
+    /// The offset after the last record polled since the consumer was opened (None: none).
+    read_next: Option<i64>,
+    /// The last poll returned no record.
+    polled_nothing: bool,
+    /// The next poll does not wait: this turn was started by a wake-up, which has its records
+    /// ready if it was one.
+    quick_poll: bool,
+    /// The consumer may call back on records (false once `on_records` said it cannot).
+    parkable: bool,
+    /// The driver was started (the first turn starts it).
+    started: bool,
     delivered_since_stats: u64,
     errors_since_stats: u64,
     last_stats_event: Instant,
@@ -129,21 +159,33 @@ impl Worker {
             last_connectivity_check: Instant::now(),
             last_backlog_check: None,
             committed_next: None,
+            read_next: None,
+            polled_nothing: false,
+            quick_poll: true,
+            parkable: true,
+            started: false,
             delivered_since_stats: 0,
             errors_since_stats: 0,
             last_stats_event: Instant::now(),
         }
     }
 
-    /// Runs until stopped.
-    pub fn run(mut self) {
+    /// Runs one turn: the first one starts the integration; every turn applies commands and
+    /// does the periodic duties, then processes records until there is nothing to do (it
+    /// returns [`Turn::Park`]) or the worker stopped ([`Turn::Exit`]). A worker whose consumer
+    /// cannot call back never parks while it runs: its turn polls until it stops, as a worker
+    /// owning its thread did.
+    pub fn run_turn(&mut self) -> Turn {
         let span = tracing::info_span!("integration", integration_id = %self.def.id, integration_type = %self.def.integration_type);
         let _guard = span.enter();
-        self.start();
+        if !std::mem::replace(&mut self.started, true) {
+            self.start();
+        }
+        self.quick_poll = true;
         loop {
             if self.abandoned.load(Ordering::Relaxed) {
                 tracing::warn!("Abandoned integration worker got control back; exiting without committing.");
-                return;
+                return Turn::Exit;
             }
             let command = match self.commands.try_recv() {
                 Ok(c) => Some(c),
@@ -152,7 +194,7 @@ impl Worker {
             };
             if let Some(c) = command {
                 if !self.apply(c) {
-                    return;
+                    return Turn::Exit;
                 }
                 continue;
             }
@@ -160,27 +202,65 @@ impl Worker {
             self.maybe_check_connectivity();
             self.maybe_measure_backlog();
             if self.running.is_some() {
-                if let Some(c) = self.poll_and_process() {
+                let wait = if self.quick_poll { Duration::ZERO } else { self.ctx.config.msg_poll_interval };
+                if let Some(c) = self.poll_and_process(wait) {
                     if !self.apply(c) {
-                        return;
+                        return Turn::Exit;
                     }
+                    continue;
                 }
+                // Records came, or the queue cannot call back: later polls wait for more.
+                self.quick_poll = false;
+                if self.idle() {
+                    // The backlog a parked worker announces is measured now: it cannot change
+                    // without a record, which ends the park.
+                    self.last_backlog_check = None;
+                    self.maybe_measure_backlog();
+                    return Turn::Park { until: self.next_duty() };
+                }
+            } else if self.reinit_due() {
+                self.maybe_reinit();
             } else {
-                let wait = self.idle_wait();
-                match self.commands.recv_timeout(wait) {
-                    Ok(c) => {
-                        if !self.apply(c) {
-                            return;
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => self.maybe_reinit(),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        self.stop(false);
-                        return;
-                    }
-                }
+                return Turn::Park { until: self.next_duty() };
             }
         }
+    }
+
+    /// Asks the consumer to call `waker` when it has records (see `Consumer::on_records`):
+    /// `waker` is called at once when some already wait. True when the worker may park: it
+    /// will be called, or the worker reads nothing (its integration is not running). False
+    /// when the queue cannot call back: the worker then keeps polling.
+    pub fn listen(&mut self, waker: RecordWaker) -> bool {
+        let Some(running) = self.running.as_mut() else { return true };
+        self.parkable = running.consumer.on_records(waker);
+        if !self.parkable {
+            tracing::debug!("The queue cannot call back on records; the worker keeps polling.");
+        }
+        self.parkable
+    }
+
+    /// Whether a running worker has nothing to do: its last poll came back empty, nothing is in
+    /// flight and everything it read was committed.
+    fn idle(&self) -> bool {
+        let committed = self.read_next.is_none_or(|read| self.committed_next.is_some_and(|c| c >= read));
+        self.parkable && self.polled_nothing && self.in_flight.is_empty() && committed
+    }
+
+    /// When the next periodic duty of a parked worker is due: the statistics event, the
+    /// connectivity check of a driver that reports it, and the re-init of a failed integration.
+    fn next_duty(&self) -> Option<Instant> {
+        let c = &self.ctx.config;
+        let statistics = c.statistics_enabled.then(|| self.last_stats_event + c.statistics_persist_frequency);
+        let connectivity = self
+            .running
+            .as_ref()
+            .filter(|r| r.driver.reports_connectivity())
+            .map(|_| self.last_connectivity_check + CONNECTIVITY_CHECK_EVERY);
+        let reinit = match (self.running.is_none(), self.failed_at, c.reinit_enabled) {
+            (true, Some(at), true) => Some(at + c.reinit_frequency),
+            _ => None,
+        };
+        [statistics, connectivity, reinit].into_iter().flatten().min()
     }
 
     /// Applies a command; false when the worker must exit.
@@ -206,17 +286,14 @@ impl Worker {
         }
     }
 
-    fn idle_wait(&self) -> Duration {
-        let poll = self.ctx.config.msg_poll_interval.max(Duration::from_millis(100));
-        match (self.failed_at, self.ctx.config.reinit_enabled) {
-            (Some(at), true) => self.ctx.config.reinit_frequency.saturating_sub(at.elapsed()).min(poll),
-            _ => poll,
-        }
+    /// Whether a failed integration is due to be re-initialised.
+    fn reinit_due(&self) -> bool {
+        self.ctx.config.reinit_enabled
+            && self.failed_at.is_some_and(|at| at.elapsed() >= self.ctx.config.reinit_frequency)
     }
 
     fn maybe_reinit(&mut self) {
-        let due = self.failed_at.is_some_and(|at| at.elapsed() >= self.ctx.config.reinit_frequency);
-        if due && self.ctx.config.reinit_enabled {
+        if self.reinit_due() {
             tracing::info!("Re-initialising failed integration.");
             self.lifecycle(Lc::Reinit, None);
             self.start();
@@ -308,12 +385,13 @@ impl Worker {
         }
     }
 
-    /// Polls once and processes what arrived. Returns a command that interrupted a pack.
-    fn poll_and_process(&mut self) -> Option<Command> {
+    /// Polls once, waiting up to `wait` when nothing is in flight, and processes what arrived.
+    /// Returns a command that interrupted a pack.
+    fn poll_and_process(&mut self, wait: Duration) -> Option<Command> {
         if self.running.as_ref()?.pipelined {
-            return self.pipelined_step(self.ctx.config.msg_pipeline_depth);
+            return self.pipelined_step(self.ctx.config.msg_pipeline_depth, wait);
         }
-        for records in self.poll(self.ctx.config.msg_poll_interval) {
+        for records in self.poll(wait) {
             match self.process_pack(&records) {
                 PackEnd::Committed => {}
                 PackEnd::Abandoned(c) => return Some(c),
@@ -327,15 +405,23 @@ impl Worker {
     /// none when the integration is not running or the poll failed (logged, after a pause).
     fn poll(&mut self, wait: Duration) -> Vec<Vec<Record>> {
         let (interval, max) = (self.ctx.config.msg_poll_interval, self.ctx.config.msg_max_poll_records);
+        self.polled_nothing = false;
         let Some(running) = self.running.as_mut() else { return Vec::new() };
         match running.consumer.poll(wait, max) {
-            Ok(events) => events
-                .into_iter()
-                .filter_map(|event| match event {
-                    ConsumerEvent::Records(records) => Some(records),
-                    _ => None,
-                })
-                .collect(),
+            Ok(events) => {
+                let packs: Vec<Vec<Record>> = events
+                    .into_iter()
+                    .filter_map(|event| match event {
+                        ConsumerEvent::Records(records) => Some(records),
+                        _ => None,
+                    })
+                    .collect();
+                self.polled_nothing = packs.iter().all(Vec::is_empty);
+                if let Some(last) = packs.iter().flatten().map(|r| r.offset).max() {
+                    self.read_next = Some(self.read_next.unwrap_or(0).max(last + 1));
+                }
+                packs
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Polling the integration's messages failed.");
                 std::thread::sleep(interval.min(Duration::from_secs(1)));

@@ -283,6 +283,12 @@ impl DriverHandle {
         Ok((!outcomes.is_empty()).then_some(outcomes))
     }
 
+    /// The driver announced [`capabilities::CONNECTIVITY`]: [`DriverHandle::connectivity`]
+    /// answers.
+    pub fn reports_connectivity(&self) -> bool {
+        self.can_report_connectivity
+    }
+
     /// Whether the instance is connected to its target, when its driver announced
     /// [`capabilities::CONNECTIVITY`] and answered; `None` otherwise.
     pub fn connectivity(&mut self) -> Option<Connectivity> {

@@ -4,6 +4,7 @@ mod executor;
 mod faulty_driver;
 mod hot_plug;
 mod loader;
+mod parking;
 mod pipelined;
 mod retry_policy;
 mod support;

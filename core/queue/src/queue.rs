@@ -197,6 +197,11 @@ pub trait Producer: Send + Sync {
     }
 }
 
+/// What [`Consumer::on_records`] calls when the consumer has something to return. It runs on
+/// the thread that appended the record (or changed the partitions), outside the queue's locks:
+/// it must be quick and must not block (hand the work to another thread).
+pub type RecordWaker = Box<dyn FnOnce() + Send>;
+
 /// Reads records. One consumer is used by one thread.
 pub trait Consumer: Send {
     /// Waits up to `timeout` for records (at most `max_records`) or partition changes.
@@ -211,6 +216,20 @@ pub trait Consumer: Send {
     /// Offsets `(first, next)` of a partition: `first` is the earliest readable offset, `next`
     /// the offset the next produced record will get (Kafka's high watermark).
     fn watermarks(&mut self, tp: &TopicPartition) -> QueueResult<(i64, i64)>;
+
+    /// Asks the consumer to call `waker` once, when a [`Consumer::poll`] would return
+    /// something: a record appended to a partition it reads, or a change of its partitions.
+    /// When records are already waiting, `waker` is called before this returns, so nothing
+    /// appended between an empty poll and this call is missed. The consumer forgets the waker
+    /// (uncalled) when it is polled again, given another one, or dropped.
+    ///
+    /// Lets a reader with nothing to do give its thread back instead of blocking in `poll`.
+    /// Returns false when the backend cannot do this (the default; `waker` is dropped
+    /// uncalled): the reader must keep polling.
+    fn on_records(&mut self, waker: RecordWaker) -> bool {
+        drop(waker);
+        false
+    }
 }
 
 /// A queue backend.

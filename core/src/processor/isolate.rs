@@ -76,6 +76,8 @@ impl Worker {
         let running = self.running.as_mut().ok_or("the integration is not running")?;
         running.consumer = consumer;
         running.tp = tp;
+        // What the old consumer read past the commit is read again.
+        self.read_next = None;
         Ok(())
     }
 }

@@ -24,6 +24,7 @@ impl Worker {
                 self.failed_at = None;
                 self.last_backlog_check = None;
                 self.committed_next = None;
+                self.read_next = None;
                 self.lifecycle(Lc::Started, None);
                 self.ctx.stats.set_state(self.def.id, &self.def.integration_type, Some(State::Started));
                 tracing::info!(name = ?self.def.name, "Integration started.");

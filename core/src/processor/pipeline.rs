@@ -52,12 +52,12 @@ pub(super) type InFlightPacks = VecDeque<InFlight>;
 
 impl Worker {
     /// One step of the pipelined loop: take new records while fewer than `depth` packs are in
-    /// flight, then settle the oldest pack if its outcomes are in. Returns a command that
-    /// interrupted a pack.
-    pub(super) fn pipelined_step(&mut self, depth: usize) -> Option<Command> {
+    /// flight (waiting up to `idle_wait` for them when none is), then settle the oldest pack if
+    /// its outcomes are in. Returns a command that interrupted a pack.
+    pub(super) fn pipelined_step(&mut self, depth: usize, idle_wait: Duration) -> Option<Command> {
         let interval = self.ctx.config.msg_poll_interval;
         if !self.pipeline_full(depth) {
-            let wait = if self.in_flight.is_empty() { interval } else { Duration::ZERO };
+            let wait = if self.in_flight.is_empty() { idle_wait } else { Duration::ZERO };
             for records in self.poll(wait) {
                 while self.pipeline_full(depth) {
                     match self.settle_oldest(Duration::MAX) {

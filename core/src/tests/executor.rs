@@ -60,6 +60,16 @@ impl Harness {
             }
             _ => Arc::new(EmbeddedQueue::new()),
         };
+        Self::on(queue, topics)
+    }
+
+    /// On the embedded queue, whatever the environment names (for what only it can do).
+    pub fn embedded() -> Self {
+        Self::on(Arc::new(EmbeddedQueue::new()), TopicNames::default())
+    }
+
+    /// On `queue`, with these topic names.
+    pub fn on(queue: Arc<dyn Queue>, topics: TopicNames) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).unwrap();

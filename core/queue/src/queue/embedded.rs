@@ -56,6 +56,7 @@ mod store;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod waiters;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -75,6 +76,7 @@ use self::{
     retention::Retention,
     segments::PartitionStore,
     store::Store,
+    waiters::Waiters,
 };
 use super::{Consumer, Producer, Queue, QueueError, QueueResult, TopicPartition, TopicSpec};
 use crate::now_ms;
@@ -130,6 +132,8 @@ struct State {
     /// topic (with many idle consumers, waking all of them for every record cost more CPU than
     /// storing the record); other changes (topics, groups, assignments) wake every one.
     sleepers: HashMap<u64, Sleeper>,
+    /// Consumers that are not polling but asked to be called back (`waiters`).
+    waiters: Waiters,
     /// The files of a persistent queue ([`EmbeddedQueue::open`]).
     store: Option<Store>,
     /// The record bytes every partition holds in memory.
@@ -285,7 +289,10 @@ impl Queue for EmbeddedQueue {
             stores.into_iter().map(|s| PartitionLog::new(s, meta.compacted, state.cache.clone())).collect();
         state.topics.insert(spec.name.clone(), TopicState { compacted: meta.compacted, retention, partitions });
         state.rebalance_groups_of(&spec.name);
-        state.wake_all();
+        state.wake_all(Some(&spec.name));
+        let fired = state.take_fired();
+        drop(state);
+        waiters::call(fired);
         Ok(())
     }
 
@@ -303,7 +310,10 @@ impl Queue for EmbeddedQueue {
                 g.committed.retain(|tp, _| tp.topic != name);
             }
         }
-        state.wake_all();
+        state.wake_all(Some(name));
+        let fired = state.take_fired();
+        drop(state);
+        waiters::call(fired);
         Ok(())
     }
 
@@ -321,7 +331,10 @@ impl Queue for EmbeddedQueue {
         let member = Member { topics: topics.to_vec(), assigned: Vec::new(), pending: VecDeque::new() };
         state.groups.entry(group.to_string()).or_default().members.insert(id, member);
         state.rebalance(group);
-        state.wake_all();
+        state.wake_all(None);
+        let fired = state.take_fired();
+        drop(state);
+        waiters::call(fired);
         Ok(Box::new(EmbeddedConsumer::new(self.inner.clone(), group, id, true, topics.into(), Vec::new())))
     }
 

@@ -2,7 +2,8 @@
 //! and how a consumer blocked in `poll` is woken. A member takes its pending `Revoked` and
 //! `Assigned` events before any record; new partitions start at the group's committed offset,
 //! else at the oldest record kept. Records come from memory when cached, else from the segment
-//! files: one segment per poll, read without the state lock.
+//! files: one segment per poll, read without the state lock. A consumer that is not polling can
+//! instead ask to be called back when it has something to return (`on_records`, `waiters`).
 //! Deliberately not here: deciding the assignment and storing commits (`groups`), the files
 //! (`read`).
 
@@ -14,10 +15,10 @@ use std::{
 
 use parking_lot::{Condvar, MutexGuard};
 
-use super::{disk_error, read::DiskRead, Inner, State};
+use super::{disk_error, read::DiskRead, waiters, Inner, State};
 use crate::{
     now_ms,
-    queue::{Consumer, ConsumerEvent, QueueError, QueueResult, Record, TopicPartition},
+    queue::{Consumer, ConsumerEvent, QueueError, QueueResult, Record, RecordWaker, TopicPartition},
 };
 
 /// A consumer waiting in `poll`: the topics it reads and its own condition variable (always
@@ -28,20 +29,28 @@ pub(super) struct Sleeper {
 }
 
 impl State {
-    /// Wakes every waiting consumer (a change of topics, groups or assignments).
-    pub(super) fn wake_all(&self) {
+    /// Wakes every consumer blocked in `poll` (a change of topics, groups or assignments), and
+    /// fires the wakers of the group members and of the consumers reading `topic` (the topic
+    /// created or deleted) (see `waiters`; the caller calls them once it released the lock).
+    pub(super) fn wake_all(&mut self, topic: Option<&str>) {
         for sleeper in self.sleepers.values() {
             sleeper.wake.notify_one();
         }
+        self.waiters.fire_members();
+        if let Some(topic) = topic {
+            self.waiters.fire_topic(topic);
+        }
     }
 
-    /// Wakes the waiting consumers that read `topic` (a record was appended).
-    pub(super) fn wake_readers_of(&self, topic: &str) {
+    /// Wakes the waiting consumers that read `topic` (a record was appended), and fires their
+    /// wakers (the caller calls them once it released the lock).
+    pub(super) fn wake_readers_of(&mut self, topic: &str) {
         for sleeper in self.sleepers.values() {
             if sleeper.topics.iter().any(|t| t == topic) {
                 sleeper.wake.notify_one();
             }
         }
+        self.waiters.fire_topic(topic);
     }
 }
 
@@ -58,6 +67,8 @@ pub(super) struct EmbeddedConsumer {
     assigned: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
     next_start: usize,
+    /// A waker may be registered among the state's waiters (`on_records`).
+    waiting: bool,
 }
 
 impl EmbeddedConsumer {
@@ -81,6 +92,7 @@ impl EmbeddedConsumer {
             assigned,
             positions: HashMap::new(),
             next_start: 0,
+            waiting: false,
         }
     }
 
@@ -148,6 +160,22 @@ impl EmbeddedConsumer {
         Ok((out, None))
     }
 
+    /// Whether a poll would return something now: pending partition changes, or a record past
+    /// this consumer's position in an assigned partition.
+    fn has_news(&self, state: &State) -> bool {
+        let pending = self.member.is_some_and(|id| {
+            state.groups.get(&self.group).and_then(|g| g.members.get(&id)).is_some_and(|m| !m.pending.is_empty())
+        });
+        pending
+            || self.assigned.iter().any(|tp| {
+                state.partition(tp).is_some_and(|log| {
+                    let from =
+                        self.positions.get(tp).copied().unwrap_or_else(|| Self::start_position(state, &self.group, tp));
+                    log.next_offset() > from.max(log.base)
+                })
+            })
+    }
+
     /// Runs the cleanup of the assigned partitions (retention by time needs no write to apply).
     fn reclaim_assigned(&self, state: &mut State) {
         let now = now_ms();
@@ -162,6 +190,9 @@ impl Consumer for EmbeddedConsumer {
         let deadline = Instant::now() + timeout;
         let inner = self.inner.clone();
         let mut state = inner.state.lock();
+        if std::mem::take(&mut self.waiting) {
+            state.waiters.remove(self.key);
+        }
         let mut idle_cleanup_done = false;
         loop {
             let events = self.take_events(&mut state);
@@ -223,17 +254,39 @@ impl Consumer for EmbeddedConsumer {
             .ok_or_else(|| QueueError::UnknownPartition(tp.topic.clone(), tp.partition))?;
         Ok((log.base, log.next_offset()))
     }
+
+    fn on_records(&mut self, waker: RecordWaker) -> bool {
+        let mut state = self.inner.state.lock();
+        // Checked under the lock the producers append under: a record appended before this is
+        // seen here, one appended after it fires the waker.
+        if self.has_news(&state) {
+            state.waiters.remove(self.key);
+            self.waiting = false;
+            drop(state);
+            waker();
+            return true;
+        }
+        state.waiters.insert(self.key, self.topics.clone(), self.member.is_some(), waker);
+        self.waiting = true;
+        true
+    }
 }
 
 impl Drop for EmbeddedConsumer {
     fn drop(&mut self) {
+        if self.waiting {
+            self.inner.state.lock().waiters.remove(self.key);
+        }
         if let Some(id) = self.member {
             let mut state = self.inner.state.lock();
             if let Some(g) = state.groups.get_mut(&self.group) {
                 g.members.remove(&id);
             }
             state.rebalance(&self.group);
-            state.wake_all();
+            state.wake_all(None);
+            let fired = state.take_fired();
+            drop(state);
+            waiters::call(fired);
         }
     }
 }

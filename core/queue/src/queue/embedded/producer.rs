@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{disk_error, space, Inner, State};
+use super::{disk_error, space, waiters, Inner, State};
 use crate::{
     now_ms,
     queue::{partition_for_key, Delivery, Partitioning, Producer, QueueError, QueueResult, TopicPartition},
@@ -80,7 +80,9 @@ impl EmbeddedProducer {
             state.enforce_cache_budget(limits.cache_max_bytes);
         }
         state.wake_readers_of(topic);
+        let fired = state.take_fired();
         drop(state);
+        waiters::call(fired);
         if ended {
             tracing::info!(topic, partition, "Embedded queue partition has room again; records are accepted.");
         }

@@ -2,12 +2,14 @@
 //! process killed) and opened again. The backend conformance checks also run on it, in
 //! `queue/tests.rs`. Giving back disk and memory is tested in `tests/reclaim.rs` (commits and
 //! retention), `tests/cache.rs` (the cache budget, reading from the files), `tests/bound.rs`
-//! (the partition bound) and `tests/full_disk.rs` (a full disk).
+//! (the partition bound) and `tests/full_disk.rs` (a full disk); `tests/wakers.rs` tests the
+//! callbacks of consumers that are not polling (`on_records`).
 
 mod bound;
 mod cache;
 mod full_disk;
 mod reclaim;
+mod wakers;
 
 use std::{
     fs,
