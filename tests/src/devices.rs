@@ -17,6 +17,8 @@ pub struct Received {
     pub topic: String,
     pub payload: Vec<u8>,
     pub qos: u8,
+    /// The retain flag as delivered (set on a retained message sent to a new subscriber).
+    pub retain: bool,
 }
 
 enum Note {
@@ -40,6 +42,22 @@ pub fn publish_all(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) {
         match next(&notes, deadline) {
             Note::Acked => acked += 1,
             Note::Failed(e) => panic!("publisher {client_id} lost its connection after {acked} acks: {e}"),
+            _ => {}
+        }
+    }
+    let _ = client.disconnect();
+}
+
+/// Publishes one retained message (an empty payload clears the topic's one) with QoS 1 and
+/// returns once the broker acknowledged it.
+pub fn publish_retained(port: u16, client_id: &str, topic: &str, payload: &[u8]) {
+    let (client, notes) = connect("127.0.0.1", port, client_id);
+    client.publish(topic, QoS::AtLeastOnce, true, payload.to_vec()).expect("queue a publish");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match next(&notes, deadline) {
+            Note::Acked => break,
+            Note::Failed(e) => panic!("publisher {client_id} lost its connection before its ack: {e}"),
             _ => {}
         }
     }
@@ -173,9 +191,12 @@ fn start(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => Note::Connected,
                 Ok(Event::Incoming(Packet::PubAck(_))) => Note::Acked,
                 Ok(Event::Incoming(Packet::SubAck(_))) => Note::Subscribed,
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    Note::Message(Received { topic: p.topic.clone(), payload: p.payload.to_vec(), qos: p.qos as u8 })
-                }
+                Ok(Event::Incoming(Packet::Publish(p))) => Note::Message(Received {
+                    topic: p.topic.clone(),
+                    payload: p.payload.to_vec(),
+                    qos: p.qos as u8,
+                    retain: p.retain,
+                }),
                 Ok(_) => continue,
                 Err(e) => {
                     let _ = tx.send(Note::Failed(e.to_string()));

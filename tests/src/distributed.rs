@@ -2,7 +2,7 @@
 //! cluster: Kafka queue, PostgreSQL) and two `tbmq-integration-executor` processes, one serving
 //! only HTTP and one serving all types. Both nodes list both nodes and both executors
 //! (`GET /api/cluster/nodes`); an HTTP integration saved through node 1 delivers every message
-//! published at QoS 1 on node 2. An MQTT and a Kafka integration deliver every message once, in
+//! published at QoS 1 on node 2, and node 1 serves a retained message set on node 2. An MQTT and a Kafka integration deliver every message once, in
 //! order, to their targets. HTTP integrations spread over both pools deliver every message published at QoS 1
 //! (duplicates are counted and reported), across one executor killed with SIGKILL in the middle
 //! of a burst (the survivor takes its integrations over) and started again, and across the
@@ -25,7 +25,7 @@ use std::{
 use serde_json::json;
 
 use crate::{
-    devices::{publish_all, publish_through_restarts, Subscriber},
+    devices::{publish_all, publish_retained, publish_through_restarts, Subscriber},
     http_target::{numbers, HttpTarget},
     mqtt_to_kafka::{consume, create_topics},
     node::{unique, wait_for, Mode, Node},
@@ -80,6 +80,22 @@ fn two_nodes_act_as_one(node1: &Node, node2: &Node) {
         seen.len(),
         seen.len().saturating_sub(COUNT as usize)
     ));
+
+    // A retained message set on node 2 is served by node 1 to a new subscriber (through the
+    // compacted tbmq.msg.retained), and clearing it on node 2 clears it on node 1.
+    let retained = format!("{root}/state");
+    publish_retained(node2.mqtt_port, &unique("dev-retain"), &retained, b"on");
+    let first_retained = |what: &str| {
+        let subscriber = Subscriber::start("127.0.0.1", node1.mqtt_port, &unique(what), &retained);
+        subscriber.drain(Duration::from_millis(300)).into_iter().find(|m| m.retain)
+    };
+    let got = wait_for("node 1 to serve node 2's retained message", || first_retained("retain-reader"));
+    assert_eq!(got.payload, b"on");
+    publish_retained(node2.mqtt_port, &unique("dev-retain"), &retained, b"");
+    wait_for("node 1 to forget the retained message cleared on node 2", || {
+        first_retained("retain-reader").is_none().then_some(())
+    });
+    report("distributed: a retained message set on node 2 is served by node 1, and cleared on both");
 }
 
 /// A PostgreSQL database for one test, dropped on drop.
