@@ -29,8 +29,15 @@ use super::{
 };
 use crate::{queue::Record, registry::SETTLE_GRACE};
 
-/// The longest the worker waits for the oldest pack's outcomes while it could take new records:
-/// short, so that a message arriving meanwhile is sent at once.
+/// The longest the worker waits for new records while packs are in flight and there is room for
+/// more, before it looks at the oldest pack's outcomes again (without waiting for them).
+///
+/// The worker waits for records, never for outcomes, while it could send: a record must not wait
+/// for the previous pack's acknowledgements. A stock Mosquitto target (no `set_tcp_nodelay`)
+/// holds a PUBACK back (Nagle's algorithm) until our side acknowledges its previous segment,
+/// which our side does with its next PUBLISH: waiting for that PUBACK before sending the next
+/// message added this wait to every message at 1,000 msg/s (p50 1.2 ms against a bridge's 0.13).
+/// Outcomes that come meanwhile are settled, and committed, at most this much later.
 const PEEK: Duration = Duration::from_millis(1);
 
 /// The longest a stop waits for the outcomes of the packs in flight, all together; packs not
@@ -52,12 +59,13 @@ pub(super) type InFlightPacks = VecDeque<InFlight>;
 
 impl Worker {
     /// One step of the pipelined loop: take new records while fewer than `depth` packs are in
-    /// flight (waiting up to `idle_wait` for them when none is), then settle the oldest pack if
-    /// its outcomes are in. Returns a command that interrupted a pack.
+    /// flight (waiting up to `idle_wait` for them when none is, up to [`PEEK`] when some are),
+    /// then settle the oldest pack if its outcomes are in (waiting for them only when no more
+    /// may be sent). Returns a command that interrupted a pack.
     pub(super) fn pipelined_step(&mut self, depth: usize, idle_wait: Duration) -> Option<Command> {
         let interval = self.ctx.config.msg_poll_interval;
         if !self.pipeline_full(depth) {
-            let wait = if self.in_flight.is_empty() { idle_wait } else { Duration::ZERO };
+            let wait = if self.in_flight.is_empty() { idle_wait } else { PEEK };
             for records in self.poll(wait) {
                 while self.pipeline_full(depth) {
                     match self.settle_oldest(Duration::MAX) {
@@ -74,7 +82,7 @@ impl Worker {
         if self.in_flight.is_empty() {
             return None;
         }
-        let wait = if self.pipeline_full(depth) { interval } else { PEEK };
+        let wait = if self.pipeline_full(depth) { interval } else { Duration::ZERO };
         let end = self.settle_oldest(wait)?;
         self.after_pack(end)
     }

@@ -221,7 +221,7 @@ impl Task {
                 Ok(event) => {
                     self.tracker.apply(event);
                     if self.tracker.awaiting_acks_only() {
-                        self.link.nudge();
+                        self.link.nudge().await;
                     }
                 }
                 Err(e) => {
