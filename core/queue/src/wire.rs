@@ -522,7 +522,7 @@ pub struct ClientSubscriptionsProto {
 
 /// `queue.RetainedMsgProto`: a record of the compacted `tbmq.msg.retained`, keyed by the MQTT
 /// topic; a cleared retained message is a tombstone (an empty value), not this message.
-/// Fields 1 to 6 follow TBMQ's layout as we know it; `service_id` is ours.
+/// Fields 1 to 6 follow TBMQ's layout as we know it; `service_id` and `client_id` are ours.
 #[derive(Clone, PartialEq, Message)]
 pub struct RetainedMsgProto {
     /// Payload (never empty: an empty payload clears the topic's retained message).
