@@ -284,3 +284,88 @@ fn walk_through(kind: Kind) {
         .collect();
     assert!(errors.is_empty(), "the browser logged errors: {errors:#?}");
 }
+
+/// Integrations the list is exercised with (issue 11: pages stay responsive with 2,000).
+const MANY: usize = 2_000;
+
+/// The console's list with 2,000 integrations in Chromium: the first page, the next one, a name
+/// search and 100 rows per page all come from the API's server-side paging. How long each took
+/// to show is printed (figures, not assertions: this machine's load decides them).
+#[test]
+fn console_pages_through_2000_integrations() {
+    let _turn = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
+    let browser = match Browser::start(Kind::Chromium) {
+        Ok(browser) => browser,
+        Err(why) => {
+            crate::report(&format!("console with {MANY} integrations: skipped, no browser ({why})"));
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let node = Node::start(Mode::AllInOne, dir.path(), &[]);
+    let rest = Rest::login(&node.api());
+    rest.wait_executors(&["HTTP"], 1);
+
+    // Saved disabled, from four clients at once: the list is what is measured, not delivery.
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for part in 0..4 {
+            let api = node.api();
+            scope.spawn(move || {
+                let rest = Rest::login(&api);
+                for n in (part..MANY).step_by(4) {
+                    let mut body = crate::rest::http_integration(
+                        &format!("scale-{n:04}"),
+                        "http://127.0.0.1:9/unused",
+                        &format!("scale/{n}"),
+                    );
+                    body["enabled"] = serde_json::json!(false);
+                    rest.create_integration(&body);
+                }
+            });
+        }
+    });
+    let saved = started.elapsed();
+
+    browser.goto(&format!("{}/", node.api()));
+    browser.type_into("#login-password", ADMIN_PASSWORD);
+    let shown = std::time::Instant::now();
+    browser.click("#login-submit");
+    browser.wait_text("nav.pager", &format!("Page 1 of 100 · {MANY} integrations"));
+    let first = shown.elapsed();
+    assert_eq!(rows(&browser), 20, "the first page shows 20 rows");
+
+    let shown = std::time::Instant::now();
+    browser.click("#page-next");
+    browser.wait_text("nav.pager", "Page 2 of 100");
+    let next = shown.elapsed();
+
+    let shown = std::time::Instant::now();
+    browser.click("nav.pager select option[value='100']");
+    browser.wait_text("nav.pager", "Page 1 of 20");
+    let hundred = shown.elapsed();
+    assert_eq!(rows(&browser), 100, "100 rows per page");
+
+    let shown = std::time::Instant::now();
+    browser.type_into("main input[type=search]", "scale-1234");
+    browser.wait_text("nav.pager", "Page 1 of 1 · 1 integration");
+    let search = shown.elapsed();
+    browser.wait_text("#integrations", "scale-1234");
+    browser.screenshot(&repo_root().join("target/console-screenshots/chromium-06-2000-integrations.png"));
+
+    let ms = |d: std::time::Duration| d.as_millis();
+    crate::report(&format!(
+        "console with {MANY} integrations (saved over REST in {} ms): login to first page {} ms, next page {} ms, \
+         name search {} ms, 100 per page {} ms",
+        ms(saved),
+        ms(first),
+        ms(next),
+        ms(search),
+        ms(hundred)
+    ));
+}
+
+/// Rows of the integrations table now.
+fn rows(browser: &Browser) -> u64 {
+    browser.script("return document.querySelectorAll('#integrations tbody tr').length").as_u64().unwrap_or_default()
+}
