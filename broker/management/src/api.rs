@@ -169,6 +169,17 @@ fn metrics_text() -> String {
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub String);
 
+/// The 413 answer to a body over the limit. The rest of the body is never read, so the
+/// connection cannot carry another request: `Connection: close` makes the server close it and
+/// tells the client not to reuse it (without it, a client's pool could send its next request on
+/// the connection the server is closing, and see it fail with no answer).
+fn too_large() -> Response {
+    let error = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
+    let mut response = ApiError::from_poem(error.into());
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// Authentication and the body limit, before routing.
 async fn guarded<E: Endpoint>(
     ep: Arc<E>,
@@ -189,15 +200,14 @@ async fn guarded<E: Endpoint>(
     }
     let declared = req.header("content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > max_body_bytes) {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large").into());
+        return Ok(too_large());
     }
     // A body without a length (chunked) is read up to the limit here.
-    let body = req.take_body().into_bytes_limit(max_body_bytes).await.map_err(|e| match e {
-        poem::error::ReadBodyError::PayloadTooLarge => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
-        }
-        other => ApiError::bad_request(other.to_string()),
-    })?;
+    let body = match req.take_body().into_bytes_limit(max_body_bytes).await {
+        Ok(body) => body,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => return Ok(too_large()),
+        Err(other) => return Err(ApiError::bad_request(other.to_string()).into()),
+    };
     req.set_body(body);
     match ep.call(req).await {
         Ok(response) => Ok(response.into_response()),
