@@ -80,7 +80,10 @@ fn two_hundred_idle_integrations_cost_few_threads_and_deliver_everything() {
     wait_parked(&ex, N);
     wait_pool_settled();
     let idle = threads();
-    assert!(idle < before + 60, "{N} idle integrations added {} threads ({before} -> {idle})", idle - before);
+    // The count is the whole test process's: a test running beside this one may add threads of
+    // its own meanwhile (a Kafka mock cluster about 30). Half of N proves the point: a worker
+    // owning its thread added N.
+    assert!(idle < before + N / 2, "{N} idle integrations added {} threads ({before} -> {idle})", idle - before);
 
     // Every 10th integration gets messages; each is woken by its records and delivers them all.
     let busy: Vec<&(Uuid, PathBuf)> = integrations.iter().step_by(10).collect();
@@ -94,7 +97,7 @@ fn two_hundred_idle_integrations_cost_few_threads_and_deliver_everything() {
     wait_parked(&ex, N);
     wait_pool_settled();
     let after = threads();
-    assert!(after < before + 60, "{N} integrations after delivery added {} threads", after - before);
+    assert!(after < before + N / 2, "{N} integrations after delivery added {} threads", after - before);
     let delivered: u64 = busy.iter().map(|(id, _)| ex.stats().processor(*id).snapshot()["successfulMsgs"]).sum();
     assert_eq!(delivered, 3 * busy.len() as u64);
     ex.shutdown();
