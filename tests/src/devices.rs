@@ -32,9 +32,20 @@ enum Note {
 /// Publishes `messages` (topic, payload) in order as `client_id` on `host:port` with QoS 1 and
 /// returns once the broker acknowledged every one of them.
 pub fn publish_all(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) {
+    publish_acked(port, client_id, messages, false);
+}
+
+/// Publishes one retained message (an empty payload clears the topic's one) with QoS 1 and
+/// returns once the broker acknowledged it.
+pub fn publish_retained(port: u16, client_id: &str, topic: &str, payload: &[u8]) {
+    publish_acked(port, client_id, &[(topic.to_string(), payload.to_vec())], true);
+}
+
+/// [`publish_all`], with the retain flag `retain` on every message.
+fn publish_acked(port: u16, client_id: &str, messages: &[(String, Vec<u8>)], retain: bool) {
     let (client, notes) = connect("127.0.0.1", port, client_id);
     for (topic, payload) in messages {
-        client.publish(topic.as_str(), QoS::AtLeastOnce, false, payload.clone()).expect("queue a publish");
+        client.publish(topic.as_str(), QoS::AtLeastOnce, retain, payload.clone()).expect("queue a publish");
     }
     let deadline = Instant::now() + PATIENCE;
     let mut acked = 0;
@@ -42,22 +53,6 @@ pub fn publish_all(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) {
         match next(&notes, deadline) {
             Note::Acked => acked += 1,
             Note::Failed(e) => panic!("publisher {client_id} lost its connection after {acked} acks: {e}"),
-            _ => {}
-        }
-    }
-    let _ = client.disconnect();
-}
-
-/// Publishes one retained message (an empty payload clears the topic's one) with QoS 1 and
-/// returns once the broker acknowledged it.
-pub fn publish_retained(port: u16, client_id: &str, topic: &str, payload: &[u8]) {
-    let (client, notes) = connect("127.0.0.1", port, client_id);
-    client.publish(topic, QoS::AtLeastOnce, true, payload.to_vec()).expect("queue a publish");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        match next(&notes, deadline) {
-            Note::Acked => break,
-            Note::Failed(e) => panic!("publisher {client_id} lost its connection before its ack: {e}"),
             _ => {}
         }
     }
