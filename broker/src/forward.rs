@@ -209,22 +209,27 @@ fn topic_spec(topics: &TopicNames, topic: &str) -> Option<trib_queue::queue::Top
 /// Encodes a published message as TBMQ's `PublishIntegrationMsgProto`.
 pub fn encode(msg: &PublishedMessage, broker_service_id: &str) -> Vec<u8> {
     let proto = PublishIntegrationMsgProto {
-        publish_msg_proto: Some(PublishMsgProto {
-            client_id: msg.client_id.to_string(),
-            packet_id: 0,
-            payload: msg.payload.clone(),
-            retain: msg.retain,
-            qos: msg.qos as i32,
-            topic_name: msg.topic.clone(),
-            user_properties: user_properties_proto(msg),
-            mqtt_properties: mqtt_properties_proto(msg),
-            client_cert_cn: None,
-        }),
+        publish_msg_proto: Some(publish_msg_proto(msg)),
         tbmq_node: broker_service_id.to_string(),
         timestamp: msg.received_at_ms as i64,
         wire_version: WIRE_VERSION,
     };
     proto.encode_to_vec()
+}
+
+/// A message as the queue's records carry it (TBMQ's `PublishMsgProto`).
+pub(crate) fn publish_msg_proto(msg: &PublishedMessage) -> PublishMsgProto {
+    PublishMsgProto {
+        client_id: msg.client_id.to_string(),
+        packet_id: 0,
+        payload: msg.payload.clone(),
+        retain: msg.retain,
+        qos: msg.qos as i32,
+        topic_name: msg.topic.clone(),
+        user_properties: user_properties_proto(msg),
+        mqtt_properties: mqtt_properties_proto(msg),
+        client_cert_cn: None,
+    }
 }
 
 /// A message's user properties, in order, as the queue's records carry them.

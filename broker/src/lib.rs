@@ -17,6 +17,7 @@
 
 pub mod acl;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 #[cfg(feature = "service")]
 pub mod forward;
@@ -41,7 +42,10 @@ pub use auth::{AuthDecision, AuthRequest, Authenticator, BasicAuthenticator, Cre
 pub use config::{BrokerConfig, ClientAuth, ConfigError};
 pub use message::PublishedMessage;
 pub use protocol::QoS;
-pub use router::{Handover, Handovers, IntegrationRoute, IntegrationSink, NotStored, RetainedLog, Router, RouterError};
+pub use router::{
+    ClientSubscription, ClusterSink, Handover, Handovers, IntegrationRoute, IntegrationSink, NodeTarget, NotStored,
+    RetainedLog, Router, RouterError, SessionLog,
+};
 pub use server::{Broker, BrokerHandle, BrokerHooks, StartError};
 pub use tls::TlsError;
 

@@ -4,6 +4,12 @@
 //! never wait for each other), merges overlapping subscriptions of one client into one delivery,
 //! queues it on each session, and hands at most one copy per PUBLISH to each matching integration.
 //! Sessions and connections are not managed here.
+//!
+//! In a cluster the trie also holds other nodes' clients' subscriptions (read from
+//! `tbmq.client.subscriptions` by `cluster`): a PUBLISH that matches one goes to that node once,
+//! through the [`ClusterSink`], and the node delivers it to its own clients
+//! ([`Router::publish_from_node`]). This node's sessions' subscription changes go out through the
+//! [`SessionLog`].
 
 mod retained;
 pub mod topic;
@@ -21,7 +27,7 @@ pub(crate) use crate::session::SubOptions;
 use crate::session::{Delivery, Session};
 use retained::RetainedStore;
 use topic::{ParsedFilter, TopicError};
-use trie::{Matches, Trie};
+use trie::{Matches, Scope, Trie};
 
 #[cfg(test)]
 mod tests;
@@ -60,6 +66,58 @@ pub trait RetainedLog: Send + Sync + 'static {
     /// Called on the publishing client's task: it must not block. The [`Handover`] tells when
     /// the record is stored, as for integrations.
     fn write(&self, msg: &PublishedMessage, store: &dyn Fn()) -> Handover;
+}
+
+/// Hands a client message to another broker node for its clients (`cluster`'s writer of
+/// `tbmq.msg.downlink.basic.<node>`).
+pub trait ClusterSink: Send + Sync + 'static {
+    /// Takes one message for `target`; called on the publishing client's task under the router's
+    /// read lock: it must not block. The [`Handover`] tells when the record is stored.
+    fn send(&self, target: &NodeTarget<'_>, msg: &PublishedMessage) -> Handover;
+}
+
+/// What another node is to do with a message: deliver it to its matching (non-shared)
+/// subscriptions, and to one member of each shared group listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTarget<'a> {
+    /// The node's service id.
+    pub node: &'a str,
+    /// Deliver to its matching non-shared subscriptions.
+    pub to_subscribers: bool,
+    /// Shared groups (share name, filter) whose member this time is on that node.
+    pub groups: Vec<(&'a str, &'a str)>,
+}
+
+/// Tells the cluster what this node's sessions subscribe to (`cluster`'s writer of
+/// `tbmq.client.subscriptions`). Called on the client's task; must not block.
+pub trait SessionLog: Send + Sync + 'static {
+    /// A session of this node has these subscriptions now (also called when a client connects,
+    /// which tells other nodes that the session lives here).
+    fn changed(&self, client_id: &str, subscriptions: Vec<ClientSubscription>);
+    /// A session of this node ended.
+    fn ended(&self, client_id: &str);
+}
+
+/// One subscription of a client, as the cluster log carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSubscription {
+    /// The filter as subscribed (with any `$share/<group>/` prefix).
+    pub filter: String,
+    /// Maximum QoS.
+    pub qos: QoS,
+    /// MQTT 5 no local.
+    pub no_local: bool,
+    /// MQTT 5 retain as published.
+    pub retain_as_published: bool,
+    /// MQTT 5 subscription identifier.
+    pub sub_id: Option<usize>,
+}
+
+/// A client of another node as the router holds it.
+#[derive(Debug)]
+struct RemoteClient {
+    node: Arc<str>,
+    subscriptions: Vec<ClientSubscription>,
 }
 
 /// An integration as the router holds it: its id and the destination its sink computed for it
@@ -186,6 +244,10 @@ pub struct Router {
     integration_filters: Mutex<HashMap<Arc<str>, IntegrationEntry>>,
     sink: RwLock<Option<Arc<dyn IntegrationSink>>>,
     retained_log: RwLock<Option<Arc<dyn RetainedLog>>>,
+    /// Other nodes' clients with their subscriptions (in the trie as remote entries).
+    remote_clients: Mutex<HashMap<Arc<str>, RemoteClient>>,
+    cluster: RwLock<Option<Arc<dyn ClusterSink>>>,
+    session_log: RwLock<Option<Arc<dyn SessionLog>>>,
 }
 
 /// An integration's route and the filters it is subscribed with.
@@ -209,6 +271,9 @@ impl Router {
             integration_filters: Mutex::new(HashMap::new()),
             sink: RwLock::new(sink),
             retained_log: RwLock::new(None),
+            remote_clients: Mutex::new(HashMap::new()),
+            cluster: RwLock::new(None),
+            session_log: RwLock::new(None),
         }
     }
 
@@ -337,10 +402,136 @@ impl Router {
         self.trie.write().unsubscribe(f, session)
     }
 
-    /// Ends a session: marks it removed, drops its queue and removes all its subscriptions.
-    ///
-    /// Lock order everywhere is trie, then session.
+    /// Ends a session: marks it removed, drops its queue and removes all its subscriptions, and
+    /// tells the cluster.
     pub(crate) fn remove_session(&self, session: &Arc<Session>) {
+        self.drop_session(session);
+        if let Some(log) = self.session_log.read().as_ref() {
+            log.ended(&session.client_id);
+        }
+    }
+
+    /// Tells the cluster a session's subscriptions (after a connect, SUBSCRIBE or UNSUBSCRIBE).
+    pub(crate) fn session_changed(&self, session: &Session) {
+        let Some(log) = self.session_log.read().clone() else {
+            return;
+        };
+        let subscriptions = {
+            let st = session.state.lock();
+            if st.removed {
+                return;
+            }
+            let mut subs: Vec<ClientSubscription> = st
+                .subscriptions
+                .iter()
+                .map(|(filter, o)| ClientSubscription {
+                    filter: filter.clone(),
+                    qos: o.qos,
+                    no_local: o.no_local,
+                    retain_as_published: o.retain_as_published,
+                    sub_id: o.sub_id,
+                })
+                .collect();
+            subs.sort_by(|a, b| a.filter.cmp(&b.filter));
+            subs
+        };
+        log.changed(&session.client_id, subscriptions);
+    }
+
+    /// A client connected to this node with `session`: when another node held its session and
+    /// the client asked to resume it (`resume`, and this node had none), the session takes the
+    /// subscriptions that node last wrote; the other node's entries go either way, and the
+    /// cluster is told the session lives here. Returns whether a session was resumed that way.
+    pub(crate) fn attach_local(&self, session: &Arc<Session>, resume: bool) -> bool {
+        let remote = self.remote_client(&session.client_id);
+        self.remove_remote_client(&session.client_id, None);
+        let mut resumed = false;
+        if let (true, Some((_, subscriptions))) = (resume, remote) {
+            for sub in subscriptions {
+                let Ok(parsed) = topic::parse_filter(&sub.filter) else { continue };
+                let opts = SubOptions {
+                    qos: sub.qos,
+                    no_local: sub.no_local,
+                    retain_as_published: sub.retain_as_published,
+                    retain_handling: RetainHandling::OnEverySubscribe,
+                    sub_id: sub.sub_id,
+                };
+                session.state.lock().subscriptions.insert(sub.filter.clone(), opts.clone());
+                self.subscribe(&parsed, session, opts);
+            }
+            resumed = true;
+        }
+        self.session_changed(session);
+        resumed
+    }
+
+    /// Replaces the session log (`None`: nobody is told).
+    pub fn set_session_log(&self, log: Option<Arc<dyn SessionLog>>) {
+        *self.session_log.write() = log;
+    }
+
+    /// Replaces the cluster sink (`None`: other nodes' clients get nothing from this node).
+    pub fn set_cluster_sink(&self, sink: Option<Arc<dyn ClusterSink>>) {
+        *self.cluster.write() = sink;
+    }
+
+    /// Makes `subscriptions` the only ones of `client_id`, a client of node `node` (an empty
+    /// list keeps the client known with none). Invalid filters are skipped.
+    pub fn set_remote_client(&self, client_id: &str, node: &str, subscriptions: Vec<ClientSubscription>) {
+        let mut clients = self.remote_clients.lock();
+        let mut trie = self.trie.write();
+        let id: Arc<str> = client_id.into();
+        if let Some(old) = clients.remove(client_id) {
+            remove_remote_entries(&mut trie, client_id, &old.subscriptions);
+        }
+        let node: Arc<str> = node.into();
+        for sub in &subscriptions {
+            if let Ok(parsed) = topic::parse_filter(&sub.filter) {
+                trie.add_remote(&parsed, &node, &id);
+            }
+        }
+        clients.insert(id, RemoteClient { node, subscriptions });
+    }
+
+    /// Forgets a client of another node; with `node`, only while that node holds it.
+    pub fn remove_remote_client(&self, client_id: &str, node: Option<&str>) {
+        let mut clients = self.remote_clients.lock();
+        if node.is_some_and(|n| clients.get(client_id).is_some_and(|c| &*c.node != n)) {
+            return;
+        }
+        if let Some(old) = clients.remove(client_id) {
+            remove_remote_entries(&mut self.trie.write(), client_id, &old.subscriptions);
+        }
+    }
+
+    /// The node holding a client of another node, and its subscriptions.
+    pub fn remote_client(&self, client_id: &str) -> Option<(String, Vec<ClientSubscription>)> {
+        self.remote_clients.lock().get(client_id).map(|c| (c.node.to_string(), c.subscriptions.clone()))
+    }
+
+    /// The number of other nodes' clients known.
+    pub fn remote_client_count(&self) -> usize {
+        self.remote_clients.lock().len()
+    }
+
+    /// Routes a message another node received to this node's clients (never to integrations,
+    /// other nodes or the retained store: the receiving node did that); returns the number of
+    /// sessions that queued it.
+    pub(crate) fn publish_from_node(
+        &self,
+        msg: &Arc<RoutedMessage>,
+        to_subscribers: bool,
+        groups: &[(String, String)],
+    ) -> usize {
+        let trie = self.trie.read();
+        let mut matches = Matches::default();
+        trie.collect(&msg.msg.topic, Scope::Remote { to_subscribers, groups }, &mut matches);
+        deliver_to_clients(msg, &mut matches)
+    }
+
+    /// Ends a session like [`Router::remove_session`] without telling the cluster (another node
+    /// took it over: what it wrote stands).
+    pub(crate) fn drop_session(&self, session: &Arc<Session>) {
         let mut trie = self.trie.write();
         let filters: Vec<String> = {
             let mut st = session.state.lock();
@@ -365,13 +556,20 @@ impl Router {
     pub(crate) fn publish_with(&self, msg: &Arc<RoutedMessage>, handovers: &mut Handovers) -> usize {
         let trie = self.trie.read();
         let mut matches = Matches::default();
-        trie.collect(&msg.msg.topic, &mut matches);
+        trie.collect(&msg.msg.topic, Scope::Local, &mut matches);
         let delivered = deliver_to_clients(msg, &mut matches);
         if !matches.integrations.is_empty() {
             matches.integrations.sort_unstable_by(|a, b| a.id.cmp(&b.id));
             matches.integrations.dedup_by(|a, b| a.id == b.id);
             if let Some(sink) = self.sink.read().as_ref() {
                 sink.send_all(&matches.integrations, &msg.msg, handovers);
+            }
+        }
+        if !matches.nodes.is_empty() || !matches.remote_shared.is_empty() {
+            if let Some(cluster) = self.cluster.read().as_ref() {
+                for target in node_targets(&mut matches) {
+                    handovers.push(cluster.send(&target, &msg.msg));
+                }
             }
         }
         delivered
@@ -408,6 +606,31 @@ impl Router {
     pub(crate) fn retained_matching(&self, filter: &str) -> Vec<Arc<RoutedMessage>> {
         self.retained.matching(filter)
     }
+}
+
+/// Removes a remote client's subscriptions from the trie.
+fn remove_remote_entries(trie: &mut Trie, client_id: &str, subscriptions: &[ClientSubscription]) {
+    for sub in subscriptions {
+        if let Ok(parsed) = topic::parse_filter(&sub.filter) {
+            trie.remove_remote(&parsed, client_id);
+        }
+    }
+}
+
+/// One target per node from the nodes and remote shared picks of a match.
+fn node_targets<'a>(matches: &mut Matches<'a>) -> Vec<NodeTarget<'a>> {
+    matches.nodes.sort_unstable();
+    matches.nodes.dedup();
+    let mut targets: Vec<NodeTarget<'a>> =
+        matches.nodes.iter().map(|n| NodeTarget { node: n, to_subscribers: true, groups: Vec::new() }).collect();
+    for shared in &matches.remote_shared {
+        let group = (shared.group, shared.filter);
+        match targets.iter_mut().find(|t| t.node == &**shared.node) {
+            Some(t) => t.groups.push(group),
+            None => targets.push(NodeTarget { node: shared.node, to_subscribers: false, groups: vec![group] }),
+        }
+    }
+    targets
 }
 
 /// Merges each client's matching subscriptions into one delivery and queues it.

@@ -184,6 +184,11 @@ impl BrokerHandle {
         &self.ctx.router
     }
 
+    /// The session registry (for the cluster link's takeovers).
+    pub(crate) fn sessions(&self) -> &Arc<Sessions> {
+        &self.ctx.sessions
+    }
+
     /// The number of connected clients.
     pub fn connection_count(&self) -> usize {
         self.ctx.connections.open()

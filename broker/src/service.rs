@@ -20,7 +20,8 @@ use trib_queue::{
 use uuid::Uuid;
 
 use crate::{
-    forward::QueueForwarder, retained_topic::RetainedTopic, Broker, BrokerConfig, BrokerHandle, BrokerHooks, Router,
+    cluster::ClusterLink, forward::QueueForwarder, retained_topic::RetainedTopic, Broker, BrokerConfig, BrokerHandle,
+    BrokerHooks, Router,
 };
 
 /// How long shutdown waits for the queue to store the messages the forwarder handed it.
@@ -28,6 +29,8 @@ const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the retained messages reader waits for records per poll (it answers as soon as
 /// records come; this bounds how long a stop takes).
 const RETAINED_POLL: Duration = Duration::from_millis(100);
+/// The same for the cluster readers (client subscriptions, messages from other nodes).
+const CLUSTER_POLL: Duration = Duration::from_millis(100);
 
 /// A lookup of configuration variables (see `trib_ops::settings::Settings::lookup`).
 pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -50,6 +53,9 @@ pub enum ServiceError {
     /// The retained messages topic could not be read.
     #[error("retained messages: {0}")]
     Retained(#[source] QueueError),
+    /// The cluster topics could not be read.
+    #[error("cluster: {0}")]
+    Cluster(#[source] QueueError),
 }
 
 /// Integration topic filters go into the broker's subscription trie.
@@ -80,6 +86,8 @@ pub struct BrokerService {
     forwarder: Arc<QueueForwarder>,
     /// The retained messages reader (`None` when `MQTT_RETAIN_AVAILABLE` is false).
     retained: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    /// The cluster readers (`None` when `TB_CLUSTER_ENABLED` is false).
+    cluster: Option<(Arc<AtomicBool>, Vec<JoinHandle<()>>)>,
 }
 
 impl std::fmt::Debug for BrokerService {
@@ -106,11 +114,24 @@ impl BrokerService {
             true => Some(restore_retained(queue.clone(), &management_config.topics, &service_id, &router).await?),
             false => None,
         };
+        // Other nodes' clients' subscriptions too: a message accepted here must reach them.
+        let cluster = match cluster_enabled(lookup)? {
+            true => Some(open_cluster(queue.clone(), &management_config.topics, &service_id, &router).await?),
+            false => None,
+        };
         let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
         let authenticator = crate::auth::stored::from_lookup(lookup, &broker_config, management.credential_store())?;
         let hooks = BrokerHooks { router: Some(router), authenticator: Some(authenticator), ..Default::default() };
         let broker = Broker::start_with(broker_config, hooks).await?;
+        let cluster = match cluster {
+            Some(link) => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let readers = link.follow(broker.sessions(), stop.clone()).map_err(ServiceError::Cluster)?;
+                Some((stop, readers))
+            }
+            None => None,
+        };
         management.set_listeners(listeners(&broker));
         tracing::info!(
             service_id,
@@ -119,7 +140,7 @@ impl BrokerService {
             http = %management.local_addr(),
             "Broker service started."
         );
-        Ok(BrokerService { broker, management, forwarder, retained })
+        Ok(BrokerService { broker, management, forwarder, retained, cluster })
     }
 
     /// The MQTT TCP listener's address.
@@ -137,6 +158,11 @@ impl BrokerService {
         self.management.readiness()
     }
 
+    /// The broker's router.
+    pub fn router(&self) -> &Arc<Router> {
+        self.broker.router()
+    }
+
     /// The forwarder (counters of messages handed to integrations).
     pub fn forwarder(&self) -> &Arc<QueueForwarder> {
         &self.forwarder
@@ -151,6 +177,10 @@ impl BrokerService {
             Ok(Ok(())) => tracing::info!("Integration messages flushed to the queue."),
             Ok(Err(e)) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush failed."),
             Err(e) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush panicked."),
+        }
+        if let Some((stop, readers)) = self.cluster {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || readers.into_iter().for_each(|r| drop(r.join()))).await;
         }
         if let Some((stop, reader)) = self.retained {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -175,6 +205,28 @@ async fn restore_retained(
     let reader = topic.follow(stop.clone()).map_err(ServiceError::Retained)?;
     tracing::info!(retained = restored, "Retained messages restored from the queue.");
     Ok((stop, reader))
+}
+
+/// Whether client traffic crosses nodes (`TB_CLUSTER_ENABLED`, ours): by default on the Kafka
+/// queue (several nodes) and off on the embedded one (one process owns its directory).
+pub(crate) fn cluster_enabled(lookup: Lookup<'_>) -> Result<bool, ConfigError> {
+    let kafka = lookup("TB_QUEUE_TYPE").is_some_and(|t| t.trim() == "kafka");
+    get(lookup, "TB_CLUSTER_ENABLED", kafka)
+}
+
+/// Reads the other nodes' clients' subscriptions into the router; the link follows both
+/// cluster topics once the broker runs.
+async fn open_cluster(
+    queue: Arc<dyn Queue>,
+    names: &TopicNames,
+    service_id: &str,
+    router: &Arc<Router>,
+) -> Result<ClusterLink, ServiceError> {
+    let link =
+        ClusterLink::open(queue, names, service_id, router, CLUSTER_POLL).await.map_err(ServiceError::Cluster)?;
+    let remote = link.catch_up().await.map_err(ServiceError::Cluster)?;
+    tracing::info!(remote_clients = remote, "Other nodes' clients' subscriptions restored from the queue.");
+    Ok(link)
 }
 
 /// The MQTT listeners this node announces to the cluster, as URLs.

@@ -188,6 +188,19 @@ impl SessionState {
         self.limits.budget.release(1, held_size(&delivery.msg));
     }
 
+    /// Takes the QoS 1 and 2 messages the session holds, the ones in flight first (except QoS 2
+    /// ones the client already received), then the queued ones, and gives back their bytes.
+    pub fn take_for_hand_over(&mut self) -> Vec<Delivery> {
+        let mut held: Vec<Delivery> = self.out.drain().filter(|e| !e.released).map(|e| e.delivery).collect();
+        while let Some(d) = self.pop_queued() {
+            self.release(&d);
+            if d.qos != QoS::AtMostOnce {
+                held.push(d);
+            }
+        }
+        held
+    }
+
     /// Drops every queued message and gives back its bytes (the session ended).
     pub fn clear_queue(&mut self) {
         self.limits.budget.release(self.queue.len(), self.queued_bytes);
@@ -363,6 +376,17 @@ impl Outflight {
     /// PUBCOMP: ends a released QoS 2 message. Returns whether it was in flight.
     pub fn comp(&mut self, pkid: u16) -> bool {
         self.remove_where(pkid, |e| e.released)
+    }
+
+    /// Empties the window and gives back its bytes; returns the entries, oldest first.
+    pub fn drain(&mut self) -> std::collections::vec_deque::IntoIter<OutEntry> {
+        if let Some(budget) = &self.budget {
+            budget.release(self.entries.len(), self.bytes);
+        }
+        self.bytes = 0;
+        self.unsent = 0;
+        self.in_use.clear();
+        std::mem::take(&mut self.entries).into_iter()
     }
 
     fn remove_where(&mut self, pkid: u16, ok: impl Fn(&OutEntry) -> bool) -> bool {

@@ -117,6 +117,23 @@ impl Sessions {
         }
     }
 
+    /// The session of `client_id`, if this node holds one.
+    pub fn get(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.map.lock().get(client_id).cloned()
+    }
+
+    /// Another node took `client_id` over: its session here ends without telling the cluster
+    /// (the other node's record stands), its connection is closed with "session taken over",
+    /// and the QoS 1 and 2 messages it held are returned for the other node (the ones in flight
+    /// first, oldest first). `None` when this node holds no session of it.
+    pub fn hand_over(&self, router: &Router, client_id: &str) -> Option<Vec<crate::session::Delivery>> {
+        let session = self.map.lock().remove(client_id)?;
+        kick(&session);
+        let held = session.state.lock().take_for_hand_over();
+        router.drop_session(&session);
+        Some(held)
+    }
+
     /// The number of sessions, connected or not.
     pub fn len(&self) -> usize {
         self.map.lock().len()
@@ -153,7 +170,12 @@ impl Sessions {
             map.remove(&session.client_id);
         }
         drop(map);
-        router.remove_session(session);
+        match registered {
+            true => router.remove_session(session),
+            // Replaced already (a clean start here, or another node took it over): the cluster
+            // was told by whoever replaced it, and a word from this one would come after theirs.
+            false => router.drop_session(session),
+        }
         tracing::debug!(client_id = ?session.client_id, "Session ended.");
     }
 

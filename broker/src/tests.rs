@@ -8,6 +8,8 @@
 mod acl;
 #[cfg(feature = "service")]
 mod cluster;
+#[cfg(feature = "service")]
+mod cluster_clients;
 mod connect;
 #[cfg(feature = "service")]
 mod credentials;

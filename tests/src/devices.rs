@@ -24,6 +24,8 @@ pub struct Received {
 enum Note {
     Connected,
     Acked,
+    /// PUBCOMP: a QoS 2 publish completed.
+    Completed,
     Subscribed,
     Message(Received),
     Failed(String),
@@ -53,6 +55,32 @@ fn publish_acked(port: u16, client_id: &str, messages: &[(String, Vec<u8>)], ret
         match next(&notes, deadline) {
             Note::Acked => acked += 1,
             Note::Failed(e) => panic!("publisher {client_id} lost its connection after {acked} acks: {e}"),
+            _ => {}
+        }
+    }
+    let _ = client.disconnect();
+}
+
+/// Publishes `messages` (topic, payload, QoS 0, 1 or 2) in order and returns once the broker
+/// acknowledged every QoS 1 one (PUBACK) and completed every QoS 2 one (PUBCOMP).
+pub fn publish_qos(port: u16, client_id: &str, messages: &[(String, Vec<u8>, u8)]) {
+    let (client, notes) = connect("127.0.0.1", port, client_id);
+    let qos = |q: u8| match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    };
+    for (topic, payload, q) in messages {
+        client.publish(topic.as_str(), qos(*q), false, payload.clone()).expect("queue a publish");
+    }
+    let deadline = Instant::now() + PATIENCE;
+    let (mut acks, mut completions) = (0, 0);
+    let want = |q: u8| messages.iter().filter(|m| m.2 == q).count();
+    while acks < want(1) || completions < want(2) {
+        match next(&notes, deadline) {
+            Note::Acked => acks += 1,
+            Note::Completed => completions += 1,
+            Note::Failed(e) => panic!("publisher {client_id} lost its connection: {e}"),
             _ => {}
         }
     }
@@ -107,8 +135,13 @@ pub struct Subscriber {
 impl Subscriber {
     /// Connects to `host:port` and subscribes to `filter` with QoS 1.
     pub fn start(host: &str, port: u16, client_id: &str, filter: &str) -> Subscriber {
+        Subscriber::start_qos(host, port, client_id, filter, QoS::AtLeastOnce)
+    }
+
+    /// Connects to `host:port` and subscribes to `filter` with `qos`.
+    pub fn start_qos(host: &str, port: u16, client_id: &str, filter: &str, qos: QoS) -> Subscriber {
         let (client, notes) = connect(host, port, client_id);
-        client.subscribe(filter, QoS::AtLeastOnce).expect("queue a subscribe");
+        client.subscribe(filter, qos).expect("queue a subscribe");
         let deadline = Instant::now() + PATIENCE;
         loop {
             match next(&notes, deadline) {
@@ -185,6 +218,7 @@ fn start(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
             let note = match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => Note::Connected,
                 Ok(Event::Incoming(Packet::PubAck(_))) => Note::Acked,
+                Ok(Event::Incoming(Packet::PubComp(_))) => Note::Completed,
                 Ok(Event::Incoming(Packet::SubAck(_))) => Note::Subscribed,
                 Ok(Event::Incoming(Packet::Publish(p))) => Note::Message(Received {
                     topic: p.topic.clone(),

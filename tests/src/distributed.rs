@@ -22,10 +22,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rumqttc::QoS;
 use serde_json::json;
 
 use crate::{
-    devices::{publish_all, publish_retained, publish_through_restarts, Subscriber},
+    devices::{publish_all, publish_qos, publish_retained, publish_through_restarts, Subscriber},
     http_target::{numbers, HttpTarget},
     mqtt_to_kafka::{consume, create_topics},
     node::{unique, wait_for, Mode, Node},
@@ -96,6 +97,33 @@ fn two_nodes_act_as_one(node1: &Node, node2: &Node) {
         first_retained("retain-reader").is_none().then_some(())
     });
     report("distributed: a retained message set on node 2 is served by node 1, and cleared on both");
+
+    // A subscriber on node 1 gets what devices publish on node 2, at QoS 0, 1 and 2, once each
+    // (node 2 learns the subscription from tbmq.client.subscriptions and sends the messages to
+    // node 1's tbmq.msg.downlink.basic.<serviceId>).
+    let live = format!("{root}/live");
+    let subscriber = Subscriber::start_qos(
+        "127.0.0.1",
+        node1.mqtt_port,
+        &unique("live-sub"),
+        &format!("{live}/#"),
+        QoS::ExactlyOnce,
+    );
+    wait_for("node 2 to route to node 1's subscriber", || {
+        publish_qos(node2.mqtt_port, &unique("probe"), &[(format!("{live}/probe"), b"p".to_vec(), 1)]);
+        subscriber.drain(Duration::from_millis(200)).iter().any(|m| m.topic.ends_with("/probe")).then_some(())
+    });
+    // Probes still on their way.
+    subscriber.drain(Duration::from_millis(500));
+    let sent: Vec<(String, Vec<u8>, u8)> =
+        (0..3u8).map(|q| (format!("{live}/q{q}"), format!("qos {q}").into_bytes(), q)).collect();
+    publish_qos(node2.mqtt_port, &unique("dev-live"), &sent);
+    let got: Vec<(String, Vec<u8>, u8)> =
+        subscriber.take(sent.len()).into_iter().map(|m| (m.topic, m.payload, m.qos)).collect();
+    assert_eq!(got, sent, "node 1's subscriber got node 2's messages in order, at their QoS");
+    let extra = subscriber.drain(Duration::from_millis(500));
+    assert!(extra.is_empty(), "each message once: {extra:?}");
+    report("distributed: a subscriber on node 1 got node 2's QoS 0, 1 and 2 messages once each");
 }
 
 /// A PostgreSQL database for one test, dropped on drop.

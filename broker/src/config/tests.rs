@@ -136,6 +136,9 @@ fn distribution_file_defaults_are_the_broker_defaults() {
         "INTEGRATIONS_MAX_TOPIC_FILTERS",
         "TB_KAFKA_RETAINED_MSG_TOPIC",
         "TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES",
+        "TB_KAFKA_BASIC_DL_MSG_TOPIC_PREFIX",
+        "TB_KAFKA_BASIC_DL_MSG_TOPIC_PROPERTIES",
+        "TB_CLUSTER_ENABLED",
     ] {
         assert!(settings.lookup(key).is_some(), "{key} is missing from dist/config/tbmq.yml");
     }
@@ -156,6 +159,21 @@ fn distribution_file_defaults_are_the_broker_defaults() {
     });
     assert_eq!(capped.expect("valid").max_topic_filters, 5);
     assert_eq!(management.node_heartbeat_interval, std::time::Duration::from_secs(10), "tbmq.yml's default");
+    assert_eq!(
+        management.topics.basic_downlink_properties,
+        trib_queue::topics::DEFAULT_BASIC_DOWNLINK_TOPIC_PROPERTIES
+    );
+    // The cluster follows the queue unless told otherwise.
+    let file = &settings;
+    let with = |queue: &'static str, cluster: &'static str| {
+        crate::service::cluster_enabled(&move |k: &str| match k {
+            "TB_QUEUE_TYPE" => Some(queue.to_owned()),
+            "TB_CLUSTER_ENABLED" => Some(cluster.to_owned()),
+            _ => file.lookup(k),
+        })
+        .expect("valid")
+    };
+    assert!(with("kafka", "") && !with("in-memory", "") && with("in-memory", "true") && !with("kafka", "false"));
     let settings = &settings;
     let heartbeat = |value: &'static str| {
         crate::service::management_config(&move |k: &str| {

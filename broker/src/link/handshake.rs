@@ -124,7 +124,10 @@ async fn establish(
     let expiry = requested_expiry.min(s.max_session_expiry);
     let (keep_alive, server_keep_alive) = keep_alive(v5, req.connect.keep_alive, s.max_keep_alive);
     let client_id: Arc<str> = client_id.into();
-    let attached = ctx.sessions.attach(&ctx.router, &client_id, req.connect.clean_start, expiry, &ctx.limits);
+    let mut attached = ctx.sessions.attach(&ctx.router, &client_id, req.connect.clean_start, expiry, &ctx.limits);
+    // Another node may hold the session: it is resumed here with what that node last wrote.
+    let resume = !attached.present && !req.connect.clean_start;
+    attached.present |= ctx.router.attach_local(&attached.session, resume);
     let out_window = if v5 {
         props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX).min(s.max_in_flight)
     } else {

@@ -262,6 +262,7 @@ impl Link {
                 }
             }
         }
+        self.ctx.router.session_changed(&self.session);
         self.send(&Packet::SubAck(packets::SubAck { pkid: s.pkid, return_codes: codes, properties: None }))?;
         for delivery in retained {
             self.session.enqueue(delivery);
@@ -284,6 +285,7 @@ impl Link {
                 packets::UnsubAckReason::NoSubscriptionExisted
             });
         }
+        self.ctx.router.session_changed(&self.session);
         self.send(&Packet::UnsubAck(packets::UnsubAck { pkid: u.pkid, reasons, properties: None }))
     }
 

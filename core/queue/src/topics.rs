@@ -26,6 +26,10 @@ pub const DEFAULT_NOTIFICATIONS_TOPIC_PROPERTIES: &str =
 /// TBMQ's default properties of `tbmq.client.subscriptions` (also ours for `tbmq.sys.service.info`).
 pub const DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES: &str =
     "segment.bytes:26214400;partitions:1;replication.factor:1";
+/// Default properties of the per-node basic downlink topics (a day: what a node did not read
+/// within it is of no use to its clients any more).
+pub const DEFAULT_BASIC_DOWNLINK_TOPIC_PROPERTIES: &str =
+    "retention.ms:86400000;segment.bytes:26214400;retention.bytes:1048576000;partitions:1;replication.factor:1";
 /// TBMQ's default properties of `tbmq.msg.retained` (`TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES`).
 pub const DEFAULT_RETAINED_MSG_TOPIC_PROPERTIES: &str = "segment.bytes:26214400;partitions:1;replication.factor:1";
 /// TBMQ's default properties of the integration message topics.
@@ -63,6 +67,11 @@ pub struct TopicNames {
     pub retained_msg_topic: String,
     /// `TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES` (compaction and one partition are forced).
     pub retained_msg_properties: String,
+    /// `TB_KAFKA_BASIC_DL_MSG_TOPIC_PREFIX`: prefix of the per-node topics that carry client
+    /// messages from the node that received them to a node with matching subscribers.
+    pub basic_downlink_prefix: String,
+    /// `TB_KAFKA_BASIC_DL_MSG_TOPIC_PROPERTIES` (one partition is forced).
+    pub basic_downlink_properties: String,
 }
 
 impl Default for TopicNames {
@@ -82,6 +91,8 @@ impl Default for TopicNames {
             service_info_properties: DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES.into(),
             retained_msg_topic: "tbmq.msg.retained".into(),
             retained_msg_properties: DEFAULT_RETAINED_MSG_TOPIC_PROPERTIES.into(),
+            basic_downlink_prefix: "tbmq.msg.downlink.basic".into(),
+            basic_downlink_properties: DEFAULT_BASIC_DOWNLINK_TOPIC_PROPERTIES.into(),
         }
     }
 }
@@ -110,6 +121,8 @@ impl TopicNames {
         parse(lookup, "TB_KAFKA_SERVICE_INFO_TOPIC_PROPERTIES", &mut t.service_info_properties)?;
         parse(lookup, "TB_KAFKA_RETAINED_MSG_TOPIC", &mut t.retained_msg_topic)?;
         parse(lookup, "TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES", &mut t.retained_msg_properties)?;
+        parse(lookup, "TB_KAFKA_BASIC_DL_MSG_TOPIC_PREFIX", &mut t.basic_downlink_prefix)?;
+        parse(lookup, "TB_KAFKA_BASIC_DL_MSG_TOPIC_PROPERTIES", &mut t.basic_downlink_properties)?;
         Ok(t)
     }
 
@@ -168,6 +181,12 @@ impl TopicNames {
         format!("{}client-subscriptions-consumer-group-{service_id}", self.prefix)
     }
 
+    /// `<p>client-subscriptions-broker-consumer-group-<serviceId>` (ours): a broker node's reader
+    /// of MQTT clients' records on `tbmq.client.subscriptions` (never commits).
+    pub fn cluster_subscriptions_group(&self, service_id: &str) -> String {
+        format!("{}client-subscriptions-broker-consumer-group-{service_id}", self.prefix)
+    }
+
     /// `<p>tbmq.sys.service.info` (ours): broker nodes' heartbeats, keyed by service id.
     pub fn service_info(&self) -> String {
         format!("{}{}", self.prefix, self.service_info_topic)
@@ -202,6 +221,25 @@ impl TopicNames {
     /// topic (it never commits; it reads from the beginning at every start).
     pub fn retained_msg_group(&self, service_id: &str) -> String {
         format!("{}retained-msg-consumer-group-{service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.msg.downlink.basic.<brokerServiceId>`: client messages other nodes received for
+    /// this node's subscribers.
+    pub fn basic_downlink(&self, broker_service_id: &str) -> String {
+        format!("{}{}.{}", self.prefix, self.basic_downlink_prefix, broker_service_id)
+    }
+
+    /// Spec of a node's basic downlink topic: one partition, so that one node's messages to
+    /// another keep their order.
+    pub fn basic_downlink_spec(&self, broker_service_id: &str) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.basic_downlink(broker_service_id), &self.basic_downlink_properties)?
+            .with_partitions(1))
+    }
+
+    /// `<p>basic-downlink-msg-consumer-group-<brokerServiceId>`: the node's reader of its topic
+    /// (it commits what it routed).
+    pub fn basic_downlink_group(&self, broker_service_id: &str) -> String {
+        format!("{}basic-downlink-msg-consumer-group-{broker_service_id}", self.prefix)
     }
 
     /// `<p>tbmq.ie.uplink.notifications.<brokerServiceId>`.

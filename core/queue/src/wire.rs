@@ -493,6 +493,15 @@ pub struct TopicSubscriptionProto {
     /// Share name of a shared subscription.
     #[prost(string, optional, tag = "3")]
     pub share_name: Option<String>,
+    /// MQTT 5 no local (ours).
+    #[prost(bool, tag = "16")]
+    pub no_local: bool,
+    /// MQTT 5 retain as published (ours).
+    #[prost(bool, tag = "17")]
+    pub retain_as_published: bool,
+    /// MQTT 5 subscription identifier (ours).
+    #[prost(uint32, optional, tag = "18")]
+    pub subscription_id: Option<u32>,
 }
 
 /// `queue.SubscriptionsSourceProto`: who a record of `tbmq.client.subscriptions` belongs to.
@@ -515,6 +524,56 @@ pub struct ClientSubscriptionsProto {
     /// Whose they are.
     #[prost(enumeration = "SubscriptionsSourceProto", optional, tag = "2")]
     pub source: Option<i32>,
+    /// Wire version.
+    #[prost(uint32, tag = "15")]
+    pub wire_version: u32,
+    /// The broker node that holds the MQTT client's session (ours; TBMQ keeps it in
+    /// `tbmq.client.session`).
+    #[prost(string, optional, tag = "16")]
+    pub service_id: Option<String>,
+    /// The node named by `service_id` ended the client's session (ours): the record counts only
+    /// while that node is the one the key last named.
+    #[prost(bool, tag = "17")]
+    pub session_ended: bool,
+}
+
+/// A shared subscription group one node asks another to deliver a message to (ours).
+#[derive(Clone, PartialEq, Message)]
+pub struct SharedGroupProto {
+    /// The share name.
+    #[prost(string, tag = "1")]
+    pub share_name: String,
+    /// The topic filter, without the `$share/<name>/` prefix.
+    #[prost(string, tag = "2")]
+    pub topic_filter: String,
+}
+
+/// The value of `tbmq.msg.downlink.basic.<brokerServiceId>` records (ours; TBMQ sends one
+/// `ClientPublishMsgProto` per subscriber, we send one record per node): a client message the
+/// node `origin_service_id` received, for the subscribers of the receiving node.
+#[derive(Clone, PartialEq, Message)]
+pub struct ClusterPublishMsgProto {
+    /// The message as published.
+    #[prost(message, optional, tag = "1")]
+    pub publish_msg: Option<PublishMsgProto>,
+    /// Deliver it to the node's (non-shared) subscriptions that match.
+    #[prost(bool, tag = "2")]
+    pub to_subscribers: bool,
+    /// The shared subscription groups the node delivers it to (one member each).
+    #[prost(message, repeated, tag = "3")]
+    pub shared_groups: Vec<SharedGroupProto>,
+    /// Service id of the node that received it.
+    #[prost(string, tag = "4")]
+    pub origin_service_id: String,
+    /// When that node received it (ms since the epoch); message expiry counts from it.
+    #[prost(int64, tag = "5")]
+    pub received_at: i64,
+    /// The one client it goes to (a session taken over: the messages the old node held).
+    #[prost(string, optional, tag = "6")]
+    pub target_client_id: Option<String>,
+    /// The QoS it goes to that client with.
+    #[prost(int32, optional, tag = "7")]
+    pub target_qos: Option<i32>,
     /// Wire version.
     #[prost(uint32, tag = "15")]
     pub wire_version: u32,

@@ -50,7 +50,7 @@ pub fn encode(filters: &[String]) -> Vec<u8> {
         return Vec::new();
     }
     let subscriptions =
-        filters.iter().map(|f| TopicSubscriptionProto { topic: f.clone(), qos: 1, share_name: None }).collect();
+        filters.iter().map(|f| TopicSubscriptionProto { topic: f.clone(), qos: 1, ..Default::default() }).collect();
     subscriptions_proto(subscriptions, SubscriptionsSourceProto::Integration).encode_to_vec()
 }
 
@@ -141,7 +141,7 @@ impl SubscriptionTopic {
     /// Writes a marker and returns its key and offset.
     pub async fn write_marker(&self) -> QueueResult<(String, i64)> {
         let key = format!("{MARKER_KEY_PREFIX}{}", Uuid::new_v4());
-        let marker = TopicSubscriptionProto { topic: MARKER_TOPIC_FILTER.into(), qos: 0, share_name: None };
+        let marker = TopicSubscriptionProto { topic: MARKER_TOPIC_FILTER.into(), qos: 0, ..Default::default() };
         let value = subscriptions_proto(vec![marker], SubscriptionsSourceProto::MqttClient).encode_to_vec();
         let offset = self.send(key.as_bytes(), &value).await?;
         Ok((key, offset))
@@ -203,5 +203,11 @@ fn subscriptions_proto(
     subscriptions: Vec<TopicSubscriptionProto>,
     source: SubscriptionsSourceProto,
 ) -> ClientSubscriptionsProto {
-    ClientSubscriptionsProto { subscriptions, source: Some(source as i32), wire_version: WIRE_VERSION }
+    ClientSubscriptionsProto {
+        subscriptions,
+        source: Some(source as i32),
+        wire_version: WIRE_VERSION,
+        service_id: None,
+        session_ended: false,
+    }
 }

@@ -259,9 +259,10 @@ fn subscription_records() {
     check_decode(&key, &cleared, Some(Change::Remove(id)));
     // An MQTT client's record, a marker, a key that is no integration id, garbage: not ours.
     let client = ClientSubscriptionsProto {
-        subscriptions: vec![TopicSubscriptionProto { topic: "t".into(), qos: 0, share_name: None }],
+        subscriptions: vec![TopicSubscriptionProto { topic: "t".into(), qos: 0, ..Default::default() }],
         source: Some(SubscriptionsSourceProto::MqttClient as i32),
         wire_version: 1,
+        ..Default::default()
     }
     .encode_to_vec();
     check_decode(&key, &client, None);

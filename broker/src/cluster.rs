@@ -1,0 +1,579 @@
+//! Client traffic across broker nodes, on the queue (TBMQ's topics, see `ARCHITECTURE.md`):
+//!
+//! - Every node writes its MQTT clients' subscriptions to the compacted `tbmq.client.subscriptions`
+//!   (key = client id, source `MQTT_CLIENT`, with the node that holds the session: ours; TBMQ
+//!   keeps the node in `tbmq.client.session`), when a client connects and after each SUBSCRIBE
+//!   or UNSUBSCRIBE, and a record with `session_ended` when the session ends. Every node reads
+//!   the whole topic (before its MQTT listeners open, then in real time) and keeps the other
+//!   nodes' clients' subscriptions in its trie as remote entries.
+//! - A PUBLISH that matches another node's client goes to that node once, on its
+//!   `tbmq.msg.downlink.basic.<serviceId>` ([`ClusterPublishMsgProto`], one record per node and
+//!   PUBLISH rather than TBMQ's one per subscriber), with the shared groups whose turn is on
+//!   that node; the node delivers it to its own matching clients. Integrations and retained
+//!   messages are handled by the receiving node only, so each integration still gets one copy.
+//!   A QoS 1 or 2 PUBLISH is acknowledged once the record is stored, as for integrations.
+//! - A client that connects to this node while another node holds its session: the record this
+//!   node writes makes the other node drop its copy (its connection is closed with "session
+//!   taken over") and hand the QoS 1 and 2 messages it still held to this node, addressed to
+//!   the client; with clean start off, this node resumes the session with the subscriptions the
+//!   other node last wrote.
+//!
+//! A node reads its downlink topic from its end at start: its sessions did not survive the
+//! restart, so what was waiting there has nobody to go to.
+//!
+//! While this node has records of its own for a client id that it has not read back yet, what
+//! other nodes wrote for that client id in between is not applied: this node's later record wins
+//! in the topic's one order on every node.
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc, LazyLock, Weak,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use parking_lot::Mutex;
+use prost::Message as _;
+use trib_ops::log_limit::LogLimit;
+use trib_queue::{
+    queue::{
+        wait_delivery, Consumer, ConsumerEvent, Delivery, Partitioning, Producer, Queue, QueueError, QueueResult,
+        Record, TopicPartition,
+    },
+    topics::TopicNames,
+    wire::{
+        ClientSubscriptionsProto, ClusterPublishMsgProto, SharedGroupProto, SubscriptionsSourceProto,
+        TopicSubscriptionProto, WIRE_VERSION,
+    },
+};
+use uuid::Uuid;
+
+use crate::{
+    forward::publish_msg_proto,
+    message::{now_ms, PublishedMessage, RoutedMessage},
+    protocol::QoS,
+    router::{
+        topic::validate_topic_name, ClientSubscription, ClusterSink, Handover, NodeTarget, NotStored, SessionLog,
+    },
+    session::Delivery as SessionDelivery,
+    sessions::Sessions,
+    Router,
+};
+
+/// TBMQ's prefix of marker keys on `tbmq.client.subscriptions`.
+const MARKER_KEY_PREFIX: &str = "tbmq_system_dummy_client_id_";
+/// How long a node may take to read the subscriptions topic up to its marker before its start fails.
+pub const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Records read per poll.
+const MAX_RECORDS: usize = 500;
+
+/// Log lines about records skipped or not stored, per reason.
+static LINES: LazyLock<LogLimit> = LazyLock::new(LogLimit::default);
+
+/// Tells the publishing connection when the record is stored (QoS 1 and 2 only).
+type Confirm = Option<tokio::sync::oneshot::Sender<Result<(), NotStored>>>;
+
+/// The two readers: client subscriptions, and this node's downlink topic.
+type Readers = (Box<dyn Consumer>, Box<dyn Consumer>);
+/// One poll of a reader thread.
+type Step = Box<dyn FnMut(&Inner) -> QueueResult<()> + Send>;
+
+/// This node's part of the cluster: its writer of client records and of messages to other
+/// nodes, and its readers of both topics.
+pub struct ClusterLink {
+    inner: Arc<Inner>,
+    readers: Mutex<Option<Readers>>,
+    /// The offset after the last subscriptions record read (catch-up).
+    next: Mutex<i64>,
+    poll: Duration,
+}
+
+impl std::fmt::Debug for ClusterLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLink").field("service_id", &self.inner.service_id).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    router: Weak<Router>,
+    sessions: Mutex<Option<Weak<Sessions>>>,
+    producer: Arc<dyn Producer>,
+    names: TopicNames,
+    subscriptions_topic: String,
+    service_id: String,
+    /// This node's records per client id not read back yet.
+    pending: Mutex<HashMap<String, usize>>,
+    acks: mpsc::Sender<(Delivery, Confirm)>,
+}
+
+impl ClusterLink {
+    /// Creates this node's downlink topic and the consumers of it and of the subscriptions
+    /// topic. Nothing is read until [`ClusterLink::catch_up`].
+    pub async fn open(
+        queue: Arc<dyn Queue>,
+        names: &TopicNames,
+        service_id: &str,
+        router: &Arc<Router>,
+        poll: Duration,
+    ) -> QueueResult<Self> {
+        let (names, id) = (names.clone(), service_id.to_owned());
+        let opened = tokio::task::spawn_blocking(move || -> QueueResult<_> {
+            let subs = names.client_subscriptions_spec()?;
+            queue.create_topic(&subs)?;
+            let downlink = names.basic_downlink_spec(&id)?;
+            queue.create_topic(&downlink)?;
+            let subs_reader = queue.assign(
+                &names.cluster_subscriptions_group(&id),
+                &format!("{}client-subscriptions-broker-{id}", names.prefix),
+                &TopicPartition::new(&subs.name, 0),
+            )?;
+            let tp = TopicPartition::new(&downlink.name, 0);
+            let mut downlink_reader = queue.assign(
+                &names.basic_downlink_group(&id),
+                &format!("{}basic-downlink-msg-consumer-{id}", names.prefix),
+                &tp,
+            )?;
+            let (_, end) = downlink_reader.watermarks(&tp)?;
+            downlink_reader.seek(&tp, end)?;
+            Ok((names, subs.name, subs_reader, downlink_reader, queue.producer()))
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("cannot open the cluster topics: {e}")))??;
+        let (names, subscriptions_topic, subs_reader, downlink_reader, producer) = opened;
+        let (acks, acks_rx) = mpsc::channel();
+        spawn_acks(acks_rx)?;
+        let inner = Arc::new(Inner {
+            router: Arc::downgrade(router),
+            sessions: Mutex::new(None),
+            producer,
+            names,
+            subscriptions_topic,
+            service_id: service_id.to_owned(),
+            pending: Mutex::new(HashMap::new()),
+            acks,
+        });
+        Ok(ClusterLink { inner, readers: Mutex::new(Some((subs_reader, downlink_reader))), next: Mutex::new(0), poll })
+    }
+
+    /// Reads the subscriptions topic up to now (a marker this node writes) into the router's
+    /// trie; returns how many other nodes' clients it knows then. Called at start, before the
+    /// MQTT listeners open. Records this node wrote before a restart are answered with
+    /// `session_ended`: its sessions did not survive.
+    pub async fn catch_up(&self) -> QueueResult<usize> {
+        let marker = format!("{MARKER_KEY_PREFIX}{}", Uuid::new_v4());
+        let value = ClientSubscriptionsProto {
+            subscriptions: Vec::new(),
+            source: Some(SubscriptionsSourceProto::MqttClient as i32),
+            wire_version: WIRE_VERSION,
+            service_id: Some(self.inner.service_id.clone()),
+            session_ended: true,
+        }
+        .encode_to_vec();
+        let delivery = self.inner.producer.send(
+            &self.inner.subscriptions_topic,
+            Partitioning::Fixed(0),
+            Some(marker.as_bytes()),
+            &value,
+        );
+        let (_, offset) = delivery.await.unwrap_or(Err(QueueError::Closed))?;
+        let (mut subs, downlink) = self.readers.lock().take().ok_or(QueueError::Closed)?;
+        let (inner, poll) = (self.inner.clone(), self.poll);
+        let mut next = *self.next.lock();
+        let (subs, next, stale, result) = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+            let mut stale = HashMap::new();
+            let result = (|| {
+                while next <= offset {
+                    if Instant::now() >= deadline {
+                        return Err(QueueError::Backend(format!(
+                            "could not read the client subscriptions topic up to offset {offset} in time (read up to {next})"
+                        )));
+                    }
+                    for record in poll_records(subs.as_mut(), poll)? {
+                        inner.apply(&record, Some(&mut stale));
+                        next = record.offset + 1;
+                    }
+                }
+                Ok(())
+            })();
+            (subs, next, stale, result)
+        })
+        .await
+        .map_err(|e| QueueError::Backend(format!("client subscriptions catch-up failed: {e}")))?;
+        *self.readers.lock() = Some((subs, downlink));
+        *self.next.lock() = next;
+        result?;
+        // The marker goes; so do this node's sessions of an earlier run.
+        let tombstone = self.inner.producer.send(
+            &self.inner.subscriptions_topic,
+            Partitioning::Fixed(0),
+            Some(marker.as_bytes()),
+            &[],
+        );
+        let _ = tombstone.await;
+        for (client_id, live) in stale {
+            if live {
+                self.inner.ended(&client_id);
+            }
+        }
+        Ok(self.inner.router.upgrade().map_or(0, |r| r.remote_client_count()))
+    }
+
+    /// Makes the router tell the cluster about its sessions and send other nodes' clients their
+    /// messages, and starts the two reader threads, until `stop` is set or the router is gone.
+    /// `sessions` is the broker's registry, for takeovers.
+    pub(crate) fn follow(&self, sessions: &Arc<Sessions>, stop: Arc<AtomicBool>) -> QueueResult<Vec<JoinHandle<()>>> {
+        let (mut subs, mut downlink) = self.readers.lock().take().ok_or(QueueError::Closed)?;
+        let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
+        *self.inner.sessions.lock() = Some(Arc::downgrade(sessions));
+        router.set_session_log(Some(self.inner.clone()));
+        router.set_cluster_sink(Some(self.inner.clone()));
+        let poll = self.poll;
+        let spawn = |name: &str, mut step: Step| {
+            let (inner, stop) = (Arc::downgrade(&self.inner), stop.clone());
+            let what = name.to_owned();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(inner) = inner.upgrade().filter(|i| i.router.strong_count() > 0) else { break };
+                        if let Err(e) = step(&inner) {
+                            tracing::warn!(reader = %what, error = %e, "Cluster topic poll failed.");
+                            std::thread::sleep(poll);
+                        }
+                    }
+                })
+                .map_err(|e| QueueError::Backend(format!("cannot start the {name} thread: {e}")))
+        };
+        let subs_thread = spawn(
+            "broker-cluster-subs",
+            Box::new(move |inner| {
+                for record in poll_records(subs.as_mut(), poll)? {
+                    inner.apply(&record, None);
+                }
+                Ok(())
+            }),
+        )?;
+        let downlink_thread = spawn(
+            "broker-cluster-downlink",
+            Box::new(move |inner| {
+                for record in poll_records(downlink.as_mut(), poll)? {
+                    inner.deliver(&record);
+                }
+                Ok(())
+            }),
+        )?;
+        Ok(vec![subs_thread, downlink_thread])
+    }
+}
+
+/// Polls once and returns the records. Blocking.
+fn poll_records(consumer: &mut dyn Consumer, poll: Duration) -> QueueResult<Vec<Record>> {
+    let mut out = Vec::new();
+    for event in consumer.poll(poll, MAX_RECORDS)? {
+        if let ConsumerEvent::Records(records) = event {
+            out.extend(records);
+        }
+    }
+    Ok(out)
+}
+
+/// What a subscriptions record says about an MQTT client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientRecord {
+    pub client_id: String,
+    /// The node that wrote it.
+    pub node: String,
+    pub ended: bool,
+    pub subscriptions: Vec<ClientSubscription>,
+}
+
+/// Encodes an MQTT client's record.
+pub(crate) fn encode_client(node: &str, ended: bool, subscriptions: &[ClientSubscription]) -> Vec<u8> {
+    ClientSubscriptionsProto {
+        subscriptions: subscriptions
+            .iter()
+            .map(|s| TopicSubscriptionProto {
+                topic: s.filter.clone(),
+                qos: s.qos as i32,
+                share_name: None,
+                no_local: s.no_local,
+                retain_as_published: s.retain_as_published,
+                subscription_id: s.sub_id.and_then(|id| u32::try_from(id).ok()),
+            })
+            .collect(),
+        source: Some(SubscriptionsSourceProto::MqttClient as i32),
+        wire_version: WIRE_VERSION,
+        service_id: Some(node.to_owned()),
+        session_ended: ended,
+    }
+    .encode_to_vec()
+}
+
+/// An MQTT client's record: `None` for markers, integrations' records, records without a node
+/// (TBMQ's own) and undecodable ones. Filters are kept as written (the router skips invalid ones).
+pub(crate) fn decode_client(key: Option<&[u8]>, value: &[u8]) -> Option<ClientRecord> {
+    let client_id = std::str::from_utf8(key?).ok()?;
+    if client_id.starts_with(MARKER_KEY_PREFIX) || value.is_empty() {
+        return None;
+    }
+    let proto = ClientSubscriptionsProto::decode(value).ok()?;
+    if proto.source != Some(SubscriptionsSourceProto::MqttClient as i32) {
+        return None;
+    }
+    let node = proto.service_id?;
+    let subscriptions = proto
+        .subscriptions
+        .into_iter()
+        .filter_map(|s| {
+            Some(ClientSubscription {
+                qos: u8::try_from(s.qos).ok().and_then(QoS::from_u8)?,
+                filter: match s.share_name {
+                    // TBMQ's form: the share name apart from the filter.
+                    Some(name) if !s.topic.starts_with("$share/") => format!("$share/{name}/{}", s.topic),
+                    _ => s.topic,
+                },
+                no_local: s.no_local,
+                retain_as_published: s.retain_as_published,
+                sub_id: s.subscription_id.and_then(|id| usize::try_from(id).ok()),
+            })
+        })
+        .collect();
+    Some(ClientRecord { client_id: client_id.to_owned(), node, ended: proto.session_ended, subscriptions })
+}
+
+/// Encodes a message for another node; `addressed` names the one client (and QoS) it goes to.
+pub(crate) fn encode_publish(
+    target: &NodeTarget<'_>,
+    msg: &PublishedMessage,
+    origin: &str,
+    addressed: Option<(&str, QoS)>,
+) -> Vec<u8> {
+    ClusterPublishMsgProto {
+        publish_msg: Some(publish_msg_proto(msg)),
+        to_subscribers: target.to_subscribers,
+        shared_groups: target
+            .groups
+            .iter()
+            .map(|(name, filter)| SharedGroupProto {
+                share_name: (*name).to_owned(),
+                topic_filter: (*filter).to_owned(),
+            })
+            .collect(),
+        origin_service_id: origin.to_owned(),
+        received_at: i64::try_from(msg.received_at_ms).unwrap_or(i64::MAX),
+        target_client_id: addressed.map(|(client, _)| client.to_owned()),
+        target_qos: addressed.map(|(_, qos)| qos as i32),
+        wire_version: WIRE_VERSION,
+    }
+    .encode_to_vec()
+}
+
+/// A message from another node: the message with its expiry interval reduced by the time since
+/// it was received (`None` once expired), what to deliver it to, and the client it is addressed
+/// to with its QoS (a takeover's hand-over).
+pub(crate) struct FromNode {
+    pub msg: Option<PublishedMessage>,
+    pub to_subscribers: bool,
+    pub groups: Vec<(String, String)>,
+    pub target: Option<(String, QoS)>,
+}
+
+/// Decodes a record of this node's downlink topic read at `now_ms`.
+pub(crate) fn decode_publish(value: &[u8], now_ms: u64) -> Result<FromNode, String> {
+    let proto = ClusterPublishMsgProto::decode(value).map_err(|e| e.to_string())?;
+    let publish = proto.publish_msg.ok_or("no message")?;
+    validate_topic_name(&publish.topic_name).map_err(|e| e.to_string())?;
+    let qos = u8::try_from(publish.qos).ok().and_then(QoS::from_u8).ok_or("invalid qos")?;
+    let props = publish.mqtt_properties.unwrap_or_default();
+    let received_at_ms = u64::try_from(proto.received_at).unwrap_or(0);
+    let mut expiry = props.message_expiry_interval;
+    let mut expired = false;
+    if let Some(interval) = expiry {
+        let left_ms = (u64::from(interval) * 1000).saturating_sub(now_ms.saturating_sub(received_at_ms));
+        expired = left_ms == 0;
+        expiry = Some(u32::try_from(left_ms.div_ceil(1000)).unwrap_or(u32::MAX));
+    }
+    let target = match (proto.target_client_id, proto.target_qos) {
+        (Some(client), Some(q)) => Some((client, u8::try_from(q).ok().and_then(QoS::from_u8).ok_or("invalid qos")?)),
+        _ => None,
+    };
+    let msg = (!expired).then(|| PublishedMessage {
+        topic: publish.topic_name,
+        payload: publish.payload,
+        qos,
+        retain: publish.retain,
+        client_id: publish.client_id.into(),
+        user_properties: publish.user_properties.into_iter().map(|p| (p.key, p.value)).collect(),
+        content_type: props.content_type,
+        correlation_data: props.correlation_data.map(bytes::Bytes::from),
+        response_topic: props.response_topic,
+        message_expiry_interval: expiry,
+        payload_format_indicator: props.payload_format_indicator.and_then(|p| u8::try_from(p).ok()),
+        received_at_ms,
+    });
+    Ok(FromNode {
+        msg,
+        to_subscribers: proto.to_subscribers,
+        groups: proto.shared_groups.into_iter().map(|g| (g.share_name, g.topic_filter)).collect(),
+        target,
+    })
+}
+
+impl Inner {
+    /// Sends a record without waiting; `confirm` hears when it is stored.
+    fn send(&self, topic: &str, key: &[u8], value: &[u8], confirm: Confirm) {
+        let delivery = self.producer.send(topic, Partitioning::Fixed(0), Some(key), value);
+        if let Err(mpsc::SendError((_, Some(confirm)))) = self.acks.send((delivery, confirm)) {
+            // The accounting thread is gone; the record itself is with the queue.
+            let _ = confirm.send(Ok(()));
+        }
+    }
+
+    /// Writes this node's record for a client.
+    fn write_client(&self, client_id: &str, ended: bool, subscriptions: &[ClientSubscription]) {
+        let value = encode_client(&self.service_id, ended, subscriptions);
+        // Counted before the send: the reader may see the record before `send` returns.
+        *self.pending.lock().entry(client_id.to_owned()).or_default() += 1;
+        self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
+    }
+
+    /// Applies one subscriptions record. During catch-up `stale` collects this node's records
+    /// of an earlier run (client id -> whether the last one left a live session).
+    fn apply(&self, record: &Record, stale: Option<&mut HashMap<String, bool>>) {
+        let Some(rec) = decode_client(record.key.as_deref(), &record.value) else { return };
+        let Some(router) = self.router.upgrade() else { return };
+        if rec.node == self.service_id {
+            let mut pending = self.pending.lock();
+            match pending.get_mut(&rec.client_id) {
+                Some(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        pending.remove(&rec.client_id);
+                    }
+                }
+                None => {
+                    if let Some(stale) = stale {
+                        stale.insert(rec.client_id.clone(), !rec.ended);
+                    }
+                }
+            }
+            // The latest word on the client is this node's.
+            router.remove_remote_client(&rec.client_id, None);
+            return;
+        }
+        if self.pending.lock().contains_key(&rec.client_id) {
+            // This node's own later record wins.
+            return;
+        }
+        if let Some(stale) = stale {
+            stale.remove(&rec.client_id);
+        }
+        if rec.ended {
+            router.remove_remote_client(&rec.client_id, Some(&rec.node));
+            return;
+        }
+        router.set_remote_client(&rec.client_id, &rec.node, rec.subscriptions);
+        self.take_over(&router, &rec.client_id, &rec.node);
+    }
+
+    /// Another node holds `client_id` now: this node's session of it (if any) goes, and the QoS
+    /// 1 and 2 messages it held go to that node for the client.
+    fn take_over(&self, router: &Router, client_id: &str, node: &str) {
+        let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
+        let Some(held) = sessions.hand_over(router, client_id) else { return };
+        tracing::info!(client_id, node, messages = held.len(), "Session taken over by another broker node.");
+        let topic = self.names.basic_downlink(node);
+        let target = NodeTarget { node, to_subscribers: false, groups: Vec::new() };
+        for delivery in held {
+            let msg = &delivery.msg.msg;
+            let value = encode_publish(&target, msg, &self.service_id, Some((client_id, delivery.qos)));
+            self.send(&topic, msg.topic.as_bytes(), &value, None);
+        }
+    }
+
+    /// Delivers one record of this node's downlink topic.
+    fn deliver(&self, record: &Record) {
+        let from = match decode_publish(&record.value, now_ms()) {
+            Ok(from) => from,
+            Err(e) => {
+                if let Some(suppressed) = LINES.admit(&format!("downlink:{e}")) {
+                    tracing::warn!(offset = record.offset, error = %e, suppressed, "Message from another node skipped.");
+                }
+                return;
+            }
+        };
+        let Some(msg) = from.msg else { return };
+        let Some(router) = self.router.upgrade() else { return };
+        let msg = RoutedMessage::new(msg);
+        match from.target {
+            None => {
+                router.publish_from_node(&msg, from.to_subscribers, &from.groups);
+            }
+            Some((client_id, qos)) => {
+                let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
+                if let Some(session) = sessions.get(&client_id) {
+                    session.enqueue(SessionDelivery { msg, qos, retain: false, sub_ids: Vec::new() });
+                }
+            }
+        }
+    }
+}
+
+impl SessionLog for Inner {
+    fn changed(&self, client_id: &str, subscriptions: Vec<ClientSubscription>) {
+        self.write_client(client_id, false, &subscriptions);
+    }
+
+    fn ended(&self, client_id: &str) {
+        self.write_client(client_id, true, &[]);
+    }
+}
+
+impl ClusterSink for Inner {
+    fn send(&self, target: &NodeTarget<'_>, msg: &PublishedMessage) -> Handover {
+        let value = encode_publish(target, msg, &self.service_id, None);
+        let topic = self.names.basic_downlink(target.node);
+        let (confirm, handover) = match msg.qos {
+            QoS::AtMostOnce => (None, Handover::Stored),
+            _ => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                (Some(tx), Handover::Pending(rx))
+            }
+        };
+        Inner::send(self, &topic, msg.topic.as_bytes(), &value, confirm);
+        handover
+    }
+}
+
+/// Starts the thread that waits for the queue's answers and tells the publishers.
+fn spawn_acks(rx: mpsc::Receiver<(Delivery, Confirm)>) -> QueueResult<()> {
+    std::thread::Builder::new()
+        .name("broker-cluster-acks".into())
+        .spawn(move || {
+            // Ends when the link (the only sender) is gone.
+            for (delivery, confirm) in rx {
+                let result = wait_delivery(delivery).map(drop).map_err(|e| {
+                    if let Some(suppressed) = LINES.admit("not stored") {
+                        tracing::error!(error = %e, suppressed, "Cluster record was not stored by the queue.");
+                    }
+                    match e {
+                        QueueError::Full(reason) => NotStored::quota(reason),
+                        other => NotStored::new(other.to_string()),
+                    }
+                });
+                if let Some(confirm) = confirm {
+                    // The connection may be gone; then nobody waits for the answer.
+                    let _ = confirm.send(result);
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| QueueError::Backend(format!("cannot start the cluster ack thread: {e}")))
+}
