@@ -19,6 +19,9 @@
 //! A run ends when every expected message arrived, when nothing arrived for 3 s after the publishers
 //! finished, or after 55 s; missing messages are reported as lost.
 //! `--embedded` starts `trib_broker::Broker` in-process on 127.0.0.1:0 and ignores `--host`/`--port`.
+//! `--nodes 2` (with `--embedded`) starts two brokers joined by the cluster link (`trib_broker::cluster`)
+//! on one in-process queue, and connects the publishers to node 1 and the subscribers to node 2;
+//! `--nodes both` runs one node, then two, and prints both lines.
 //! Only MQTT 3.1.1 clients (rumqttc v4) are used so the same run works against any broker.
 // A command-line tool: its report goes to stdout, usage errors to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -36,7 +39,7 @@ type BoxError = Box<dyn Error + Send + Sync>;
 
 const USAGE: &str = "usage: loadgen [--embedded] [--host H] [--port P] [--publishers N] [--subscribers M] \
 [--qos 0|1|2] [--payload BYTES>=8] [--rate MSGS_PER_SEC_TOTAL (0 = max)] [--messages TOTAL] \
-[--topic-mode fan-in|fan-out]";
+[--topic-mode fan-in|fan-out] [--nodes 1|2|both (with --embedded)]";
 const IDLE_END: Duration = Duration::from_secs(3);
 const MAX_RUN: Duration = Duration::from_secs(55);
 
@@ -52,6 +55,12 @@ struct Args {
     messages: u64,
     fan_out: bool,
     embedded: bool,
+    /// Where subscribers connect (node 2 of a two-node run); `None`: where publishers do.
+    sub_port: Option<u16>,
+    /// Broker nodes to start with `--embedded`: 1, 2, or 0 for both runs in turn.
+    nodes: usize,
+    /// Node 1's router in a two-node run (to wait until it knows node 2's subscribers).
+    subscribers_known: Option<Arc<trib_broker::Router>>,
 }
 
 /// What one subscriber saw: per-message latencies (ns) and the time of its last message.
@@ -69,24 +78,62 @@ async fn main() -> Result<(), BoxError> {
             std::process::exit(2);
         }
     };
-    let broker = if args.embedded {
-        let mut config = trib_broker::BrokerConfig::default();
-        config.listener.tcp.bind_address = "127.0.0.1".to_owned();
-        config.listener.tcp.bind_port = 0;
-        let handle = trib_broker::Broker::start(config).await?;
-        let addr = handle.tcp_addr().ok_or("embedded broker has no tcp listener")?;
-        args.host = addr.ip().to_string();
-        args.port = addr.port();
-        Some(handle)
-    } else {
-        None
-    };
-    let result = run(&args).await;
-    if let Some(handle) = broker {
-        handle.shutdown().await;
+    if !args.embedded {
+        println!("{}", run(&args).await?);
+        return Ok(());
     }
-    println!("{}", result?);
+    let counts: &[usize] = match args.nodes {
+        0 => &[1, 2],
+        1 => &[1],
+        _ => &[2],
+    };
+    for &nodes in counts {
+        let mut brokers = Vec::new();
+        let queue: Arc<dyn trib_queue::queue::Queue> = Arc::new(trib_queue::queue::embedded::EmbeddedQueue::new());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for n in 0..nodes {
+            brokers.push(start_node(nodes > 1, &queue, &format!("node-{}", n + 1), &stop).await?);
+        }
+        let addr = |i: usize| brokers[i].tcp_addr().ok_or("embedded broker has no tcp listener");
+        args.host = addr(0)?.ip().to_string();
+        args.port = addr(0)?.port();
+        args.sub_port = (nodes > 1).then(|| addr(1).map(|a| a.port())).transpose()?;
+        if nodes > 1 {
+            // Node 1 must know node 2's subscribers before anything is published.
+            args.subscribers_known = Some(brokers[0].router().clone());
+        }
+        let result = run(&args).await;
+        stop.store(true, Ordering::Relaxed);
+        for handle in brokers {
+            handle.shutdown().await;
+        }
+        println!("nodes={nodes} {}", result?);
+    }
     Ok(())
+}
+
+/// Starts one in-process broker; with `cluster`, joined to the others on `queue`.
+async fn start_node(
+    cluster: bool,
+    queue: &Arc<dyn trib_queue::queue::Queue>,
+    id: &str,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Result<trib_broker::BrokerHandle, BoxError> {
+    let mut config = trib_broker::BrokerConfig::default();
+    config.listener.tcp.bind_address = "127.0.0.1".to_owned();
+    config.listener.tcp.bind_port = 0;
+    if !cluster {
+        return Ok(trib_broker::Broker::start(config).await?);
+    }
+    let router = Arc::new(trib_broker::Router::new(None));
+    let names = trib_queue::topics::TopicNames::default();
+    let link =
+        trib_broker::cluster::ClusterLink::open(queue.clone(), &names, id, &router, Duration::from_millis(100)).await?;
+    link.catch_up().await?;
+    let hooks = trib_broker::BrokerHooks { router: Some(router), ..Default::default() };
+    let handle = trib_broker::Broker::start_with(config, hooks).await?;
+    link.follow_broker(&handle, stop.clone())?;
+    Ok(handle)
 }
 
 async fn run(args: &Args) -> Result<String, BoxError> {
@@ -105,7 +152,7 @@ async fn run(args: &Args) -> Result<String, BoxError> {
     let mut subscribers = Vec::new();
     for i in 0..args.subscribers {
         let (ready_tx, ready_rx) = oneshot::channel();
-        let opts = options(args, &format!("lg-{run_id}-s{i}"));
+        let opts = options_at(args, &format!("lg-{run_id}-s{i}"), args.sub_port.unwrap_or(args.port));
         let task = tokio::spawn(subscriber(
             opts,
             filter.clone(),
@@ -120,6 +167,15 @@ async fn run(args: &Args) -> Result<String, BoxError> {
             .await
             .map_err(|_| "subscriber got no suback in 10 s")??;
         subscribers.push(task);
+    }
+    if let Some(router) = &args.subscribers_known {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while router.remote_client_count() < args.subscribers {
+            if Instant::now() > deadline {
+                return Err("node 1 did not learn node 2's subscribers in 10 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     let pub_t0 = start.elapsed();
@@ -156,7 +212,11 @@ async fn run(args: &Args) -> Result<String, BoxError> {
 }
 
 fn options(args: &Args, id: &str) -> MqttOptions {
-    let mut opts = MqttOptions::new(id, args.host.clone(), args.port);
+    options_at(args, id, args.port)
+}
+
+fn options_at(args: &Args, id: &str, port: u16) -> MqttOptions {
+    let mut opts = MqttOptions::new(id, args.host.clone(), port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(args.payload + 1024, args.payload + 1024);
     opts.set_request_channel_capacity(1000);
@@ -313,6 +373,9 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         messages: 100_000,
         fan_out: false,
         embedded: false,
+        sub_port: None,
+        nodes: 1,
+        subscribers_known: None,
     };
     while let Some(flag) = it.next() {
         if flag == "--embedded" {
@@ -323,6 +386,14 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         let bad = |_| format!("bad value for {flag}: {value}");
         match flag.as_str() {
             "--host" => a.host = value.clone(),
+            "--nodes" => {
+                a.nodes = match value.as_str() {
+                    "1" => 1,
+                    "2" => 2,
+                    "both" => 0,
+                    _ => return Err(format!("bad value for --nodes: {value} (1, 2 or both)")),
+                }
+            }
             "--port" => a.port = value.parse().map_err(bad)?,
             "--publishers" => a.publishers = value.parse().map_err(bad)?,
             "--subscribers" => a.subscribers = value.parse().map_err(bad)?,

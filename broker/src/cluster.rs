@@ -79,8 +79,9 @@ static LINES: LazyLock<LogLimit> = LazyLock::new(LogLimit::default);
 /// Tells the publishing connection when the record is stored (QoS 1 and 2 only).
 type Confirm = Option<tokio::sync::oneshot::Sender<Result<(), NotStored>>>;
 
-/// The two readers: client subscriptions, and this node's downlink topic.
-type Readers = (Box<dyn Consumer>, Box<dyn Consumer>);
+/// The readers: client subscriptions, this node's downlink topic, and (at start only) this
+/// node's persisted messages.
+type Readers = (Box<dyn Consumer>, Box<dyn Consumer>, Box<dyn Consumer>);
 /// One poll of a reader thread.
 type Step = Box<dyn FnMut(&Inner) -> QueueResult<()> + Send>;
 
@@ -92,6 +93,15 @@ pub struct ClusterLink {
     /// The offset after the last subscriptions record read (catch-up).
     next: Mutex<i64>,
     poll: Duration,
+    /// This node's persistent sessions of an earlier run, to restore once the broker runs.
+    restore: Mutex<Vec<Restore>>,
+}
+
+/// A persistent session of an earlier run of this node: its record and the messages kept for it.
+#[derive(Debug)]
+struct Restore {
+    record: ClientRecord,
+    messages: Vec<(PublishedMessage, QoS)>,
 }
 
 impl std::fmt::Debug for ClusterLink {
@@ -106,6 +116,7 @@ struct Inner {
     producer: Arc<dyn Producer>,
     names: TopicNames,
     subscriptions_topic: String,
+    persisted_topic: String,
     service_id: String,
     /// This node's records per client id not read back yet.
     pending: Mutex<HashMap<String, usize>>,
@@ -141,11 +152,19 @@ impl ClusterLink {
             )?;
             let (_, end) = downlink_reader.watermarks(&tp)?;
             downlink_reader.seek(&tp, end)?;
-            Ok((names, subs.name, subs_reader, downlink_reader, queue.producer()))
+            let persisted = names.persisted_msg_spec(&id)?;
+            queue.create_topic(&persisted)?;
+            let persisted_reader = queue.assign(
+                &names.persisted_msg_group(&id),
+                &format!("{}persisted-msg-consumer-{id}", names.prefix),
+                &TopicPartition::new(&persisted.name, 0),
+            )?;
+            let readers = (subs_reader, downlink_reader, persisted_reader);
+            Ok((names, subs.name, persisted.name, readers, queue.producer()))
         })
         .await
         .map_err(|e| QueueError::Backend(format!("cannot open the cluster topics: {e}")))??;
-        let (names, subscriptions_topic, subs_reader, downlink_reader, producer) = opened;
+        let (names, subscriptions_topic, persisted_topic, readers, producer) = opened;
         let (acks, acks_rx) = mpsc::channel();
         spawn_acks(acks_rx)?;
         let inner = Arc::new(Inner {
@@ -154,38 +173,35 @@ impl ClusterLink {
             producer,
             names,
             subscriptions_topic,
+            persisted_topic,
             service_id: service_id.to_owned(),
             pending: Mutex::new(HashMap::new()),
             acks,
         });
-        Ok(ClusterLink { inner, readers: Mutex::new(Some((subs_reader, downlink_reader))), next: Mutex::new(0), poll })
+        Ok(ClusterLink {
+            inner,
+            readers: Mutex::new(Some(readers)),
+            next: Mutex::new(0),
+            poll,
+            restore: Mutex::new(Vec::new()),
+        })
     }
 
     /// Reads the subscriptions topic up to now (a marker this node writes) into the router's
     /// trie; returns how many other nodes' clients it knows then. Called at start, before the
-    /// MQTT listeners open. Records this node wrote before a restart are answered with
-    /// `session_ended`: its sessions did not survive.
+    /// MQTT listeners open. This node's sessions of an earlier run: the persistent ones (expiry
+    /// interval above 0) are read back with the messages kept for them, to be restored by
+    /// [`ClusterLink::follow_broker`]; the others are answered with `session_ended`.
     pub async fn catch_up(&self) -> QueueResult<usize> {
         let marker = format!("{MARKER_KEY_PREFIX}{}", Uuid::new_v4());
-        let value = ClientSubscriptionsProto {
-            subscriptions: Vec::new(),
-            source: Some(SubscriptionsSourceProto::MqttClient as i32),
-            wire_version: WIRE_VERSION,
-            service_id: Some(self.inner.service_id.clone()),
-            session_ended: true,
-        }
-        .encode_to_vec();
-        let delivery = self.inner.producer.send(
-            &self.inner.subscriptions_topic,
-            Partitioning::Fixed(0),
-            Some(marker.as_bytes()),
-            &value,
-        );
+        let value = encode_client(&self.inner.service_id, true, 0, &[]);
+        let topic = self.inner.subscriptions_topic.clone();
+        let delivery = self.inner.producer.send(&topic, Partitioning::Fixed(0), Some(marker.as_bytes()), &value);
         let (_, offset) = delivery.await.unwrap_or(Err(QueueError::Closed))?;
-        let (mut subs, downlink) = self.readers.lock().take().ok_or(QueueError::Closed)?;
+        let (mut subs, downlink, mut persisted) = self.readers.lock().take().ok_or(QueueError::Closed)?;
         let (inner, poll) = (self.inner.clone(), self.poll);
         let mut next = *self.next.lock();
-        let (subs, next, stale, result) = tokio::task::spawn_blocking(move || {
+        let (subs, persisted, next, result) = tokio::task::spawn_blocking(move || {
             let deadline = Instant::now() + CATCH_UP_TIMEOUT;
             let mut stale = HashMap::new();
             let result = (|| {
@@ -200,38 +216,49 @@ impl ClusterLink {
                         next = record.offset + 1;
                     }
                 }
-                Ok(())
+                read_kept(persisted.as_mut(), &inner.persisted_topic, stale, poll, deadline)
             })();
-            (subs, next, stale, result)
+            (subs, persisted, next, result)
         })
         .await
         .map_err(|e| QueueError::Backend(format!("client subscriptions catch-up failed: {e}")))?;
-        *self.readers.lock() = Some((subs, downlink));
+        *self.readers.lock() = Some((subs, downlink, persisted));
         *self.next.lock() = next;
-        result?;
-        // The marker goes; so do this node's sessions of an earlier run.
-        let tombstone = self.inner.producer.send(
-            &self.inner.subscriptions_topic,
-            Partitioning::Fixed(0),
-            Some(marker.as_bytes()),
-            &[],
-        );
+        let (restore, ended) = result?;
+        // The marker goes; so do this node's clean sessions of an earlier run.
+        let tombstone = self.inner.producer.send(&topic, Partitioning::Fixed(0), Some(marker.as_bytes()), &[]);
         let _ = tombstone.await;
-        for (client_id, live) in stale {
-            if live {
-                self.inner.ended(&client_id);
-            }
+        for client_id in ended {
+            self.inner.ended(&client_id);
         }
+        *self.restore.lock() = restore;
         Ok(self.inner.router.upgrade().map_or(0, |r| r.remote_client_count()))
     }
 
     /// Makes the router tell the cluster about its sessions and send other nodes' clients their
     /// messages, and starts the two reader threads, until `stop` is set or the router is gone.
     /// `sessions` is the broker's registry, for takeovers.
-    pub(crate) fn follow(&self, sessions: &Arc<Sessions>, stop: Arc<AtomicBool>) -> QueueResult<Vec<JoinHandle<()>>> {
-        let (mut subs, mut downlink) = self.readers.lock().take().ok_or(QueueError::Closed)?;
+    fn follow(&self, broker: &crate::BrokerHandle, stop: Arc<AtomicBool>) -> QueueResult<Vec<JoinHandle<()>>> {
+        let (mut subs, mut downlink, _) = self.readers.lock().take().ok_or(QueueError::Closed)?;
         let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
+        let sessions = broker.sessions();
         *self.inner.sessions.lock() = Some(Arc::downgrade(sessions));
+        let restore = std::mem::take(&mut *self.restore.lock());
+        let restored = restore.len();
+        for Restore { record, messages } in restore {
+            let messages = messages.into_iter().map(|(msg, qos)| (RoutedMessage::new(msg), qos)).collect();
+            sessions.restore(
+                &router,
+                broker.limits(),
+                &record.client_id,
+                record.expiry,
+                &record.subscriptions,
+                messages,
+            );
+        }
+        if restored > 0 {
+            tracing::info!(sessions = restored, "Persistent sessions restored from the queue.");
+        }
         router.set_session_log(Some(self.inner.clone()));
         router.set_cluster_sink(Some(self.inner.clone()));
         let poll = self.poll;
@@ -273,6 +300,71 @@ impl ClusterLink {
     }
 }
 
+impl ClusterLink {
+    /// [`ClusterLink::follow`] for a broker started on this link's router (what the broker
+    /// service does; also for tools that start brokers themselves).
+    pub fn follow_broker(
+        &self,
+        broker: &crate::BrokerHandle,
+        stop: Arc<AtomicBool>,
+    ) -> QueueResult<Vec<JoinHandle<()>>> {
+        self.follow(broker, stop)
+    }
+}
+
+/// Reads this node's persisted messages topic to its end: the messages kept for each of the
+/// persistent sessions among `stale` (this node's live records of an earlier run) since the
+/// last clearing record. Returns the sessions to restore and the client ids of the others.
+fn read_kept(
+    consumer: &mut dyn Consumer,
+    topic: &str,
+    stale: HashMap<String, ClientRecord>,
+    poll: Duration,
+    deadline: Instant,
+) -> QueueResult<(Vec<Restore>, Vec<String>)> {
+    let (keep, ended): (Vec<ClientRecord>, Vec<ClientRecord>) = stale.into_values().partition(|r| r.expiry > 0);
+    let ended = ended.into_iter().map(|r| r.client_id).collect();
+    if keep.is_empty() {
+        return Ok((Vec::new(), ended));
+    }
+    let mut kept: HashMap<String, Vec<(PublishedMessage, QoS)>> =
+        keep.iter().map(|r| (r.client_id.clone(), Vec::new())).collect();
+    let tp = TopicPartition::new(topic, 0);
+    let (first, end) = consumer.watermarks(&tp)?;
+    consumer.seek(&tp, first)?;
+    let mut next = first;
+    while next < end {
+        if Instant::now() >= deadline {
+            return Err(QueueError::Backend(format!(
+                "could not read {topic} up to offset {end} in time (read up to {next})"
+            )));
+        }
+        for record in poll_records(consumer, poll)? {
+            next = record.offset + 1;
+            let Some(client) = record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
+            let Some(list) = kept.get_mut(client) else { continue };
+            if record.value.is_empty() {
+                list.clear();
+                continue;
+            }
+            match decode_publish(&record.value, now_ms()) {
+                Ok(FromNode { msg: Some(msg), target: Some((_, qos)), .. }) => list.push((msg, qos)),
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(suppressed) = LINES.admit(&format!("kept:{e}")) {
+                        tracing::warn!(offset = record.offset, error = %e, suppressed, "Kept message skipped.");
+                    }
+                }
+            }
+        }
+    }
+    let restore = keep
+        .into_iter()
+        .map(|record| Restore { messages: kept.remove(&record.client_id).unwrap_or_default(), record })
+        .collect();
+    Ok((restore, ended))
+}
+
 /// Polls once and returns the records. Blocking.
 fn poll_records(consumer: &mut dyn Consumer, poll: Duration) -> QueueResult<Vec<Record>> {
     let mut out = Vec::new();
@@ -291,11 +383,13 @@ pub(crate) struct ClientRecord {
     /// The node that wrote it.
     pub node: String,
     pub ended: bool,
+    /// The session's expiry interval, seconds.
+    pub expiry: u32,
     pub subscriptions: Vec<ClientSubscription>,
 }
 
 /// Encodes an MQTT client's record.
-pub(crate) fn encode_client(node: &str, ended: bool, subscriptions: &[ClientSubscription]) -> Vec<u8> {
+pub(crate) fn encode_client(node: &str, ended: bool, expiry: u32, subscriptions: &[ClientSubscription]) -> Vec<u8> {
     ClientSubscriptionsProto {
         subscriptions: subscriptions
             .iter()
@@ -312,6 +406,7 @@ pub(crate) fn encode_client(node: &str, ended: bool, subscriptions: &[ClientSubs
         wire_version: WIRE_VERSION,
         service_id: Some(node.to_owned()),
         session_ended: ended,
+        session_expiry_interval: Some(expiry),
     }
     .encode_to_vec()
 }
@@ -345,7 +440,13 @@ pub(crate) fn decode_client(key: Option<&[u8]>, value: &[u8]) -> Option<ClientRe
             })
         })
         .collect();
-    Some(ClientRecord { client_id: client_id.to_owned(), node, ended: proto.session_ended, subscriptions })
+    Some(ClientRecord {
+        client_id: client_id.to_owned(),
+        node,
+        ended: proto.session_ended,
+        expiry: proto.session_expiry_interval.unwrap_or(0),
+        subscriptions,
+    })
 }
 
 /// Encodes a message for another node; `addressed` names the one client (and QoS) it goes to.
@@ -437,16 +538,16 @@ impl Inner {
     }
 
     /// Writes this node's record for a client.
-    fn write_client(&self, client_id: &str, ended: bool, subscriptions: &[ClientSubscription]) {
-        let value = encode_client(&self.service_id, ended, subscriptions);
+    fn write_client(&self, client_id: &str, ended: bool, expiry: u32, subscriptions: &[ClientSubscription]) {
+        let value = encode_client(&self.service_id, ended, expiry, subscriptions);
         // Counted before the send: the reader may see the record before `send` returns.
         *self.pending.lock().entry(client_id.to_owned()).or_default() += 1;
         self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
     }
 
-    /// Applies one subscriptions record. During catch-up `stale` collects this node's records
-    /// of an earlier run (client id -> whether the last one left a live session).
-    fn apply(&self, record: &Record, stale: Option<&mut HashMap<String, bool>>) {
+    /// Applies one subscriptions record. During catch-up `stale` collects this node's live
+    /// sessions of an earlier run (the last record of each).
+    fn apply(&self, record: &Record, stale: Option<&mut HashMap<String, ClientRecord>>) {
         let Some(rec) = decode_client(record.key.as_deref(), &record.value) else { return };
         let Some(router) = self.router.upgrade() else { return };
         if rec.node == self.service_id {
@@ -460,7 +561,10 @@ impl Inner {
                 }
                 None => {
                     if let Some(stale) = stale {
-                        stale.insert(rec.client_id.clone(), !rec.ended);
+                        match rec.ended {
+                            true => stale.remove(&rec.client_id),
+                            false => stale.insert(rec.client_id.clone(), rec.clone()),
+                        };
                     }
                 }
             }
@@ -472,12 +576,13 @@ impl Inner {
             // This node's own later record wins.
             return;
         }
-        if let Some(stale) = stale {
-            stale.remove(&rec.client_id);
-        }
         if rec.ended {
             router.remove_remote_client(&rec.client_id, Some(&rec.node));
             return;
+        }
+        if let Some(stale) = stale {
+            // Another node holds it now.
+            stale.remove(&rec.client_id);
         }
         router.set_remote_client(&rec.client_id, &rec.node, rec.subscriptions);
         self.take_over(&router, &rec.client_id, &rec.node);
@@ -488,6 +593,7 @@ impl Inner {
     fn take_over(&self, router: &Router, client_id: &str, node: &str) {
         let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
         let Some(held) = sessions.hand_over(router, client_id) else { return };
+        self.cleared(client_id);
         tracing::info!(client_id, node, messages = held.len(), "Session taken over by another broker node.");
         let topic = self.names.basic_downlink(node);
         let target = NodeTarget { node, to_subscribers: false, groups: Vec::new() };
@@ -527,12 +633,23 @@ impl Inner {
 }
 
 impl SessionLog for Inner {
-    fn changed(&self, client_id: &str, subscriptions: Vec<ClientSubscription>) {
-        self.write_client(client_id, false, &subscriptions);
+    fn changed(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>) {
+        self.write_client(client_id, false, expiry_interval, &subscriptions);
     }
 
     fn ended(&self, client_id: &str) {
-        self.write_client(client_id, true, &[]);
+        self.write_client(client_id, true, 0, &[]);
+        self.cleared(client_id);
+    }
+
+    fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS) {
+        let target = NodeTarget { node: &self.service_id, to_subscribers: false, groups: Vec::new() };
+        let value = encode_publish(&target, msg, &self.service_id, Some((client_id, qos)));
+        self.send(&self.persisted_topic, client_id.as_bytes(), &value, None);
+    }
+
+    fn cleared(&self, client_id: &str) {
+        self.send(&self.persisted_topic, client_id.as_bytes(), &[], None);
     }
 }
 

@@ -24,7 +24,7 @@ use crate::message::{PublishedMessage, RoutedMessage};
 use crate::protocol::QoS;
 pub use crate::session::RetainHandling;
 pub(crate) use crate::session::SubOptions;
-use crate::session::{Delivery, Session};
+use crate::session::{Delivery, Queued, Session};
 use retained::RetainedStore;
 use topic::{ParsedFilter, TopicError};
 use trie::{Matches, Scope, Trie};
@@ -89,13 +89,18 @@ pub struct NodeTarget<'a> {
 }
 
 /// Tells the cluster what this node's sessions subscribe to (`cluster`'s writer of
-/// `tbmq.client.subscriptions`). Called on the client's task; must not block.
+/// `tbmq.client.subscriptions`), and keeps what persistent sessions hold while their clients
+/// are away (its writer of `tbmq.msg.persisted.<node>`). Called on clients' tasks; must not block.
 pub trait SessionLog: Send + Sync + 'static {
-    /// A session of this node has these subscriptions now (also called when a client connects,
-    /// which tells other nodes that the session lives here).
-    fn changed(&self, client_id: &str, subscriptions: Vec<ClientSubscription>);
-    /// A session of this node ended.
+    /// A session of this node has these subscriptions and this expiry interval now (also called
+    /// when a client connects, which tells other nodes that the session lives here).
+    fn changed(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>);
+    /// A session of this node ended (what was kept for it goes too).
     fn ended(&self, client_id: &str);
+    /// Keeps a message a persistent session holds for its client (QoS 1 or 2).
+    fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS);
+    /// Forgets every message kept for the client so far.
+    fn cleared(&self, client_id: &str);
 }
 
 /// One subscription of a client, as the cluster log carries it.
@@ -416,7 +421,7 @@ impl Router {
         let Some(log) = self.session_log.read().clone() else {
             return;
         };
-        let subscriptions = {
+        let (expiry, subscriptions) = {
             let st = session.state.lock();
             if st.removed {
                 return;
@@ -433,9 +438,52 @@ impl Router {
                 })
                 .collect();
             subs.sort_by(|a, b| a.filter.cmp(&b.filter));
-            subs
+            (st.expiry_interval, subs)
         };
-        log.changed(&session.client_id, subscriptions);
+        log.changed(&session.client_id, expiry, subscriptions);
+    }
+
+    /// A persistent session's client went away: what the session holds is kept (replacing what
+    /// was kept before), and so is every message queued for it until the client is back.
+    pub(crate) fn session_detached(&self, session: &Session) {
+        let Some(log) = self.session_log.read().clone() else {
+            return;
+        };
+        let held: Vec<(Arc<RoutedMessage>, QoS)> = {
+            let mut st = session.state.lock();
+            let held = st.held_for_keeping();
+            st.persisted = !held.is_empty();
+            held
+        };
+        log.cleared(&session.client_id);
+        for (msg, qos) in held {
+            log.persist(&session.client_id, &msg.msg, qos);
+        }
+    }
+
+    /// A session whose client is back has delivered everything that was kept for it: the kept
+    /// copies go.
+    pub(crate) fn session_drained(&self, client_id: &str) {
+        if let Some(log) = self.session_log.read().as_ref() {
+            log.cleared(client_id);
+        }
+    }
+
+    /// Subscribes a session to what the cluster log says it had (a session resumed from another
+    /// node, or restored after a restart). Invalid filters are skipped.
+    pub(crate) fn restore_subscriptions(&self, session: &Arc<Session>, subscriptions: &[ClientSubscription]) {
+        for sub in subscriptions {
+            let Ok(parsed) = topic::parse_filter(&sub.filter) else { continue };
+            let opts = SubOptions {
+                qos: sub.qos,
+                no_local: sub.no_local,
+                retain_as_published: sub.retain_as_published,
+                retain_handling: RetainHandling::OnEverySubscribe,
+                sub_id: sub.sub_id,
+            };
+            session.state.lock().subscriptions.insert(sub.filter.clone(), opts.clone());
+            self.subscribe(&parsed, session, opts);
+        }
     }
 
     /// A client connected to this node with `session`: when another node held its session and
@@ -447,18 +495,7 @@ impl Router {
         self.remove_remote_client(&session.client_id, None);
         let mut resumed = false;
         if let (true, Some((_, subscriptions))) = (resume, remote) {
-            for sub in subscriptions {
-                let Ok(parsed) = topic::parse_filter(&sub.filter) else { continue };
-                let opts = SubOptions {
-                    qos: sub.qos,
-                    no_local: sub.no_local,
-                    retain_as_published: sub.retain_as_published,
-                    retain_handling: RetainHandling::OnEverySubscribe,
-                    sub_id: sub.sub_id,
-                };
-                session.state.lock().subscriptions.insert(sub.filter.clone(), opts.clone());
-                self.subscribe(&parsed, session, opts);
-            }
+            self.restore_subscriptions(session, &subscriptions);
             resumed = true;
         }
         self.session_changed(session);
@@ -526,7 +563,7 @@ impl Router {
         let trie = self.trie.read();
         let mut matches = Matches::default();
         trie.collect(&msg.msg.topic, Scope::Remote { to_subscribers, groups }, &mut matches);
-        deliver_to_clients(msg, &mut matches)
+        self.deliver_to_clients(msg, &mut matches)
     }
 
     /// Ends a session like [`Router::remove_session`] without telling the cluster (another node
@@ -557,7 +594,7 @@ impl Router {
         let trie = self.trie.read();
         let mut matches = Matches::default();
         trie.collect(&msg.msg.topic, Scope::Local, &mut matches);
-        let delivered = deliver_to_clients(msg, &mut matches);
+        let delivered = self.deliver_to_clients(msg, &mut matches);
         if !matches.integrations.is_empty() {
             matches.integrations.sort_unstable_by(|a, b| a.id.cmp(&b.id));
             matches.integrations.dedup_by(|a, b| a.id == b.id);
@@ -606,6 +643,46 @@ impl Router {
     pub(crate) fn retained_matching(&self, filter: &str) -> Vec<Arc<RoutedMessage>> {
         self.retained.matching(filter)
     }
+
+    /// Merges each client's matching subscriptions into one delivery and queues it.
+    fn deliver_to_clients(&self, msg: &Arc<RoutedMessage>, matches: &mut Matches<'_>) -> usize {
+        let origin = &msg.msg.client_id;
+        matches.clients.retain(|e| !(e.opts.no_local && e.session.client_id == *origin));
+        matches.clients.sort_by_key(|e| Arc::as_ptr(&e.session) as usize);
+        let mut delivered = 0;
+        for group in matches.clients.chunk_by(|a, b| Arc::ptr_eq(&a.session, &b.session)) {
+            let mut qos = QoS::AtMostOnce;
+            let mut retain_as_published = false;
+            let mut sub_ids = Vec::new();
+            for entry in group {
+                qos = qos.max(entry.opts.qos);
+                retain_as_published |= entry.opts.retain_as_published;
+                if let Some(id) = entry.opts.sub_id {
+                    sub_ids.push(id);
+                }
+            }
+            let delivery = Delivery {
+                msg: Arc::clone(msg),
+                qos: qos.min(msg.msg.qos),
+                retain: retain_as_published && msg.msg.retain,
+                sub_ids,
+            };
+            let qos = delivery.qos;
+            match group[0].session.enqueue_routed(delivery) {
+                Queued::Dropped => {}
+                Queued::Online => delivered += 1,
+                Queued::Offline { keep } => {
+                    delivered += 1;
+                    if keep {
+                        if let Some(log) = self.session_log.read().as_ref() {
+                            log.persist(&group[0].session.client_id, &msg.msg, qos);
+                        }
+                    }
+                }
+            }
+        }
+        delivered
+    }
 }
 
 /// Removes a remote client's subscriptions from the trie.
@@ -631,34 +708,4 @@ fn node_targets<'a>(matches: &mut Matches<'a>) -> Vec<NodeTarget<'a>> {
         }
     }
     targets
-}
-
-/// Merges each client's matching subscriptions into one delivery and queues it.
-fn deliver_to_clients(msg: &Arc<RoutedMessage>, matches: &mut Matches<'_>) -> usize {
-    let origin = &msg.msg.client_id;
-    matches.clients.retain(|e| !(e.opts.no_local && e.session.client_id == *origin));
-    matches.clients.sort_by_key(|e| Arc::as_ptr(&e.session) as usize);
-    let mut delivered = 0;
-    for group in matches.clients.chunk_by(|a, b| Arc::ptr_eq(&a.session, &b.session)) {
-        let mut qos = QoS::AtMostOnce;
-        let mut retain_as_published = false;
-        let mut sub_ids = Vec::new();
-        for entry in group {
-            qos = qos.max(entry.opts.qos);
-            retain_as_published |= entry.opts.retain_as_published;
-            if let Some(id) = entry.opts.sub_id {
-                sub_ids.push(id);
-            }
-        }
-        let delivery = Delivery {
-            msg: Arc::clone(msg),
-            qos: qos.min(msg.msg.qos),
-            retain: retain_as_published && msg.msg.retain,
-            sub_ids,
-        };
-        if group[0].session.enqueue(delivery) {
-            delivered += 1;
-        }
-    }
-    delivered
 }

@@ -189,6 +189,11 @@ impl BrokerHandle {
         &self.ctx.sessions
     }
 
+    /// The bounds of every session's queue.
+    pub(crate) fn limits(&self) -> &QueueLimits {
+        &self.ctx.limits
+    }
+
     /// The number of connected clients.
     pub fn connection_count(&self) -> usize {
         self.ctx.connections.open()

@@ -86,8 +86,8 @@ pub struct BrokerService {
     forwarder: Arc<QueueForwarder>,
     /// The retained messages reader (`None` when `MQTT_RETAIN_AVAILABLE` is false).
     retained: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
-    /// The cluster readers (`None` when `TB_CLUSTER_ENABLED` is false).
-    cluster: Option<(Arc<AtomicBool>, Vec<JoinHandle<()>>)>,
+    /// The cluster readers.
+    cluster: (Arc<AtomicBool>, Vec<JoinHandle<()>>),
 }
 
 impl std::fmt::Debug for BrokerService {
@@ -114,24 +114,17 @@ impl BrokerService {
             true => Some(restore_retained(queue.clone(), &management_config.topics, &service_id, &router).await?),
             false => None,
         };
-        // Other nodes' clients' subscriptions too: a message accepted here must reach them.
-        let cluster = match cluster_enabled(lookup)? {
-            true => Some(open_cluster(queue.clone(), &management_config.topics, &service_id, &router).await?),
-            false => None,
-        };
+        // Other nodes' clients' subscriptions too: a message accepted here must reach them; and
+        // this node's persistent sessions of an earlier run.
+        let cluster = open_cluster(queue.clone(), &management_config.topics, &service_id, &router).await?;
         let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
         let authenticator = crate::auth::stored::from_lookup(lookup, &broker_config, management.credential_store())?;
         let hooks = BrokerHooks { router: Some(router), authenticator: Some(authenticator), ..Default::default() };
         let broker = Broker::start_with(broker_config, hooks).await?;
-        let cluster = match cluster {
-            Some(link) => {
-                let stop = Arc::new(AtomicBool::new(false));
-                let readers = link.follow(broker.sessions(), stop.clone()).map_err(ServiceError::Cluster)?;
-                Some((stop, readers))
-            }
-            None => None,
-        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers = cluster.follow_broker(&broker, stop.clone()).map_err(ServiceError::Cluster)?;
+        let cluster = (stop, readers);
         management.set_listeners(listeners(&broker));
         tracing::info!(
             service_id,
@@ -178,10 +171,9 @@ impl BrokerService {
             Ok(Err(e)) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush failed."),
             Err(e) => tracing::error!(error = %e, "Integration messages may be lost: the queue flush panicked."),
         }
-        if let Some((stop, readers)) = self.cluster {
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = tokio::task::spawn_blocking(move || readers.into_iter().for_each(|r| drop(r.join()))).await;
-        }
+        let (stop, readers) = self.cluster;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || readers.into_iter().for_each(|r| drop(r.join()))).await;
         if let Some((stop, reader)) = self.retained {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = tokio::task::spawn_blocking(move || reader.join()).await;
@@ -205,13 +197,6 @@ async fn restore_retained(
     let reader = topic.follow(stop.clone()).map_err(ServiceError::Retained)?;
     tracing::info!(retained = restored, "Retained messages restored from the queue.");
     Ok((stop, reader))
-}
-
-/// Whether client traffic crosses nodes (`TB_CLUSTER_ENABLED`, ours): by default on the Kafka
-/// queue (several nodes) and off on the embedded one (one process owns its directory).
-pub(crate) fn cluster_enabled(lookup: Lookup<'_>) -> Result<bool, ConfigError> {
-    let kafka = lookup("TB_QUEUE_TYPE").is_some_and(|t| t.trim() == "kafka");
-    get(lookup, "TB_CLUSTER_ENABLED", kafka)
 }
 
 /// Reads the other nodes' clients' subscriptions into the router; the link follows both

@@ -96,6 +96,9 @@ pub(crate) struct SessionState {
     pub dropped: u64,
     /// Set once the session has ended; it then accepts nothing.
     pub removed: bool,
+    /// Messages of this session are kept on the queue (`SessionLog::persist`) and not yet
+    /// cleared: cleared once the client is back and everything was delivered.
+    pub persisted: bool,
 }
 
 impl Session {
@@ -117,6 +120,7 @@ impl Session {
                 expiry_interval: 0,
                 dropped: 0,
                 removed: false,
+                persisted: false,
             }),
             notify: Notify::new(),
         })
@@ -126,27 +130,53 @@ impl Session {
     /// the session ended, it is QoS 0 and no connection is attached, or a bound left no room
     /// (the policy is `SessionState::make_room`'s).
     pub fn enqueue(&self, delivery: Delivery) -> bool {
+        !matches!(self.enqueue_routed(delivery), Queued::Dropped)
+    }
+
+    /// [`Session::enqueue`], telling whether the client was away and whether the message is to
+    /// be kept beyond this process (a persistent session's QoS 1 or 2 message); a kept one marks
+    /// the session as having kept messages.
+    pub fn enqueue_routed(&self, delivery: Delivery) -> Queued {
         let mut st = self.state.lock();
         if st.removed {
-            return false;
+            return Queued::Dropped;
         }
         if st.conn_id.is_none() && delivery.qos == QoS::AtMostOnce {
             st.limits.budget.dropped(DropReason::Offline, 1);
-            return false;
+            return Queued::Dropped;
         }
         let size = held_size(&delivery.msg);
         if let Err(reason) = st.make_room(size, delivery.qos) {
             st.dropped += 1;
             st.limits.budget.dropped(reason, 1);
-            return false;
+            return Queued::Dropped;
         }
+        let queued = match st.conn_id {
+            Some(_) => Queued::Online,
+            None => {
+                let keep = st.expiry_interval > 0;
+                st.persisted |= keep;
+                Queued::Offline { keep }
+            }
+        };
         st.queued_qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
         st.queue.push_back(delivery);
         st.queued_bytes += size;
         drop(st);
         self.notify.notify_one();
-        true
+        queued
     }
+}
+
+/// How [`Session::enqueue_routed`] took a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// Not queued (see [`Session::enqueue`]).
+    Dropped,
+    /// Queued for the attached connection.
+    Online,
+    /// Queued while the client is away; `keep`: to be kept beyond this process.
+    Offline { keep: bool },
 }
 
 impl SessionState {
@@ -186,6 +216,27 @@ impl SessionState {
     /// at QoS 0, or dropped).
     pub fn release(&self, delivery: &Delivery) {
         self.limits.budget.release(1, held_size(&delivery.msg));
+    }
+
+    /// The QoS 1 and 2 messages the session holds (in flight, except QoS 2 ones the client
+    /// already received, then queued), with the QoS each goes out with, to be kept.
+    pub fn held_for_keeping(&self) -> Vec<(Arc<RoutedMessage>, QoS)> {
+        let in_flight = self.out.entries.iter().filter(|e| !e.released).map(|e| &e.delivery);
+        in_flight
+            .chain(self.queue.iter())
+            .filter(|d| d.qos != QoS::AtMostOnce)
+            .map(|d| (Arc::clone(&d.msg), d.qos))
+            .collect()
+    }
+
+    /// Whether a session with kept messages has delivered everything to its attached client;
+    /// if so it no longer counts as having kept messages.
+    pub fn take_drained(&mut self) -> bool {
+        let drained = self.persisted && self.conn_id.is_some() && self.queue.is_empty() && self.out.len() == 0;
+        if drained {
+            self.persisted = false;
+        }
+        drained
     }
 
     /// Takes the QoS 1 and 2 messages the session holds, the ones in flight first (except QoS 2

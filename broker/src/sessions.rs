@@ -107,6 +107,7 @@ impl Sessions {
                 0
             }
             Some(secs) => {
+                router.session_detached(session);
                 self.schedule_expiry(router, session, conn_id, secs);
                 secs
             }
@@ -132,6 +133,37 @@ impl Sessions {
         let held = session.state.lock().take_for_hand_over();
         router.drop_session(&session);
         Some(held)
+    }
+
+    /// Restores a persistent session of an earlier run of this node, without a connection:
+    /// its subscriptions, the messages kept for it (in order, within the session's bounds), and
+    /// its expiry counted from now. Nothing if a client connected with that id meanwhile.
+    pub fn restore(
+        self: &Arc<Self>,
+        router: &Arc<Router>,
+        limits: &QueueLimits,
+        client_id: &str,
+        expiry: u32,
+        subscriptions: &[crate::router::ClientSubscription],
+        messages: Vec<(Arc<RoutedMessage>, crate::protocol::QoS)>,
+    ) {
+        let session = {
+            let mut map = self.map.lock();
+            if map.contains_key(client_id) {
+                return;
+            }
+            let session = Session::new(client_id.into(), limits.clone());
+            map.insert(client_id.into(), Arc::clone(&session));
+            session
+        };
+        session.state.lock().expiry_interval = expiry;
+        router.restore_subscriptions(&session, subscriptions);
+        let kept = !messages.is_empty();
+        for (msg, qos) in messages {
+            session.enqueue(crate::session::Delivery { msg, qos, retain: false, sub_ids: Vec::new() });
+        }
+        session.state.lock().persisted = kept;
+        self.schedule_expiry(router, &session, 0, expiry);
     }
 
     /// The number of sessions, connected or not.

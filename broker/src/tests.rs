@@ -19,6 +19,7 @@ mod integration;
 mod logging;
 mod malformed;
 mod mosquitto;
+mod persistent_sessions;
 mod pubsub;
 mod raw;
 #[cfg(feature = "service")]

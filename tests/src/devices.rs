@@ -90,14 +90,17 @@ pub fn publish_qos(port: u16, client_id: &str, messages: &[(String, Vec<u8>, u8)
 /// Publishes `messages` in order with QoS 1 like [`publish_all`], but rides out a broker that
 /// goes away: when the connection drops, it reconnects (for up to [`PATIENCE`]) and sends again
 /// every message not acknowledged yet (those may arrive twice; an acknowledged one is never sent
-/// again). Returns how many connections it took.
-pub fn publish_through_restarts(port: u16, client_id: &str, messages: &[(String, Vec<u8>)]) -> usize {
+/// again). Returns how many connections it took. When a connection fails or cannot be made, the
+/// next one goes to the next of `ports` (a broker node that went away: its clients fail over to
+/// another node).
+pub fn publish_through_restarts(ports: &[u16], client_id: &str, messages: &[(String, Vec<u8>)]) -> usize {
     const WINDOW: usize = 100;
     let deadline = Instant::now() + PATIENCE;
-    let (mut acked, mut connections) = (0, 0);
+    let (mut acked, mut connections, mut at) = (0, 0, 0);
     while acked < messages.len() {
         assert!(Instant::now() < deadline, "publisher {client_id}: only {acked} acknowledged");
-        let Some((client, notes)) = try_connect("127.0.0.1", port, client_id) else {
+        let Some((client, notes)) = try_connect("127.0.0.1", ports[at % ports.len()], client_id) else {
+            at += 1;
             std::thread::sleep(Duration::from_millis(100));
             continue;
         };
@@ -119,7 +122,9 @@ pub fn publish_through_restarts(port: u16, client_id: &str, messages: &[(String,
                 _ => {}
             }
         };
-        if !failed {
+        if failed {
+            at += 1;
+        } else {
             let _ = client.disconnect();
         }
     }

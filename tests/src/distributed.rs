@@ -35,8 +35,11 @@ use crate::{
 };
 
 const COUNT: i64 = 200;
-/// The end of the last burst (1000 messages per integration, published across a broker kill).
+/// The end of the burst published across a broker kill (1000 messages per integration).
 const LAST: i64 = 3 * COUNT + 1000;
+/// The end of the last burst (1000 messages per integration, published on node 2 across its
+/// kill, failing over to node 1).
+const END: i64 = LAST + 1000;
 
 /// Node 2 of the cluster hears both executors and both nodes hear each other; an HTTP
 /// integration saved through node 1 gets every QoS 1 message published on node 2.
@@ -324,7 +327,7 @@ fn two_executor_pools_deliver_everything() {
                     (0..count).map(move |i| (format!("{root}/{i}"), format!("{{\"n\":{n}}}").into_bytes()))
                 })
                 .collect();
-            publish_through_restarts(broker_port, &device, &messages)
+            publish_through_restarts(&[broker_port], &device, &messages)
         }
     });
     // Long enough (6000 messages) for the kill to land in the middle; the connection count
@@ -336,12 +339,56 @@ fn two_executor_pools_deliver_everything() {
     wait_all("every message after the broker restart", LAST);
     report(&format!("distributed: broker killed with SIGKILL mid-burst and restarted; the device needed {connections} connection(s)"));
 
+    // Node 2 is killed with SIGKILL in the middle of a burst its device publishes; the device
+    // fails over to node 1 and sends again what node 2 had not acknowledged. Every acknowledged
+    // message reaches the integrations and a subscriber on node 1 (node 2 acknowledged a
+    // message only once its integration copies and the record for node 1 were stored).
+    let mut broker2 = broker2;
+    let watcher = Subscriber::start("127.0.0.1", broker_port, &unique("failover-sub"), &format!("{root}/#"));
+    wait_for("node 2 to route to node 1's subscriber", || {
+        publish_qos(broker2.mqtt_port, &unique("probe"), &[(format!("{root}/probe"), b"p".to_vec(), 1)]);
+        watcher.drain(Duration::from_millis(200)).iter().any(|m| m.topic.ends_with("/probe")).then_some(())
+    });
+    let ports = [broker2.mqtt_port, broker_port];
+    let publisher = std::thread::spawn({
+        let (device, root) = (unique("dev-failover"), root.clone());
+        move || {
+            let messages: Vec<(String, Vec<u8>)> = (LAST..END)
+                .flat_map(|n| {
+                    let root = root.clone();
+                    (0..count).map(move |i| (format!("{root}/{i}"), format!("{{\"n\":{n}}}").into_bytes()))
+                })
+                .collect();
+            publish_through_restarts(&ports, &device, &messages)
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    broker2.kill();
+    let connections = publisher.join().expect("the publisher");
+    wait_all("every message after node 2's kill", END);
+    let mut watched: Vec<Vec<i64>> = vec![Vec::new(); count];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while watched.iter().any(|seen| (LAST..END).any(|n| !seen.contains(&n))) {
+        assert!(Instant::now() < deadline, "node 1's subscriber is missing acknowledged messages");
+        for m in watcher.drain(Duration::from_millis(200)) {
+            let Some(i) = m.topic.rsplit('/').next().and_then(|i| i.parse::<usize>().ok()) else { continue };
+            let body: serde_json::Value = serde_json::from_slice(&m.payload).expect("a JSON payload");
+            watched[i].push(body["n"].as_i64().expect("n"));
+        }
+    }
+    let received: usize = watched.iter().map(Vec::len).sum();
+    let expected = count * (END - LAST) as usize;
+    report(&format!(
+        "distributed: node 2 killed with SIGKILL mid-burst, its device failed over to node 1 ({connections} connection(s)); node 1's subscriber got all {expected} messages ({} duplicate(s))",
+        received - expected
+    ));
+
     for (i, target) in targets.iter().enumerate() {
         let seen = numbers(&target.delivered());
         let mut distinct = seen.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        assert_eq!(distinct, (0..LAST).collect::<Vec<_>>(), "integration {i}: nothing lost");
+        assert_eq!(distinct, (0..END).collect::<Vec<_>>(), "integration {i}: nothing lost");
         report(&format!(
             "distributed: integration {i}: {} delivered, {} duplicate(s), {} refused",
             seen.len(),
@@ -349,7 +396,7 @@ fn two_executor_pools_deliver_everything() {
             target.refused()
         ));
     }
+    drop(watcher);
     drop(executors);
     drop(broker);
-    drop(broker2);
 }

@@ -15,19 +15,25 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             ..sub("$share/g/b/#", QoS::AtLeastOnce)
         },
     ];
-    let value = encode_client("node-1", false, &subs);
+    let value = encode_client("node-1", false, 300, &subs);
     let rec = decode_client(Some(b"client-1"), &value).expect("a client record");
     assert_eq!(
         rec,
-        ClientRecord { client_id: "client-1".into(), node: "node-1".into(), ended: false, subscriptions: subs }
+        ClientRecord {
+            client_id: "client-1".into(),
+            node: "node-1".into(),
+            ended: false,
+            expiry: 300,
+            subscriptions: subs
+        }
     );
-    let ended = decode_client(Some(b"client-1"), &encode_client("node-1", true, &[])).expect("a client record");
+    let ended = decode_client(Some(b"client-1"), &encode_client("node-1", true, 0, &[])).expect("a client record");
     assert!(ended.ended && ended.subscriptions.is_empty());
 }
 
 #[test]
 fn markers_integrations_tbmq_records_without_a_node_and_garbage_are_not_client_records() {
-    let value = encode_client("node-1", false, &[sub("t", QoS::AtMostOnce)]);
+    let value = encode_client("node-1", false, 0, &[sub("t", QoS::AtMostOnce)]);
     assert_eq!(decode_client(Some(format!("{MARKER_KEY_PREFIX}x").as_bytes()), &value), None);
     assert_eq!(decode_client(None, &value), None);
     assert_eq!(decode_client(Some(b"c"), &[]), None);

@@ -138,7 +138,7 @@ fn distribution_file_defaults_are_the_broker_defaults() {
         "TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES",
         "TB_KAFKA_BASIC_DL_MSG_TOPIC_PREFIX",
         "TB_KAFKA_BASIC_DL_MSG_TOPIC_PROPERTIES",
-        "TB_CLUSTER_ENABLED",
+        "TB_KAFKA_PERSISTED_MSG_TOPIC_PROPERTIES",
     ] {
         assert!(settings.lookup(key).is_some(), "{key} is missing from dist/config/tbmq.yml");
     }
@@ -163,17 +163,6 @@ fn distribution_file_defaults_are_the_broker_defaults() {
         management.topics.basic_downlink_properties,
         trib_queue::topics::DEFAULT_BASIC_DOWNLINK_TOPIC_PROPERTIES
     );
-    // The cluster follows the queue unless told otherwise.
-    let file = &settings;
-    let with = |queue: &'static str, cluster: &'static str| {
-        crate::service::cluster_enabled(&move |k: &str| match k {
-            "TB_QUEUE_TYPE" => Some(queue.to_owned()),
-            "TB_CLUSTER_ENABLED" => Some(cluster.to_owned()),
-            _ => file.lookup(k),
-        })
-        .expect("valid")
-    };
-    assert!(with("kafka", "") && !with("in-memory", "") && with("in-memory", "true") && !with("kafka", "false"));
     let settings = &settings;
     let heartbeat = |value: &'static str| {
         crate::service::management_config(&move |k: &str| {

@@ -128,6 +128,10 @@ async fn establish(
     // Another node may hold the session: it is resumed here with what that node last wrote.
     let resume = !attached.present && !req.connect.clean_start;
     attached.present |= ctx.router.attach_local(&attached.session, resume);
+    // A resumed session with kept messages and nothing left to send: they are delivered.
+    if attached.session.state.lock().take_drained() {
+        ctx.router.session_drained(&client_id);
+    }
     let out_window = if v5 {
         props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX).min(s.max_in_flight)
     } else {

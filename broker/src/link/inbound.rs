@@ -175,8 +175,14 @@ impl Link {
     }
 
     fn on_puback(&mut self, p: &packets::PubAck) {
-        if !self.session.state.lock().out.ack(p.pkid) {
+        let mut st = self.session.state.lock();
+        if !st.out.ack(p.pkid) {
             tracing::debug!(pkid = p.pkid, "PUBACK for a packet id not in flight.");
+        }
+        let drained = st.take_drained();
+        drop(st);
+        if drained {
+            self.ctx.router.session_drained(&self.session.client_id);
         }
     }
 
@@ -185,6 +191,11 @@ impl Link {
         let mut st = self.session.state.lock();
         if failed {
             st.out.rec_failed(p.pkid);
+            let drained = st.take_drained();
+            drop(st);
+            if drained {
+                self.ctx.router.session_drained(&self.session.client_id);
+            }
             return Ok(());
         }
         let known = st.out.rec(p.pkid);
@@ -206,8 +217,14 @@ impl Link {
     }
 
     fn on_pubcomp(&mut self, p: &packets::PubComp) {
-        if !self.session.state.lock().out.comp(p.pkid) {
+        let mut st = self.session.state.lock();
+        if !st.out.comp(p.pkid) {
             tracing::debug!(pkid = p.pkid, "PUBCOMP for a packet id not in flight.");
+        }
+        let drained = st.take_drained();
+        drop(st);
+        if drained {
+            self.ctx.router.session_drained(&self.session.client_id);
         }
     }
 

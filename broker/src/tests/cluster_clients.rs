@@ -41,7 +41,7 @@ impl Cluster {
 }
 
 async fn node(id: &str, db: &str, queue: Arc<dyn Queue>) -> BrokerService {
-    let env = service_env(db, &[("TB_SERVICE_ID", id), ("TB_CLUSTER_ENABLED", "true")]);
+    let env = service_env(db, &[("TB_SERVICE_ID", id)]);
     let lookup = move |name: &str| env.get(name).cloned();
     BrokerService::start(&lookup, queue).await.expect("service starts")
 }

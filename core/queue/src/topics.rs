@@ -30,6 +30,10 @@ pub const DEFAULT_CLIENT_SUBSCRIPTIONS_TOPIC_PROPERTIES: &str =
 /// within it is of no use to its clients any more).
 pub const DEFAULT_BASIC_DOWNLINK_TOPIC_PROPERTIES: &str =
     "retention.ms:86400000;segment.bytes:26214400;retention.bytes:1048576000;partitions:1;replication.factor:1";
+/// Default properties of the per-node persisted message topics: TBMQ's
+/// `MQTT_PERSISTENT_SESSION_DEVICE_PERSISTED_MESSAGES_TTL` (a week) as the retention.
+pub const DEFAULT_PERSISTED_MSG_TOPIC_PROPERTIES: &str =
+    "retention.ms:604800000;segment.bytes:26214400;retention.bytes:1048576000;partitions:1;replication.factor:1";
 /// TBMQ's default properties of `tbmq.msg.retained` (`TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES`).
 pub const DEFAULT_RETAINED_MSG_TOPIC_PROPERTIES: &str = "segment.bytes:26214400;partitions:1;replication.factor:1";
 /// TBMQ's default properties of the integration message topics.
@@ -72,6 +76,9 @@ pub struct TopicNames {
     pub basic_downlink_prefix: String,
     /// `TB_KAFKA_BASIC_DL_MSG_TOPIC_PROPERTIES` (one partition is forced).
     pub basic_downlink_properties: String,
+    /// `TB_KAFKA_PERSISTED_MSG_TOPIC_PROPERTIES` (ours; one partition is forced): the per-node
+    /// topics that keep the messages held for persistent sessions across a restart.
+    pub persisted_msg_properties: String,
 }
 
 impl Default for TopicNames {
@@ -93,6 +100,7 @@ impl Default for TopicNames {
             retained_msg_properties: DEFAULT_RETAINED_MSG_TOPIC_PROPERTIES.into(),
             basic_downlink_prefix: "tbmq.msg.downlink.basic".into(),
             basic_downlink_properties: DEFAULT_BASIC_DOWNLINK_TOPIC_PROPERTIES.into(),
+            persisted_msg_properties: DEFAULT_PERSISTED_MSG_TOPIC_PROPERTIES.into(),
         }
     }
 }
@@ -123,6 +131,7 @@ impl TopicNames {
         parse(lookup, "TB_KAFKA_RETAINED_MSG_TOPIC_PROPERTIES", &mut t.retained_msg_properties)?;
         parse(lookup, "TB_KAFKA_BASIC_DL_MSG_TOPIC_PREFIX", &mut t.basic_downlink_prefix)?;
         parse(lookup, "TB_KAFKA_BASIC_DL_MSG_TOPIC_PROPERTIES", &mut t.basic_downlink_properties)?;
+        parse(lookup, "TB_KAFKA_PERSISTED_MSG_TOPIC_PROPERTIES", &mut t.persisted_msg_properties)?;
         Ok(t)
     }
 
@@ -240,6 +249,26 @@ impl TopicNames {
     /// (it commits what it routed).
     pub fn basic_downlink_group(&self, broker_service_id: &str) -> String {
         format!("{}basic-downlink-msg-consumer-group-{broker_service_id}", self.prefix)
+    }
+
+    /// `<p>tbmq.msg.persisted.<brokerServiceId>` (ours; TBMQ's `tbmq.msg.persisted` is one topic
+    /// for all nodes): the QoS 1 and 2 messages this node holds for its persistent sessions
+    /// while their clients are away, keyed by client id; an empty record clears what came before
+    /// it for that client.
+    pub fn persisted_msg(&self, broker_service_id: &str) -> String {
+        format!("{}tbmq.msg.persisted.{broker_service_id}", self.prefix)
+    }
+
+    /// Spec of a node's persisted message topic: one partition.
+    pub fn persisted_msg_spec(&self, broker_service_id: &str) -> QueueResult<TopicSpec> {
+        Ok(TopicSpec::from_properties(&self.persisted_msg(broker_service_id), &self.persisted_msg_properties)?
+            .with_partitions(1))
+    }
+
+    /// `<p>persisted-msg-consumer-group-<brokerServiceId>`: the node's reader of its persisted
+    /// messages at start (never commits).
+    pub fn persisted_msg_group(&self, broker_service_id: &str) -> String {
+        format!("{}persisted-msg-consumer-group-{broker_service_id}", self.prefix)
     }
 
     /// `<p>tbmq.ie.uplink.notifications.<brokerServiceId>`.

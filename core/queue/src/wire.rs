@@ -535,6 +535,10 @@ pub struct ClientSubscriptionsProto {
     /// while that node is the one the key last named.
     #[prost(bool, tag = "17")]
     pub session_ended: bool,
+    /// The session's expiry interval, seconds (ours): a node restores its sessions with one
+    /// above 0 after a restart.
+    #[prost(uint32, optional, tag = "18")]
+    pub session_expiry_interval: Option<u32>,
 }
 
 /// A shared subscription group one node asks another to deliver a message to (ours).

@@ -209,5 +209,6 @@ fn subscriptions_proto(
         wire_version: WIRE_VERSION,
         service_id: None,
         session_ended: false,
+        session_expiry_interval: None,
     }
 }

@@ -1,0 +1,156 @@
+//! Persistent sessions survive a killed broker on the embedded queue (`cluster`'s session log):
+//! a session whose client is away keeps its subscriptions and the QoS 1 and 2 messages queued
+//! for it across a SIGKILL and a restart on the same queue directory, and what was delivered after
+//! the restart does not come again after the next one.
+//!
+//! The kill is emulated in-process as in `tests::retained`: the broker's runtime is dropped
+//! without any shutdown, and the queue directory is opened again once its handles are gone.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use rumqttc::v5::mqttbytes::QoS as Q5;
+use trib_queue::{
+    queue::{embedded::EmbeddedQueue, Queue},
+    topics::TopicNames,
+};
+
+use super::support::{self, within, C5};
+use crate::{cluster::ClusterLink, BrokerHandle, BrokerHooks, Router};
+
+/// A bound against a hanging test, not a timing assertion.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A broker "process" with its session log on the queue.
+struct Process {
+    runtime: tokio::runtime::Runtime,
+    broker: BrokerHandle,
+    stop: Arc<AtomicBool>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Process {
+    fn start(queue: Arc<dyn Queue>) -> Process {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+        let stop = Arc::new(AtomicBool::new(false));
+        let (broker, readers) = runtime.block_on({
+            let stop = stop.clone();
+            async move {
+                let router = Arc::new(Router::new(None));
+                let link =
+                    ClusterLink::open(queue, &TopicNames::default(), "node-1", &router, Duration::from_millis(20))
+                        .await
+                        .expect("cluster topics open");
+                link.catch_up().await.expect("catch-up");
+                let hooks = BrokerHooks { router: Some(router), ..Default::default() };
+                let broker = support::start_with(|_| {}, hooks).await;
+                let readers = link.follow_broker(&broker, stop).expect("readers start");
+                (broker, readers)
+            }
+        });
+        Process { runtime, broker, stop, readers }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.broker.tcp_addr().expect("tcp listener")
+    }
+
+    /// Drops everything at once, as a SIGKILL would, and waits until the queue is let go.
+    fn kill(self) {
+        self.runtime.shutdown_background();
+        drop(self.broker);
+        self.stop.store(true, Ordering::Relaxed);
+        for reader in self.readers {
+            reader.join().expect("reader thread");
+        }
+    }
+}
+
+/// Opens the queue directory, waiting until the previous process's handles are gone.
+fn open_queue(dir: &Path) -> Arc<dyn Queue> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match EmbeddedQueue::open(dir, 64 << 20) {
+            Ok(q) => return Arc::new(q),
+            Err(e) => assert!(Instant::now() < deadline, "queue directory still held: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn persistent(o: &mut rumqttc::v5::MqttOptions) {
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(300));
+}
+
+fn text(m: &rumqttc::v5::mqttbytes::v5::Publish) -> (String, String) {
+    (String::from_utf8_lossy(&m.topic).into_owned(), String::from_utf8_lossy(&m.payload).into_owned())
+}
+
+#[test]
+fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
+    trib_test_support::logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clients = tokio::runtime::Runtime::new().expect("rt");
+
+    let first = Process::start(open_queue(dir.path()));
+    let addr = first.addr();
+    clients.block_on(within("a session left with queued messages", async {
+        let (mut keeper, _) = C5::connect(addr, "keeper", persistent).await;
+        keeper.subscribe("p/#", Q5::AtLeastOnce).await;
+        keeper.subscribe("q2/#", Q5::ExactlyOnce).await;
+        drop(keeper);
+        support::eventually("the keeper's connection gone", || first.broker.connection_count() == 0).await;
+        let (mut publisher, _) = C5::connect(addr, "publisher", |_| {}).await;
+        publisher.publish("p/0", Q5::AtMostOnce, false, b"qos 0: not kept for an absent client").await;
+        publisher.publish("p/1", Q5::AtLeastOnce, false, b"one").await;
+        publisher.publish("q2/2", Q5::ExactlyOnce, false, b"two").await;
+        publisher.publish("p/3", Q5::AtLeastOnce, false, b"three").await;
+    }));
+    first.kill();
+
+    let second = Process::start(open_queue(dir.path()));
+    let addr = second.addr();
+    clients.block_on(within("the session after the restart", async {
+        let (mut keeper, ack) = C5::connect(addr, "keeper", persistent).await;
+        assert!(ack.session_present, "the session survived the kill");
+        let expected =
+            [("p/1", "one", Q5::AtLeastOnce), ("q2/2", "two", Q5::ExactlyOnce), ("p/3", "three", Q5::AtLeastOnce)];
+        for (topic, payload, qos) in expected {
+            let m = keeper.message().await;
+            assert_eq!(text(&m), (topic.to_owned(), payload.to_owned()));
+            assert_eq!(m.qos, qos);
+        }
+        // The subscriptions survived too.
+        let (mut publisher, _) = C5::connect(addr, "publisher", |_| {}).await;
+        publisher.publish("p/4", Q5::AtLeastOnce, false, b"after the restart").await;
+        assert_eq!(text(&keeper.message().await), ("p/4".to_owned(), "after the restart".to_owned()));
+        // Everything was acknowledged (the client acknowledges each message as it comes); a
+        // published sentinel makes sure the last acknowledgement was read.
+        publisher.publish("p/sync", Q5::AtLeastOnce, false, b"sync").await;
+        assert_eq!(text(&keeper.message().await).0, "p/sync");
+        support::eventually("the kept messages cleared", || second.broker.queued_bytes() == 0).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }));
+    second.kill();
+
+    // Delivered once: after another kill, the session is there with nothing old in it.
+    let third = Process::start(open_queue(dir.path()));
+    let addr = third.addr();
+    clients.block_on(within("the session after the second restart", async {
+        let (mut keeper, ack) = C5::connect(addr, "keeper", persistent).await;
+        assert!(ack.session_present);
+        let (mut publisher, _) = C5::connect(addr, "publisher", |_| {}).await;
+        publisher.publish("p/sentinel", Q5::AtLeastOnce, false, b"first").await;
+        assert_eq!(text(&keeper.message().await), ("p/sentinel".to_owned(), "first".to_owned()));
+    }));
+    third.kill();
+}
