@@ -19,9 +19,10 @@
 //! A run ends when every expected message arrived, when nothing arrived for 3 s after the publishers
 //! finished, or after 55 s; missing messages are reported as lost.
 //! `--embedded` starts `trib_broker::Broker` in-process on 127.0.0.1:0 and ignores `--host`/`--port`.
-//! `--nodes 2` (with `--embedded`) starts two brokers joined by the cluster link (`trib_broker::cluster`)
-//! on one in-process queue, and connects the publishers to node 1 and the subscribers to node 2;
-//! `--nodes both` runs one node, then two, and prints both lines.
+//! Embedded brokers run with their cluster link (`trib_broker::cluster`) on an in-process queue, as
+//! the broker service runs them. `--nodes 2` starts two joined on one queue and connects the
+//! publishers to node 1 and the subscribers to node 2; `--nodes both` runs one node, then two,
+//! and prints both lines.
 //! Only MQTT 3.1.1 clients (rumqttc v4) are used so the same run works against any broker.
 // A command-line tool: its report goes to stdout, usage errors to stderr.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -92,7 +93,7 @@ async fn main() -> Result<(), BoxError> {
         let queue: Arc<dyn trib_queue::queue::Queue> = Arc::new(trib_queue::queue::embedded::EmbeddedQueue::new());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for n in 0..nodes {
-            brokers.push(start_node(nodes > 1, &queue, &format!("node-{}", n + 1), &stop).await?);
+            brokers.push(start_node(&queue, &format!("node-{}", n + 1), &stop).await?);
         }
         let addr = |i: usize| brokers[i].tcp_addr().ok_or("embedded broker has no tcp listener");
         args.host = addr(0)?.ip().to_string();
@@ -112,9 +113,9 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-/// Starts one in-process broker; with `cluster`, joined to the others on `queue`.
+/// Starts one in-process broker with its cluster link on `queue` (as the broker service runs it),
+/// joined to the others started on it.
 async fn start_node(
-    cluster: bool,
     queue: &Arc<dyn trib_queue::queue::Queue>,
     id: &str,
     stop: &Arc<std::sync::atomic::AtomicBool>,
@@ -122,9 +123,6 @@ async fn start_node(
     let mut config = trib_broker::BrokerConfig::default();
     config.listener.tcp.bind_address = "127.0.0.1".to_owned();
     config.listener.tcp.bind_port = 0;
-    if !cluster {
-        return Ok(trib_broker::Broker::start(config).await?);
-    }
     let router = Arc::new(trib_broker::Router::new(None));
     let names = trib_queue::topics::TopicNames::default();
     let link =

@@ -449,13 +449,15 @@ impl Router {
         let Some(log) = self.session_log.read().clone() else {
             return;
         };
+        // The clearing record first: a message queued meanwhile is either in `held` or kept by
+        // `deliver_to_clients` after this record (the client is away already).
+        log.cleared(&session.client_id);
         let held: Vec<(Arc<RoutedMessage>, QoS)> = {
             let mut st = session.state.lock();
             let held = st.held_for_keeping();
-            st.persisted = !held.is_empty();
+            st.persisted |= !held.is_empty();
             held
         };
-        log.cleared(&session.client_id);
         for (msg, qos) in held {
             log.persist(&session.client_id, &msg.msg, qos);
         }

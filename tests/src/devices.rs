@@ -143,9 +143,27 @@ impl Subscriber {
         Subscriber::start_qos(host, port, client_id, filter, QoS::AtLeastOnce)
     }
 
+    /// Connects to `host:port` with a persistent session (clean session off) and subscribes to
+    /// `filter` with QoS 1; dropping it leaves the session on the broker.
+    pub fn start_persistent(host: &str, port: u16, client_id: &str, filter: &str) -> Subscriber {
+        let (client, notes) = connect_with(host, port, client_id, false);
+        Subscriber::subscribed(client, notes, client_id, filter, QoS::AtLeastOnce)
+    }
+
+    /// Connects to `host:port` again with the persistent session of `client_id`, subscribing to
+    /// nothing: what it gets comes from the session.
+    pub fn resume(host: &str, port: u16, client_id: &str) -> Subscriber {
+        let (client, notes) = connect_with(host, port, client_id, false);
+        Subscriber { client, notes }
+    }
+
     /// Connects to `host:port` and subscribes to `filter` with `qos`.
     pub fn start_qos(host: &str, port: u16, client_id: &str, filter: &str, qos: QoS) -> Subscriber {
         let (client, notes) = connect(host, port, client_id);
+        Subscriber::subscribed(client, notes, client_id, filter, qos)
+    }
+
+    fn subscribed(client: Client, notes: Receiver<Note>, client_id: &str, filter: &str, qos: QoS) -> Subscriber {
         client.subscribe(filter, qos).expect("queue a subscribe");
         let deadline = Instant::now() + PATIENCE;
         loop {
@@ -193,7 +211,12 @@ impl Drop for Subscriber {
 }
 
 fn connect(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
-    let (client, notes) = start(host, port, client_id);
+    connect_with(host, port, client_id, true)
+}
+
+/// [`connect`] with the clean session flag `clean`.
+fn connect_with(host: &str, port: u16, client_id: &str, clean: bool) -> (Client, Receiver<Note>) {
+    let (client, notes) = start_with(host, port, client_id, clean);
     let deadline = Instant::now() + PATIENCE;
     match next(&notes, deadline) {
         Note::Connected => {}
@@ -214,8 +237,13 @@ fn try_connect(host: &str, port: u16, client_id: &str) -> Option<(Client, Receiv
 
 /// A client whose event loop runs on its own thread and stops at the first error.
 fn start(host: &str, port: u16, client_id: &str) -> (Client, Receiver<Note>) {
+    start_with(host, port, client_id, true)
+}
+
+/// [`start`] with the clean session flag `clean`.
+fn start_with(host: &str, port: u16, client_id: &str, clean: bool) -> (Client, Receiver<Note>) {
     let mut options = MqttOptions::new(client_id, host, port);
-    options.set_keep_alive(Duration::from_secs(30)).set_clean_session(true);
+    options.set_keep_alive(Duration::from_secs(30)).set_clean_session(clean);
     let (client, mut connection) = Client::new(options, 1000);
     let (tx, notes) = mpsc::channel();
     std::thread::spawn(move || {

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use crate::{
-    devices::publish_all,
+    devices::{publish_all, publish_retained, Subscriber},
     http_target::{bodies, numbers, HttpTarget},
     node::{unique, wait_for, Mode, Node},
     report,
@@ -182,4 +182,31 @@ fn rejected_messages_are_kept_as_dead_letters_and_replayed() {
     let (code, body) = s.rest.post(&format!("{path}/replay"), &Value::Null);
     assert_eq!((code, body["replayed"].as_i64()), (200, Some(0)), "a second replay sends nothing: {body}");
     report(&format!("dead letters: 5 rejected, kept with their reason, replayed once ({duplicates} duplicate(s))"));
+}
+
+#[test]
+fn a_persistent_session_and_retained_messages_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut node = Node::start(Mode::AllInOne, dir.path(), &[]);
+    let (root, keeper) = (unique("kept"), unique("keeper"));
+    // The keeper subscribes with a persistent session and goes away; three QoS 1 messages wait
+    // for it, and a retained message is set.
+    drop(Subscriber::start_persistent("127.0.0.1", node.mqtt_port, &keeper, &format!("{root}/#")));
+    let messages: Vec<(String, Vec<u8>)> =
+        (1..=3).map(|n| (format!("{root}/m"), format!("{{\"n\":{n}}}").into_bytes())).collect();
+    publish_all(node.mqtt_port, &unique("dev"), &messages);
+    publish_retained(node.mqtt_port, &unique("dev"), &format!("{root}/state"), b"on");
+    node.kill();
+    node.restart();
+
+    let back = Subscriber::resume("127.0.0.1", node.mqtt_port, &keeper);
+    let got: Vec<Vec<u8>> = back.take(3).into_iter().map(|m| m.payload).collect();
+    let sent: Vec<Vec<u8>> = messages.into_iter().map(|(_, p)| p).collect();
+    assert_eq!(got, sent, "the session's queued messages, in order, after SIGKILL and restart");
+    let reader = Subscriber::start("127.0.0.1", node.mqtt_port, &unique("reader"), &format!("{root}/state"));
+    let retained = wait_for("the retained message after the restart", || {
+        reader.drain(std::time::Duration::from_millis(200)).into_iter().find(|m| m.retain)
+    });
+    assert_eq!(retained.payload, b"on");
+    report("restart after SIGKILL: a persistent session's 3 queued messages and a retained message are there");
 }
