@@ -232,12 +232,17 @@ impl ClusterLink {
             self.inner.ended(&client_id);
         }
         *self.restore.lock() = restore;
-        Ok(self.inner.router.upgrade().map_or(0, |r| r.remote_client_count()))
+        // From here on the router tells the cluster about its sessions and sends other nodes'
+        // clients their messages (before the listeners open: no connection goes unrecorded).
+        let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
+        router.set_session_log(Some(self.inner.clone()));
+        router.set_cluster_sink(Some(self.inner.clone()));
+        Ok(router.remote_client_count())
     }
 
-    /// Makes the router tell the cluster about its sessions and send other nodes' clients their
-    /// messages, and starts the two reader threads, until `stop` is set or the router is gone.
-    /// `sessions` is the broker's registry, for takeovers.
+    /// Restores this node's persistent sessions of an earlier run into the broker's registry
+    /// and starts the two reader threads (other nodes' subscriptions and takeovers, messages
+    /// from other nodes), until `stop` is set or the router is gone.
     fn follow(&self, broker: &crate::BrokerHandle, stop: Arc<AtomicBool>) -> QueueResult<Vec<JoinHandle<()>>> {
         let (mut subs, mut downlink, _) = self.readers.lock().take().ok_or(QueueError::Closed)?;
         let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
@@ -259,8 +264,6 @@ impl ClusterLink {
         if restored > 0 {
             tracing::info!(sessions = restored, "Persistent sessions restored from the queue.");
         }
-        router.set_session_log(Some(self.inner.clone()));
-        router.set_cluster_sink(Some(self.inner.clone()));
         let poll = self.poll;
         let spawn = |name: &str, mut step: Step| {
             let (inner, stop) = (Arc::downgrade(&self.inner), stop.clone());
