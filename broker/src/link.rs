@@ -65,6 +65,7 @@ impl Context {
         m.sessions.set(self.sessions.len() as f64);
         m.subscriptions.set(self.sessions.subscription_count() as f64);
         m.retained.set(self.router.retained_count() as f64);
+        m.remote_clients.set(self.router.remote_client_count() as f64);
     }
 }
 

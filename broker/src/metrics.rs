@@ -3,7 +3,8 @@
 //!
 //! Handles are registered once (`BrokerMetrics::new`, after the recorder is installed) and kept, so
 //! the publish and delivery paths never look a series up by name. Gauges that describe the whole
-//! broker (queued messages and bytes, sessions, subscriptions, retained messages) are sampled from
+//! broker (queued messages and bytes, sessions, subscriptions, retained messages, other nodes'
+//! clients known) are sampled from
 //! the broker's own counts by `server`'s sampler once a second and on demand.
 
 use metrics::{counter, gauge, Counter, Gauge};
@@ -88,6 +89,8 @@ pub(crate) struct BrokerMetrics {
     pub sessions: Gauge,
     pub subscriptions: Gauge,
     pub retained: Gauge,
+    /// Other nodes' clients this node knows (`broker_cluster_remote_clients`).
+    pub remote_clients: Gauge,
 }
 
 impl Default for BrokerMetrics {
@@ -110,6 +113,7 @@ impl BrokerMetrics {
             sessions: gauge!("broker_sessions"),
             subscriptions: gauge!("broker_subscriptions"),
             retained: gauge!("broker_retained_msgs"),
+            remote_clients: gauge!("broker_cluster_remote_clients"),
         }
     }
 

@@ -127,6 +127,30 @@ fn two_nodes_act_as_one(node1: &Node, node2: &Node) {
     let extra = subscriber.drain(Duration::from_millis(500));
     assert!(extra.is_empty(), "each message once: {extra:?}");
     report("distributed: a subscriber on node 1 got node 2's QoS 0, 1 and 2 messages once each");
+    drop(subscriber);
+
+    // A persistent session moves from node 1 to node 2 with the messages queued for it on node 1.
+    wait_for("node 2 to forget node 1's clean sessions", || {
+        (rests[1].metric("broker_cluster_remote_clients")? == 0.0).then_some(())
+    });
+    let mover = unique("mover");
+    drop(Subscriber::start_persistent("127.0.0.1", node1.mqtt_port, &mover, &format!("{root}/moved/#")));
+    wait_for("node 2 to know the persistent session on node 1", || {
+        (rests[1].metric("broker_cluster_remote_clients")? == 1.0).then_some(())
+    });
+    let queued: Vec<(String, Vec<u8>)> =
+        (1..=3).map(|n| (format!("{root}/moved/{n}"), format!("queued {n}").into_bytes())).collect();
+    publish_all(node1.mqtt_port, &unique("dev-queue"), &queued);
+    let moved = Subscriber::resume("127.0.0.1", node2.mqtt_port, &mover);
+    let got: Vec<(String, Vec<u8>)> = moved.take(queued.len()).into_iter().map(|m| (m.topic, m.payload)).collect();
+    assert_eq!(got, queued, "the messages queued on node 1, in order, on node 2");
+    // Its subscription moved too: node 1 now sends the client's messages to node 2.
+    let later = [(format!("{root}/moved/4"), b"later".to_vec())];
+    publish_all(node1.mqtt_port, &unique("dev-queue"), &later);
+    assert_eq!(moved.take(1)[0].payload, b"later");
+    report(
+        "distributed: a persistent session moved from node 1 to node 2 with its 3 queued messages and its subscription",
+    );
 }
 
 /// A PostgreSQL database for one test, dropped on drop.

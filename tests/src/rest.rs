@@ -64,6 +64,12 @@ impl Rest {
         self.call("GET", path, None)
     }
 
+    /// A sample of the Prometheus series `name` (without labels) on `/metrics`, if it is there.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.agent.get(format!("{}/metrics", self.base)).call().ok()?.body_mut().read_to_string().ok()?;
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// `POST path` with a JSON body -> (status, JSON body or Null).
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.call("POST", path, Some(body))
