@@ -575,27 +575,33 @@ impl Inner {
             router.remove_remote_client(&rec.client_id, None);
             return;
         }
-        if self.pending.lock().contains_key(&rec.client_id) {
-            // This node's own later record wins.
-            return;
-        }
-        if rec.ended {
-            router.remove_remote_client(&rec.client_id, Some(&rec.node));
-            return;
-        }
-        if let Some(stale) = stale {
-            // Another node holds it now.
-            stale.remove(&rec.client_id);
-        }
-        router.set_remote_client(&rec.client_id, &rec.node, rec.subscriptions);
-        self.take_over(&router, &rec.client_id, &rec.node);
+        let held = {
+            // Held until this node's session (if any) is gone: a client connecting here
+            // meanwhile waits in `connecting`, and its record then comes after this one.
+            let pending = self.pending.lock();
+            if pending.contains_key(&rec.client_id) {
+                // This node's own later record wins (written, or about to be by a connection).
+                return;
+            }
+            if rec.ended {
+                router.remove_remote_client(&rec.client_id, Some(&rec.node));
+                return;
+            }
+            if let Some(stale) = stale {
+                // Another node holds it now.
+                stale.remove(&rec.client_id);
+            }
+            router.set_remote_client(&rec.client_id, &rec.node, rec.subscriptions);
+            let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
+            let Some(held) = sessions.hand_over(&router, &rec.client_id) else { return };
+            held
+        };
+        self.take_over(&rec.client_id, &rec.node, held);
     }
 
-    /// Another node holds `client_id` now: this node's session of it (if any) goes, and the QoS
-    /// 1 and 2 messages it held go to that node for the client.
-    fn take_over(&self, router: &Router, client_id: &str, node: &str) {
-        let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
-        let Some(held) = sessions.hand_over(router, client_id) else { return };
+    /// Another node holds `client_id` now and this node's session of it is gone: the QoS 1 and
+    /// 2 messages it held go to that node for the client.
+    fn take_over(&self, client_id: &str, node: &str, held: Vec<SessionDelivery>) {
         self.cleared(client_id);
         tracing::info!(client_id, node, messages = held.len(), "Session taken over by another broker node.");
         let topic = self.names.basic_downlink(node);
@@ -638,6 +644,29 @@ impl Inner {
 impl SessionLog for Inner {
     fn changed(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>) {
         self.write_client(client_id, false, expiry_interval, &subscriptions);
+    }
+
+    fn connecting(&self, client_id: &str) {
+        *self.pending.lock().entry(client_id.to_owned()).or_default() += 1;
+    }
+
+    fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>) {
+        match state {
+            // Counted by `connecting` already.
+            Some((expiry, subscriptions)) => {
+                let value = encode_client(&self.service_id, false, expiry, &subscriptions);
+                self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
+            }
+            None => {
+                let mut pending = self.pending.lock();
+                if let Some(n) = pending.get_mut(client_id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        pending.remove(client_id);
+                    }
+                }
+            }
+        }
     }
 
     fn ended(&self, client_id: &str) {

@@ -95,6 +95,14 @@ pub trait SessionLog: Send + Sync + 'static {
     /// A session of this node has these subscriptions and this expiry interval now (also called
     /// when a client connects, which tells other nodes that the session lives here).
     fn changed(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>);
+    /// A client is connecting to this node (called before its session is attached): what other
+    /// nodes wrote of the client so far is older than the record this connection writes, and
+    /// takes nothing over here. Followed by exactly one [`SessionLog::connected`].
+    fn connecting(&self, client_id: &str);
+    /// The connection announced by [`SessionLog::connecting`] is attached: its session's expiry
+    /// interval and subscriptions, or `None` when another connection replaced it meanwhile
+    /// (that one writes its own record).
+    fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>);
     /// A session of this node ended (what was kept for it goes too).
     fn ended(&self, client_id: &str);
     /// Keeps a message a persistent session holds for its client (QoS 1 or 2).
@@ -416,31 +424,43 @@ impl Router {
         }
     }
 
-    /// Tells the cluster a session's subscriptions (after a connect, SUBSCRIBE or UNSUBSCRIBE).
+    /// Tells the cluster a session's subscriptions (after a SUBSCRIBE or UNSUBSCRIBE).
     pub(crate) fn session_changed(&self, session: &Session) {
         let Some(log) = self.session_log.read().clone() else {
             return;
         };
-        let (expiry, subscriptions) = {
-            let st = session.state.lock();
-            if st.removed {
-                return;
-            }
-            let mut subs: Vec<ClientSubscription> = st
-                .subscriptions
-                .iter()
-                .map(|(filter, o)| ClientSubscription {
-                    filter: filter.clone(),
-                    qos: o.qos,
-                    no_local: o.no_local,
-                    retain_as_published: o.retain_as_published,
-                    sub_id: o.sub_id,
-                })
-                .collect();
-            subs.sort_by(|a, b| a.filter.cmp(&b.filter));
-            (st.expiry_interval, subs)
-        };
-        log.changed(&session.client_id, expiry, subscriptions);
+        if let Some((expiry, subscriptions)) = Self::session_state(session) {
+            log.changed(&session.client_id, expiry, subscriptions);
+        }
+    }
+
+    /// A client is connecting (before its session is attached; see [`SessionLog::connecting`]).
+    pub(crate) fn session_connecting(&self, client_id: &str) {
+        if let Some(log) = self.session_log.read().as_ref() {
+            log.connecting(client_id);
+        }
+    }
+
+    /// A session's expiry interval and subscriptions as the cluster log carries them; `None`
+    /// once the session was removed.
+    fn session_state(session: &Session) -> Option<(u32, Vec<ClientSubscription>)> {
+        let st = session.state.lock();
+        if st.removed {
+            return None;
+        }
+        let mut subs: Vec<ClientSubscription> = st
+            .subscriptions
+            .iter()
+            .map(|(filter, o)| ClientSubscription {
+                filter: filter.clone(),
+                qos: o.qos,
+                no_local: o.no_local,
+                retain_as_published: o.retain_as_published,
+                sub_id: o.sub_id,
+            })
+            .collect();
+        subs.sort_by(|a, b| a.filter.cmp(&b.filter));
+        Some((st.expiry_interval, subs))
     }
 
     /// A persistent session's client went away: what the session holds is kept (replacing what
@@ -488,10 +508,11 @@ impl Router {
         }
     }
 
-    /// A client connected to this node with `session`: when another node held its session and
-    /// the client asked to resume it (`resume`, and this node had none), the session takes the
-    /// subscriptions that node last wrote; the other node's entries go either way, and the
-    /// cluster is told the session lives here. Returns whether a session was resumed that way.
+    /// A client connected to this node with `session` (after [`Router::session_connecting`]):
+    /// when another node held its session and the client asked to resume it (`resume`, and this
+    /// node had none), the session takes the subscriptions that node last wrote; the other
+    /// node's entries go either way, and the cluster is told the session lives here. Returns
+    /// whether a session was resumed that way.
     pub(crate) fn attach_local(&self, session: &Arc<Session>, resume: bool) -> bool {
         let remote = self.remote_client(&session.client_id);
         self.remove_remote_client(&session.client_id, None);
@@ -500,7 +521,9 @@ impl Router {
             self.restore_subscriptions(session, &subscriptions);
             resumed = true;
         }
-        self.session_changed(session);
+        if let Some(log) = self.session_log.read().clone() {
+            log.connected(&session.client_id, Self::session_state(session));
+        }
         resumed
     }
 

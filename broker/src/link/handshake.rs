@@ -124,6 +124,8 @@ async fn establish(
     let expiry = requested_expiry.min(s.max_session_expiry);
     let (keep_alive, server_keep_alive) = keep_alive(v5, req.connect.keep_alive, s.max_keep_alive);
     let client_id: Arc<str> = client_id.into();
+    // From here another node's older word on this client takes nothing over on this node.
+    ctx.router.session_connecting(&client_id);
     let mut attached = ctx.sessions.attach(&ctx.router, &client_id, req.connect.clean_start, expiry, &ctx.limits);
     // Another node may hold the session: it is resumed here with what that node last wrote.
     let resume = !attached.present && !req.connect.clean_start;
