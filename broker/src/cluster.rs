@@ -79,6 +79,64 @@ static LINES: LazyLock<LogLimit> = LazyLock::new(LogLimit::default);
 /// Tells the publishing connection when the record is stored (QoS 1 and 2 only).
 type Confirm = Option<tokio::sync::oneshot::Sender<Result<(), NotStored>>>;
 
+/// How often the offset before which no session needs this node's persisted messages is
+/// committed (the queue then deletes what lies before it).
+const KEPT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a record sent means for this node's persisted messages topic.
+enum Track {
+    /// Not a record of that topic.
+    Other,
+    /// A message kept for the client.
+    Kept(String),
+    /// Everything kept for the client before it is no longer needed.
+    Cleared(String),
+}
+
+/// Where each client's kept messages start on this node's persisted messages topic, and the
+/// reader whose committed offset tells the queue what no session needs any more.
+#[derive(Default)]
+struct KeptOffsets {
+    /// Per client with kept messages: the offset of the first one since its last clearing record.
+    first: HashMap<String, i64>,
+    /// The offset after the last record of the topic stored.
+    next: i64,
+    committed: i64,
+    committer: Option<(Box<dyn Consumer>, TopicPartition)>,
+}
+
+impl KeptOffsets {
+    fn stored(&mut self, track: Track, offset: i64) {
+        match track {
+            Track::Other => return,
+            Track::Kept(client) => {
+                self.first.entry(client).or_insert(offset);
+            }
+            Track::Cleared(client) => {
+                self.first.remove(&client);
+            }
+        }
+        self.next = self.next.max(offset + 1);
+    }
+
+    /// Commits the offset before which nothing is needed, if it moved.
+    fn commit(&mut self) {
+        let needed = self.first.values().copied().min().unwrap_or(self.next);
+        let Some((consumer, tp)) = self.committer.as_mut() else { return };
+        if needed <= self.committed {
+            return;
+        }
+        match consumer.commit(tp, needed) {
+            Ok(()) => self.committed = needed,
+            Err(e) => {
+                if let Some(suppressed) = LINES.admit("kept commit") {
+                    tracing::warn!(error = %e, suppressed, "Could not commit the persisted messages' offset.");
+                }
+            }
+        }
+    }
+}
+
 /// The readers: client subscriptions, this node's downlink topic, and (at start only) this
 /// node's persisted messages.
 type Readers = (Box<dyn Consumer>, Box<dyn Consumer>, Box<dyn Consumer>);
@@ -97,11 +155,28 @@ pub struct ClusterLink {
     restore: Mutex<Vec<Restore>>,
 }
 
+/// Messages kept for a session, with the QoS each goes out with.
+type KeptMessages = Vec<(PublishedMessage, QoS)>;
+
+/// What reading this node's persisted messages at start found.
+struct Kept {
+    restore: Vec<Restore>,
+    /// Client ids of this node's earlier sessions that end (not persistent).
+    ended: Vec<String>,
+    /// The messages kept for other clients (sessions that another node holds now, or that
+    /// ended): client id, the messages.
+    others: Vec<(String, KeptMessages)>,
+    /// The topic's end offset.
+    end: i64,
+}
+
 /// A persistent session of an earlier run of this node: its record and the messages kept for it.
 #[derive(Debug)]
 struct Restore {
     record: ClientRecord,
     messages: Vec<(PublishedMessage, QoS)>,
+    /// The offset of the first kept message (if any).
+    first_offset: Option<i64>,
 }
 
 impl std::fmt::Debug for ClusterLink {
@@ -120,7 +195,8 @@ struct Inner {
     service_id: String,
     /// This node's records per client id not read back yet.
     pending: Mutex<HashMap<String, usize>>,
-    acks: mpsc::Sender<(Delivery, Confirm)>,
+    acks: mpsc::Sender<(Delivery, Confirm, Track)>,
+    kept: Arc<Mutex<KeptOffsets>>,
 }
 
 impl ClusterLink {
@@ -166,7 +242,8 @@ impl ClusterLink {
         .map_err(|e| QueueError::Backend(format!("cannot open the cluster topics: {e}")))??;
         let (names, subscriptions_topic, persisted_topic, readers, producer) = opened;
         let (acks, acks_rx) = mpsc::channel();
-        spawn_acks(acks_rx)?;
+        let kept = Arc::new(Mutex::new(KeptOffsets::default()));
+        spawn_acks(acks_rx, kept.clone())?;
         let inner = Arc::new(Inner {
             router: Arc::downgrade(router),
             sessions: Mutex::new(None),
@@ -177,6 +254,7 @@ impl ClusterLink {
             service_id: service_id.to_owned(),
             pending: Mutex::new(HashMap::new()),
             acks,
+            kept,
         });
         Ok(ClusterLink {
             inner,
@@ -224,17 +302,43 @@ impl ClusterLink {
         .map_err(|e| QueueError::Backend(format!("client subscriptions catch-up failed: {e}")))?;
         *self.readers.lock() = Some((subs, downlink, persisted));
         *self.next.lock() = next;
-        let (restore, ended) = result?;
+        let Kept { restore, ended, others, end: kept_end } = result?;
+        {
+            // Where the restored sessions' kept messages start: nothing before is needed.
+            let mut kept = self.inner.kept.lock();
+            kept.next = kept_end;
+            for r in &restore {
+                if let Some(offset) = r.first_offset {
+                    kept.first.insert(r.record.client_id.clone(), offset);
+                }
+            }
+        }
         // The marker goes; so do this node's clean sessions of an earlier run.
         let tombstone = self.inner.producer.send(&topic, Partitioning::Fixed(0), Some(marker.as_bytes()), &[]);
         let _ = tombstone.await;
         for client_id in ended {
             self.inner.ended(&client_id);
         }
+        // Sessions whose clients resumed on another node while this one was down: what was kept
+        // for them here goes to that node (had this node been up, it would have handed it over).
+        // (What was kept for sessions that ended since is dropped.)
+        let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
+        for (client_id, messages) in others {
+            let Some((node, _)) = router.remote_client(&client_id) else { continue };
+            let held = messages
+                .into_iter()
+                .map(|(msg, qos)| SessionDelivery {
+                    msg: RoutedMessage::new(msg),
+                    qos,
+                    retain: false,
+                    sub_ids: Vec::new(),
+                })
+                .collect();
+            self.inner.take_over(&client_id, &node, held);
+        }
         *self.restore.lock() = restore;
         // From here on the router tells the cluster about its sessions and sends other nodes'
         // clients their messages (before the listeners open: no connection goes unrecorded).
-        let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
         router.set_session_log(Some(self.inner.clone()));
         router.set_cluster_sink(Some(self.inner.clone()));
         Ok(router.remote_client_count())
@@ -244,13 +348,15 @@ impl ClusterLink {
     /// and starts the two reader threads (other nodes' subscriptions and takeovers, messages
     /// from other nodes), until `stop` is set or the router is gone.
     fn follow(&self, broker: &crate::BrokerHandle, stop: Arc<AtomicBool>) -> QueueResult<Vec<JoinHandle<()>>> {
-        let (mut subs, mut downlink, _) = self.readers.lock().take().ok_or(QueueError::Closed)?;
+        let (mut subs, mut downlink, persisted) = self.readers.lock().take().ok_or(QueueError::Closed)?;
+        let tp = TopicPartition::new(&self.inner.persisted_topic, 0);
+        self.inner.kept.lock().committer = Some((persisted, tp));
         let router = self.inner.router.upgrade().ok_or(QueueError::Closed)?;
         let sessions = broker.sessions();
         *self.inner.sessions.lock() = Some(Arc::downgrade(sessions));
         let restore = std::mem::take(&mut *self.restore.lock());
         let restored = restore.len();
-        for Restore { record, messages } in restore {
+        for Restore { record, messages, .. } in restore {
             let messages = messages.into_iter().map(|(msg, qos)| (RoutedMessage::new(msg), qos)).collect();
             sessions.restore(
                 &router,
@@ -315,27 +421,26 @@ impl ClusterLink {
     }
 }
 
-/// Reads this node's persisted messages topic to its end: the messages kept for each of the
-/// persistent sessions among `stale` (this node's live records of an earlier run) since the
-/// last clearing record. Returns the sessions to restore and the client ids of the others.
+/// Reads this node's persisted messages topic to its end: the messages kept since the last
+/// clearing record for each client, those of the persistent sessions among `stale` (this
+/// node's live records of an earlier run) to restore, and the others.
 fn read_kept(
     consumer: &mut dyn Consumer,
     topic: &str,
     stale: HashMap<String, ClientRecord>,
     poll: Duration,
     deadline: Instant,
-) -> QueueResult<(Vec<Restore>, Vec<String>)> {
+) -> QueueResult<Kept> {
     let (keep, ended): (Vec<ClientRecord>, Vec<ClientRecord>) = stale.into_values().partition(|r| r.expiry > 0);
     let ended = ended.into_iter().map(|r| r.client_id).collect();
-    if keep.is_empty() {
-        return Ok((Vec::new(), ended));
-    }
-    let mut kept: HashMap<String, Vec<(PublishedMessage, QoS)>> =
-        keep.iter().map(|r| (r.client_id.clone(), Vec::new())).collect();
     let tp = TopicPartition::new(topic, 0);
     let (first, end) = consumer.watermarks(&tp)?;
-    consumer.seek(&tp, first)?;
-    let mut next = first;
+    // Per client: its messages since its last clearing record, and the first one's offset.
+    let mut kept: HashMap<String, (KeptMessages, Option<i64>)> = HashMap::new();
+    // Nothing before the committed offset was needed by any session.
+    let start = consumer.committed(&tp)?.unwrap_or(first).clamp(first, end);
+    consumer.seek(&tp, start)?;
+    let mut next = start;
     while next < end {
         if Instant::now() >= deadline {
             return Err(QueueError::Backend(format!(
@@ -345,11 +450,13 @@ fn read_kept(
         for record in poll_records(consumer, poll)? {
             next = record.offset + 1;
             let Some(client) = record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
-            let Some(list) = kept.get_mut(client) else { continue };
+            let (list, first_offset) = kept.entry(client.to_owned()).or_default();
             if record.value.is_empty() {
                 list.clear();
+                *first_offset = None;
                 continue;
             }
+            first_offset.get_or_insert(record.offset);
             match decode_publish(&record.value, now_ms()) {
                 Ok(FromNode { msg: Some(msg), target: Some((_, qos)), .. }) => list.push((msg, qos)),
                 Ok(_) => {}
@@ -363,9 +470,13 @@ fn read_kept(
     }
     let restore = keep
         .into_iter()
-        .map(|record| Restore { messages: kept.remove(&record.client_id).unwrap_or_default(), record })
+        .map(|record| {
+            let (messages, first_offset) = kept.remove(&record.client_id).unwrap_or_default();
+            Restore { messages, first_offset, record }
+        })
         .collect();
-    Ok((restore, ended))
+    let others = kept.into_iter().filter(|(_, (m, _))| !m.is_empty()).map(|(c, (m, _))| (c, m)).collect();
+    Ok(Kept { restore, ended, others, end })
 }
 
 /// Polls once and returns the records. Blocking.
@@ -533,8 +644,13 @@ pub(crate) fn decode_publish(value: &[u8], now_ms: u64) -> Result<FromNode, Stri
 impl Inner {
     /// Sends a record without waiting; `confirm` hears when it is stored.
     fn send(&self, topic: &str, key: &[u8], value: &[u8], confirm: Confirm) {
+        self.send_tracked(topic, key, value, confirm, Track::Other);
+    }
+
+    /// [`Inner::send`], with what the record means for the persisted messages topic.
+    fn send_tracked(&self, topic: &str, key: &[u8], value: &[u8], confirm: Confirm, track: Track) {
         let delivery = self.producer.send(topic, Partitioning::Fixed(0), Some(key), value);
-        if let Err(mpsc::SendError((_, Some(confirm)))) = self.acks.send((delivery, confirm)) {
+        if let Err(mpsc::SendError((_, Some(confirm), _))) = self.acks.send((delivery, confirm, track)) {
             // The accounting thread is gone; the record itself is with the queue.
             let _ = confirm.send(Ok(()));
         }
@@ -602,7 +718,6 @@ impl Inner {
     /// Another node holds `client_id` now and this node's session of it is gone: the QoS 1 and
     /// 2 messages it held go to that node for the client.
     fn take_over(&self, client_id: &str, node: &str, held: Vec<SessionDelivery>) {
-        self.cleared(client_id);
         tracing::info!(client_id, node, messages = held.len(), "Session taken over by another broker node.");
         let topic = self.names.basic_downlink(node);
         let target = NodeTarget { node, to_subscribers: false, groups: Vec::new() };
@@ -611,6 +726,8 @@ impl Inner {
             let value = encode_publish(&target, msg, &self.service_id, Some((client_id, delivery.qos)));
             self.send(&topic, msg.topic.as_bytes(), &value, None);
         }
+        // After the hand-over records: a node that dies in between keeps them still.
+        self.cleared(client_id);
     }
 
     /// Delivers one record of this node's downlink topic.
@@ -634,7 +751,8 @@ impl Inner {
             Some((client_id, qos)) => {
                 let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
                 if let Some(session) = sessions.get(&client_id) {
-                    session.enqueue(SessionDelivery { msg, qos, retain: false, sub_ids: Vec::new() });
+                    let delivery = SessionDelivery { msg, qos, retain: false, sub_ids: Vec::new() };
+                    session.enqueue_kept(delivery, Some(self));
                 }
             }
         }
@@ -677,11 +795,13 @@ impl SessionLog for Inner {
     fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS) {
         let target = NodeTarget { node: &self.service_id, to_subscribers: false, groups: Vec::new() };
         let value = encode_publish(&target, msg, &self.service_id, Some((client_id, qos)));
-        self.send(&self.persisted_topic, client_id.as_bytes(), &value, None);
+        let track = Track::Kept(client_id.to_owned());
+        self.send_tracked(&self.persisted_topic, client_id.as_bytes(), &value, None, track);
     }
 
     fn cleared(&self, client_id: &str) {
-        self.send(&self.persisted_topic, client_id.as_bytes(), &[], None);
+        let track = Track::Cleared(client_id.to_owned());
+        self.send_tracked(&self.persisted_topic, client_id.as_bytes(), &[], None, track);
     }
 }
 
@@ -701,25 +821,41 @@ impl ClusterSink for Inner {
     }
 }
 
-/// Starts the thread that waits for the queue's answers and tells the publishers.
-fn spawn_acks(rx: mpsc::Receiver<(Delivery, Confirm)>) -> QueueResult<()> {
+/// Starts the thread that waits for the queue's answers and tells the publishers; it also
+/// follows where the kept messages start and commits past what no session needs.
+fn spawn_acks(rx: mpsc::Receiver<(Delivery, Confirm, Track)>, kept: Arc<Mutex<KeptOffsets>>) -> QueueResult<()> {
     std::thread::Builder::new()
         .name("broker-cluster-acks".into())
         .spawn(move || {
-            // Ends when the link (the only sender) is gone.
-            for (delivery, confirm) in rx {
-                let result = wait_delivery(delivery).map(drop).map_err(|e| {
-                    if let Some(suppressed) = LINES.admit("not stored") {
-                        tracing::error!(error = %e, suppressed, "Cluster record was not stored by the queue.");
+            let mut last_commit = Instant::now();
+            loop {
+                // Ends when the link (the only sender) is gone.
+                match rx.recv_timeout(KEPT_COMMIT_INTERVAL) {
+                    Ok((delivery, confirm, track)) => {
+                        let result = wait_delivery(delivery);
+                        if let Ok((_, offset)) = &result {
+                            kept.lock().stored(track, *offset);
+                        }
+                        let result = result.map(drop).map_err(|e| {
+                            if let Some(suppressed) = LINES.admit("not stored") {
+                                tracing::error!(error = %e, suppressed, "Cluster record was not stored by the queue.");
+                            }
+                            match e {
+                                QueueError::Full(reason) => NotStored::quota(reason),
+                                other => NotStored::new(other.to_string()),
+                            }
+                        });
+                        if let Some(confirm) = confirm {
+                            // The connection may be gone; then nobody waits for the answer.
+                            let _ = confirm.send(result);
+                        }
                     }
-                    match e {
-                        QueueError::Full(reason) => NotStored::quota(reason),
-                        other => NotStored::new(other.to_string()),
-                    }
-                });
-                if let Some(confirm) = confirm {
-                    // The connection may be gone; then nobody waits for the answer.
-                    let _ = confirm.send(result);
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+                if last_commit.elapsed() >= KEPT_COMMIT_INTERVAL {
+                    last_commit = Instant::now();
+                    kept.lock().commit();
                 }
             }
         })

@@ -24,7 +24,7 @@ use crate::message::{PublishedMessage, RoutedMessage};
 use crate::protocol::QoS;
 pub use crate::session::RetainHandling;
 pub(crate) use crate::session::SubOptions;
-use crate::session::{Delivery, Queued, Session};
+use crate::session::{Delivery, Session};
 use retained::RetainedStore;
 use topic::{ParsedFilter, TopicError};
 use trie::{Matches, Scope, Trie};
@@ -463,30 +463,29 @@ impl Router {
         Some((st.expiry_interval, subs))
     }
 
-    /// A persistent session's client went away: what the session holds is kept (replacing what
-    /// was kept before), and so is every message queued for it until the client is back.
+    /// A persistent session's client went away: what the session holds replaces what was kept
+    /// for it (every message was kept as it was queued; this drops the delivered ones). Under
+    /// the session's lock, so a message queued meanwhile is kept after the clearing record.
     pub(crate) fn session_detached(&self, session: &Session) {
         let Some(log) = self.session_log.read().clone() else {
             return;
         };
-        // The clearing record first: a message queued meanwhile is either in `held` or kept by
-        // `deliver_to_clients` after this record (the client is away already).
+        let mut st = session.state.lock();
         log.cleared(&session.client_id);
-        let held: Vec<(Arc<RoutedMessage>, QoS)> = {
-            let mut st = session.state.lock();
-            let held = st.held_for_keeping();
-            st.persisted |= !held.is_empty();
-            held
-        };
+        let held = st.held_for_keeping();
+        st.persisted = !held.is_empty();
         for (msg, qos) in held {
             log.persist(&session.client_id, &msg.msg, qos);
         }
     }
 
-    /// A session whose client is back has delivered everything that was kept for it: the kept
-    /// copies go.
+    /// A session has delivered everything that was kept for it to its client: the kept copies
+    /// go. Called under the session's lock (after [`SessionState::take_drained`]), so the
+    /// clearing record cannot overtake a message queued after the check.
+    ///
+    /// [`SessionState::take_drained`]: crate::session::SessionState::take_drained
     pub(crate) fn session_drained(&self, client_id: &str) {
-        if let Some(log) = self.session_log.read().as_ref() {
+        if let Some(log) = self.session_log.read().clone() {
             log.cleared(client_id);
         }
     }
@@ -675,6 +674,8 @@ impl Router {
         matches.clients.retain(|e| !(e.opts.no_local && e.session.client_id == *origin));
         matches.clients.sort_by_key(|e| Arc::as_ptr(&e.session) as usize);
         let mut delivered = 0;
+        // Cloned out of its lock: it is used under sessions' locks.
+        let log = self.session_log.read().clone();
         for group in matches.clients.chunk_by(|a, b| Arc::ptr_eq(&a.session, &b.session)) {
             let mut qos = QoS::AtMostOnce;
             let mut retain_as_published = false;
@@ -692,18 +693,8 @@ impl Router {
                 retain: retain_as_published && msg.msg.retain,
                 sub_ids,
             };
-            let qos = delivery.qos;
-            match group[0].session.enqueue_routed(delivery) {
-                Queued::Dropped => {}
-                Queued::Online => delivered += 1,
-                Queued::Offline { keep } => {
-                    delivered += 1;
-                    if keep {
-                        if let Some(log) = self.session_log.read().as_ref() {
-                            log.persist(&group[0].session.client_id, &msg.msg, qos);
-                        }
-                    }
-                }
+            if group[0].session.enqueue_kept(delivery, log.as_deref()) {
+                delivered += 1;
             }
         }
         delivered

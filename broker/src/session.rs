@@ -20,6 +20,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::message::RoutedMessage;
 use crate::metrics::DropReason;
 use crate::protocol::QoS;
+use crate::router::SessionLog;
 
 use self::queue::{held_size, MemoryBudget, QueueLimits};
 
@@ -128,55 +129,43 @@ impl Session {
 
     /// Queues a delivery and wakes the connection. Returns false if the delivery was dropped:
     /// the session ended, it is QoS 0 and no connection is attached, or a bound left no room
-    /// (the policy is `SessionState::make_room`'s).
+    /// (the policy is `SessionState::make_room`'s). Nothing is kept beyond this process (a
+    /// message restored from what was kept).
     pub fn enqueue(&self, delivery: Delivery) -> bool {
-        !matches!(self.enqueue_routed(delivery), Queued::Dropped)
+        self.enqueue_kept(delivery, None)
     }
 
-    /// [`Session::enqueue`], telling whether the client was away and whether the message is to
-    /// be kept beyond this process (a persistent session's QoS 1 or 2 message); a kept one marks
-    /// the session as having kept messages.
-    pub fn enqueue_routed(&self, delivery: Delivery) -> Queued {
+    /// [`Session::enqueue`]; a persistent session's (expiry interval above 0) QoS 1 or 2 message
+    /// is also kept by `log` beyond this process, whether its client is connected or away (a
+    /// node that dies loses none of what it acknowledged), and marks the session as having kept
+    /// messages. Written under the session's lock: a clearing record written when the session
+    /// drains comes before or after it, never between its queueing and its record.
+    pub fn enqueue_kept(&self, delivery: Delivery, log: Option<&dyn SessionLog>) -> bool {
         let mut st = self.state.lock();
         if st.removed {
-            return Queued::Dropped;
+            return false;
         }
         if st.conn_id.is_none() && delivery.qos == QoS::AtMostOnce {
             st.limits.budget.dropped(DropReason::Offline, 1);
-            return Queued::Dropped;
+            return false;
         }
         let size = held_size(&delivery.msg);
         if let Err(reason) = st.make_room(size, delivery.qos) {
             st.dropped += 1;
             st.limits.budget.dropped(reason, 1);
-            return Queued::Dropped;
+            return false;
         }
-        let queued = match st.conn_id {
-            Some(_) => Queued::Online,
-            None => {
-                let keep = st.expiry_interval > 0;
-                st.persisted |= keep;
-                Queued::Offline { keep }
-            }
-        };
+        if let Some(log) = log.filter(|_| st.expiry_interval > 0 && delivery.qos != QoS::AtMostOnce) {
+            log.persist(&self.client_id, &delivery.msg.msg, delivery.qos);
+            st.persisted = true;
+        }
         st.queued_qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
         st.queue.push_back(delivery);
         st.queued_bytes += size;
         drop(st);
         self.notify.notify_one();
-        queued
+        true
     }
-}
-
-/// How [`Session::enqueue_routed`] took a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Queued {
-    /// Not queued (see [`Session::enqueue`]).
-    Dropped,
-    /// Queued for the attached connection.
-    Online,
-    /// Queued while the client is away; `keep`: to be kept beyond this process.
-    Offline { keep: bool },
 }
 
 impl SessionState {

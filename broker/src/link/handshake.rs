@@ -131,8 +131,11 @@ async fn establish(
     let resume = !attached.present && !req.connect.clean_start;
     attached.present |= ctx.router.attach_local(&attached.session, resume);
     // A resumed session with kept messages and nothing left to send: they are delivered.
-    if attached.session.state.lock().take_drained() {
-        ctx.router.session_drained(&client_id);
+    {
+        let mut st = attached.session.state.lock();
+        if st.take_drained() {
+            ctx.router.session_drained(&client_id);
+        }
     }
     let out_window = if v5 {
         props.and_then(|p| p.receive_maximum).unwrap_or(u16::MAX).min(s.max_in_flight)

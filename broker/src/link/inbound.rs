@@ -179,11 +179,10 @@ impl Link {
         if !st.out.ack(p.pkid) {
             tracing::debug!(pkid = p.pkid, "PUBACK for a packet id not in flight.");
         }
-        let drained = st.take_drained();
-        drop(st);
-        if drained {
+        if st.take_drained() {
             self.ctx.router.session_drained(&self.session.client_id);
         }
+        drop(st);
     }
 
     fn on_pubrec(&mut self, p: &packets::PubRec) -> Result<(), Close> {
@@ -191,11 +190,10 @@ impl Link {
         let mut st = self.session.state.lock();
         if failed {
             st.out.rec_failed(p.pkid);
-            let drained = st.take_drained();
-            drop(st);
-            if drained {
+            if st.take_drained() {
                 self.ctx.router.session_drained(&self.session.client_id);
             }
+            drop(st);
             return Ok(());
         }
         let known = st.out.rec(p.pkid);
@@ -221,11 +219,10 @@ impl Link {
         if !st.out.comp(p.pkid) {
             tracing::debug!(pkid = p.pkid, "PUBCOMP for a packet id not in flight.");
         }
-        let drained = st.take_drained();
-        drop(st);
-        if drained {
+        if st.take_drained() {
             self.ctx.router.session_drained(&self.session.client_id);
         }
+        drop(st);
     }
 
     fn on_subscribe(&mut self, s: packets::Subscribe) -> Result<(), Close> {

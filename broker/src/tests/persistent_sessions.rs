@@ -33,22 +33,26 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Process {
     runtime: tokio::runtime::Runtime,
     broker: BrokerHandle,
+    router: Arc<Router>,
     stop: Arc<AtomicBool>,
     readers: Vec<JoinHandle<()>>,
 }
 
 impl Process {
     fn start(queue: Arc<dyn Queue>) -> Process {
+        Process::start_node(queue, "node-1")
+    }
+
+    fn start_node(queue: Arc<dyn Queue>, id: &str) -> Process {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
         let stop = Arc::new(AtomicBool::new(false));
+        let router = Arc::new(Router::new(None));
         let (broker, readers) = runtime.block_on({
-            let stop = stop.clone();
+            let (stop, router) = (stop.clone(), router.clone());
             async move {
-                let router = Arc::new(Router::new(None));
-                let link =
-                    ClusterLink::open(queue, &TopicNames::default(), "node-1", &router, Duration::from_millis(20))
-                        .await
-                        .expect("cluster topics open");
+                let link = ClusterLink::open(queue, &TopicNames::default(), id, &router, Duration::from_millis(20))
+                    .await
+                    .expect("cluster topics open");
                 link.catch_up().await.expect("catch-up");
                 let hooks = BrokerHooks { router: Some(router), ..Default::default() };
                 let broker = support::start_with(|_| {}, hooks).await;
@@ -56,16 +60,18 @@ impl Process {
                 (broker, readers)
             }
         });
-        Process { runtime, broker, stop, readers }
+        Process { runtime, broker, router, stop, readers }
     }
 
     fn addr(&self) -> SocketAddr {
         self.broker.tcp_addr().expect("tcp listener")
     }
 
-    /// Drops everything at once, as a SIGKILL would, and waits until the queue is let go.
+    /// Drops everything at once, as a SIGKILL would, and waits until the queue is let go. The
+    /// runtime stops (its tasks are dropped where they stand, none runs again) before the
+    /// broker's handle goes, so no connection sees a shutdown and closes cleanly.
     fn kill(self) {
-        self.runtime.shutdown_background();
+        self.runtime.shutdown_timeout(Duration::from_secs(5));
         drop(self.broker);
         self.stop.store(true, Ordering::Relaxed);
         for reader in self.readers {
@@ -153,4 +159,113 @@ fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
         assert_eq!(text(&keeper.message().await), ("p/sentinel".to_owned(), "first".to_owned()));
     }));
     third.kill();
+}
+
+/// Connects "keeper" (persistent, acknowledging nothing) subscribed to `p/#`, and publishes
+/// `p/1`..`p/3` with `payload` at QoS 1 (acknowledged to the publisher: the broker answers for
+/// them from here); returns the keeper once it received all three.
+async fn three_unacknowledged(addr: SocketAddr, payload: &[u8]) -> C5 {
+    let (mut keeper, _) = C5::connect(addr, "keeper", |o| {
+        persistent(o);
+        o.set_manual_acks(true);
+    })
+    .await;
+    keeper.subscribe("p/#", Q5::AtLeastOnce).await;
+    let (mut publisher, _) = C5::connect(addr, "publisher", |_| {}).await;
+    for i in 1..=3 {
+        publisher.publish(&format!("p/{i}"), Q5::AtLeastOnce, false, payload).await;
+    }
+    for i in 1..=3 {
+        assert_eq!(text(&keeper.message().await).0, format!("p/{i}"), "sent, never acknowledged");
+    }
+    keeper
+}
+
+#[test]
+fn messages_in_flight_to_a_connected_persistent_session_survive_a_killed_broker_and_are_then_let_go() {
+    trib_test_support::logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clients = tokio::runtime::Runtime::new().expect("rt");
+
+    let first = Process::start(open_queue(dir.path()));
+    let addr = first.addr();
+    clients.block_on(within("messages sent to a connected client that does not acknowledge", async {
+        // The client is still connected when the broker dies.
+        std::mem::forget(three_unacknowledged(addr, b"in flight").await);
+    }));
+    first.kill();
+
+    let queue = open_queue(dir.path());
+    let second = Process::start(queue.clone());
+    let addr = second.addr();
+    clients.block_on(within("the messages after the restart", async {
+        let (mut keeper, ack) = C5::connect(addr, "keeper", persistent).await;
+        assert!(ack.session_present, "the session survived the kill");
+        for i in 1..=3 {
+            assert_eq!(text(&keeper.message().await), (format!("p/{i}"), "in flight".to_owned()));
+        }
+        let (mut publisher, _) = C5::connect(addr, "publisher", |_| {}).await;
+        publisher.publish("p/sync", Q5::AtLeastOnce, false, b"sync").await;
+        assert_eq!(text(&keeper.message().await).0, "p/sync");
+        support::eventually("the kept messages cleared", || second.broker.queued_bytes() == 0).await;
+    }));
+    // Once everything kept was delivered, nothing on the persisted messages topic is needed:
+    // its reader commits up to the end (the queue deletes what lies before).
+    let names = TopicNames::default();
+    let tp = trib_queue::queue::TopicPartition::new(names.persisted_msg("node-1"), 0);
+    let mut probe = queue.assign(&names.persisted_msg_group("node-1"), "probe", &tp).expect("probe");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, end) = probe.watermarks(&tp).expect("watermarks");
+        let committed = probe.committed(&tp).expect("committed");
+        if end > 0 && committed == Some(end) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "committed {committed:?}, end {end}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(probe);
+    drop(queue);
+    second.kill();
+}
+
+#[test]
+fn what_a_killed_node_kept_for_a_session_goes_to_the_node_its_client_resumed_on_when_it_restarts() {
+    trib_test_support::logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clients = tokio::runtime::Runtime::new().expect("rt");
+    // One queue for both nodes, as Kafka outlives a broker process.
+    let queue = open_queue(dir.path());
+    let one = Process::start_node(queue.clone(), "node-1");
+    let two = Process::start_node(queue.clone(), "node-2");
+    let (one_addr, two_addr) = (one.addr(), two.addr());
+    clients.block_on(within("messages in flight on node 1", async {
+        let keeper = three_unacknowledged(one_addr, b"kept on node 1").await;
+        support::eventually("node 2 knows the keeper", || {
+            two.router.remote_client("keeper").is_some_and(|(node, subs)| node == "node-1" && subs.len() == 1)
+        })
+        .await;
+        std::mem::forget(keeper);
+    }));
+    one.kill();
+
+    let mut keeper = clients.block_on(within("the client resumed on node 2", async {
+        let (mut keeper, ack) = C5::connect(two_addr, "keeper", persistent).await;
+        assert!(ack.session_present, "node 2 resumed the session from node 1's record");
+        let (mut publisher, _) = C5::connect(two_addr, "publisher-2", |_| {}).await;
+        publisher.publish("p/4", Q5::AtLeastOnce, false, b"on node 2").await;
+        assert_eq!(text(&keeper.message().await), ("p/4".to_owned(), "on node 2".to_owned()));
+        keeper
+    }));
+
+    // Node 1 comes back: what it kept for the session goes to node 2, where the client is.
+    let one = Process::start_node(queue.clone(), "node-1");
+    clients.block_on(within("node 1's kept messages on node 2", async {
+        for i in 1..=3 {
+            assert_eq!(text(&keeper.message().await), (format!("p/{i}"), "kept on node 1".to_owned()));
+        }
+    }));
+    drop(keeper);
+    one.kill();
+    two.kill();
 }

@@ -266,7 +266,7 @@ impl TopicNames {
     }
 
     /// `<p>persisted-msg-consumer-group-<brokerServiceId>`: the node's reader of its persisted
-    /// messages at start (never commits).
+    /// messages at start; commits past what no session needs any more.
     pub fn persisted_msg_group(&self, broker_service_id: &str) -> String {
         format!("{}persisted-msg-consumer-group-{broker_service_id}", self.prefix)
     }
