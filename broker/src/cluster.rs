@@ -29,7 +29,7 @@
 mod tests;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, LazyLock, Weak,
@@ -157,6 +157,8 @@ pub struct ClusterLink {
 
 /// Messages kept for a session, with the QoS each goes out with.
 type KeptMessages = Vec<(PublishedMessage, QoS)>;
+/// Per client: its messages since its last clearing record, and the first one's offset.
+type KeptByClient = HashMap<String, (KeptMessages, Option<i64>)>;
 
 /// What reading this node's persisted messages at start found.
 struct Kept {
@@ -186,6 +188,8 @@ impl std::fmt::Debug for ClusterLink {
 }
 
 struct Inner {
+    /// This, for the threads it starts.
+    me: Weak<Inner>,
     router: Weak<Router>,
     sessions: Mutex<Option<Weak<Sessions>>>,
     producer: Arc<dyn Producer>,
@@ -197,7 +201,21 @@ struct Inner {
     pending: Mutex<HashMap<String, usize>>,
     acks: mpsc::Sender<(Delivery, Confirm, Track)>,
     kept: Arc<Mutex<KeptOffsets>>,
+    /// To read the persisted messages of nodes that are down.
+    queue: Arc<dyn Queue>,
+    /// The broker nodes alive now (the management plane's heartbeats); unset: all are.
+    alive: Mutex<Option<AliveNodes>>,
+    /// The nodes alive at the last look, and when that was.
+    alive_before: Mutex<(HashSet<String>, Instant)>,
 }
+
+/// Tells which broker nodes are alive now (`None`: not known yet).
+pub type AliveNodes = Arc<dyn Fn() -> Option<HashSet<String>> + Send + Sync>;
+
+/// How often the cluster link looks for nodes that went down.
+const NODE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// The poll timeout while fetching what a node that is down kept.
+const FETCH_POLL: Duration = Duration::from_millis(100);
 
 impl ClusterLink {
     /// Creates this node's downlink topic and the consumers of it and of the subscriptions
@@ -209,8 +227,9 @@ impl ClusterLink {
         router: &Arc<Router>,
         poll: Duration,
     ) -> QueueResult<Self> {
-        let (names, id) = (names.clone(), service_id.to_owned());
+        let (names, id, q) = (names.clone(), service_id.to_owned(), queue.clone());
         let opened = tokio::task::spawn_blocking(move || -> QueueResult<_> {
+            let queue = q;
             let subs = names.client_subscriptions_spec()?;
             queue.create_topic(&subs)?;
             let downlink = names.basic_downlink_spec(&id)?;
@@ -244,7 +263,8 @@ impl ClusterLink {
         let (acks, acks_rx) = mpsc::channel();
         let kept = Arc::new(Mutex::new(KeptOffsets::default()));
         spawn_acks(acks_rx, kept.clone())?;
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
             router: Arc::downgrade(router),
             sessions: Mutex::new(None),
             producer,
@@ -255,6 +275,9 @@ impl ClusterLink {
             pending: Mutex::new(HashMap::new()),
             acks,
             kept,
+            queue,
+            alive: Mutex::new(None),
+            alive_before: Mutex::new((HashSet::new(), Instant::now())),
         });
         Ok(ClusterLink {
             inner,
@@ -393,6 +416,7 @@ impl ClusterLink {
                 for record in poll_records(subs.as_mut(), poll)? {
                     inner.apply(&record, None);
                 }
+                inner.check_nodes();
                 Ok(())
             }),
         )?;
@@ -410,6 +434,17 @@ impl ClusterLink {
 }
 
 impl ClusterLink {
+    /// Where to learn which broker nodes are alive (the management plane's heartbeats). A
+    /// client that resumes here a session of a node that is down, and the sessions held here
+    /// when a node goes down, get what that node kept for them from its persisted messages
+    /// topic. Without it every node counts as alive (a node's kept messages then reach the
+    /// node holding the session when their node starts again).
+    pub fn set_alive_nodes(&self, alive: AliveNodes) {
+        let now = alive().unwrap_or_default();
+        *self.inner.alive_before.lock() = (now, Instant::now());
+        *self.inner.alive.lock() = Some(alive);
+    }
+
     /// [`ClusterLink::follow`] for a broker started on this link's router (what the broker
     /// service does; also for tools that start brokers themselves).
     pub fn follow_broker(
@@ -433,11 +468,31 @@ fn read_kept(
 ) -> QueueResult<Kept> {
     let (keep, ended): (Vec<ClientRecord>, Vec<ClientRecord>) = stale.into_values().partition(|r| r.expiry > 0);
     let ended = ended.into_iter().map(|r| r.client_id).collect();
+    let (mut kept, end) = scan_kept(consumer, topic, poll, deadline, |_| true)?;
+    let restore = keep
+        .into_iter()
+        .map(|record| {
+            let (messages, first_offset) = kept.remove(&record.client_id).unwrap_or_default();
+            Restore { messages, first_offset, record }
+        })
+        .collect();
+    let others = kept.into_iter().filter(|(_, (m, _))| !m.is_empty()).map(|(c, (m, _))| (c, m)).collect();
+    Ok(Kept { restore, ended, others, end })
+}
+
+/// Reads a node's persisted messages topic from its reader's committed offset (nothing before
+/// it was needed by any session) to its end: per client that `wanted` selects, the messages
+/// kept since its last clearing record and the first one's offset. Returns them and the end.
+fn scan_kept(
+    consumer: &mut dyn Consumer,
+    topic: &str,
+    poll: Duration,
+    deadline: Instant,
+    wanted: impl Fn(&str) -> bool,
+) -> QueueResult<(KeptByClient, i64)> {
     let tp = TopicPartition::new(topic, 0);
     let (first, end) = consumer.watermarks(&tp)?;
-    // Per client: its messages since its last clearing record, and the first one's offset.
-    let mut kept: HashMap<String, (KeptMessages, Option<i64>)> = HashMap::new();
-    // Nothing before the committed offset was needed by any session.
+    let mut kept = KeptByClient::new();
     let start = consumer.committed(&tp)?.unwrap_or(first).clamp(first, end);
     consumer.seek(&tp, start)?;
     let mut next = start;
@@ -450,6 +505,9 @@ fn read_kept(
         for record in poll_records(consumer, poll)? {
             next = record.offset + 1;
             let Some(client) = record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
+            if !wanted(client) {
+                continue;
+            }
             let (list, first_offset) = kept.entry(client.to_owned()).or_default();
             if record.value.is_empty() {
                 list.clear();
@@ -468,15 +526,7 @@ fn read_kept(
             }
         }
     }
-    let restore = keep
-        .into_iter()
-        .map(|record| {
-            let (messages, first_offset) = kept.remove(&record.client_id).unwrap_or_default();
-            Restore { messages, first_offset, record }
-        })
-        .collect();
-    let others = kept.into_iter().filter(|(_, (m, _))| !m.is_empty()).map(|(c, (m, _))| (c, m)).collect();
-    Ok(Kept { restore, ended, others, end })
+    Ok((kept, end))
 }
 
 /// Polls once and returns the records. Blocking.
@@ -730,6 +780,89 @@ impl Inner {
         self.cleared(client_id);
     }
 
+    /// Whether `node` is alive (as far as this node knows; without a liveness source, yes).
+    fn is_alive(&self, node: &str) -> bool {
+        let Some(alive) = self.alive.lock().clone() else { return true };
+        alive().is_none_or(|alive| alive.contains(node))
+    }
+
+    /// Looks (at most once per [`NODE_CHECK_INTERVAL`]) for nodes that went down since the last
+    /// look: what they kept for the sessions this node holds now is fetched.
+    fn check_nodes(&self) {
+        let Some(alive) = self.alive.lock().clone() else { return };
+        let gone: Vec<String> = {
+            let mut before = self.alive_before.lock();
+            if before.1.elapsed() < NODE_CHECK_INTERVAL {
+                return;
+            }
+            let Some(now) = alive() else { return };
+            let gone = before.0.difference(&now).filter(|n| **n != self.service_id).cloned().collect();
+            *before = (now, Instant::now());
+            gone
+        };
+        if gone.is_empty() {
+            return;
+        }
+        let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
+        let clients: HashSet<String> = sessions.client_ids().into_iter().map(|c| c.to_string()).collect();
+        for node in gone {
+            tracing::info!(node, "Broker node is down: fetching what it kept for sessions held here.");
+            self.fetch_kept_later(&node, clients.clone());
+        }
+    }
+
+    /// Fetches, on a thread of its own, what `node` (down) kept for `clients` since their last
+    /// clearing records: each message is queued (and kept) for the client's session here, and a
+    /// clearing record on that node's topic says the messages moved.
+    fn fetch_kept_later(&self, node: &str, clients: HashSet<String>) {
+        let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
+        let topic = self.names.persisted_msg(node);
+        let group = self.names.persisted_msg_group(node);
+        let client_name = format!("{}persisted-msg-fetch-{}", self.names.prefix, self.service_id);
+        let (queue, node) = (self.queue.clone(), node.to_owned());
+        let this = self.me.clone();
+        let spawned = std::thread::Builder::new().name("broker-cluster-fetch".into()).spawn(move || {
+            let result = (|| -> QueueResult<usize> {
+                if !queue.topic_exists(&topic)? {
+                    return Ok(0);
+                }
+                let tp = TopicPartition::new(&topic, 0);
+                let mut consumer = queue.assign(&group, &client_name, &tp)?;
+                let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+                let (kept, _) = scan_kept(consumer.as_mut(), &topic, FETCH_POLL, deadline, |c| clients.contains(c))?;
+                let Some(this) = this.upgrade() else { return Ok(0) };
+                let mut fetched = 0;
+                for (client_id, (messages, _)) in kept {
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    if let Some(session) = sessions.get(&client_id) {
+                        for (msg, qos) in messages {
+                            let delivery = SessionDelivery {
+                                msg: RoutedMessage::new(msg),
+                                qos,
+                                retain: false,
+                                sub_ids: Vec::new(),
+                            };
+                            fetched += usize::from(session.enqueue_kept(delivery, Some(this.as_ref())));
+                        }
+                        // Kept here now; the node, if it starts again, has nothing to send.
+                        this.send(&topic, client_id.as_bytes(), &[], None);
+                    }
+                }
+                Ok(fetched)
+            })();
+            match result {
+                Ok(0) => {}
+                Ok(messages) => tracing::info!(node, messages, "Messages kept by a node that is down taken over."),
+                Err(e) => tracing::error!(node, error = %e, "Could not fetch what a node that is down kept."),
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "Could not start the thread that fetches what a node that is down kept.");
+        }
+    }
+
     /// Delivers one record of this node's downlink topic.
     fn deliver(&self, record: &Record) {
         let from = match decode_publish(&record.value, now_ms()) {
@@ -768,12 +901,16 @@ impl SessionLog for Inner {
         *self.pending.lock().entry(client_id.to_owned()).or_default() += 1;
     }
 
-    fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>) {
+    fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>) {
         match state {
             // Counted by `connecting` already.
             Some((expiry, subscriptions)) => {
                 let value = encode_client(&self.service_id, false, expiry, &subscriptions);
                 self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
+                // A node that is down hands nothing over: what it kept is fetched from its topic.
+                if let Some(node) = resumed_from.filter(|n| !self.is_alive(n)) {
+                    self.fetch_kept_later(node, HashSet::from([client_id.to_owned()]));
+                }
             }
             None => {
                 let mut pending = self.pending.lock();

@@ -102,7 +102,9 @@ pub trait SessionLog: Send + Sync + 'static {
     /// The connection announced by [`SessionLog::connecting`] is attached: its session's expiry
     /// interval and subscriptions, or `None` when another connection replaced it meanwhile
     /// (that one writes its own record).
-    fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>);
+    /// `resumed_from`: the node that held the session the connection resumed (nothing was
+    /// handed over yet).
+    fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>);
     /// A session of this node ended (what was kept for it goes too).
     fn ended(&self, client_id: &str);
     /// Keeps a message a persistent session holds for its client (QoS 1 or 2).
@@ -515,15 +517,15 @@ impl Router {
     pub(crate) fn attach_local(&self, session: &Arc<Session>, resume: bool) -> bool {
         let remote = self.remote_client(&session.client_id);
         self.remove_remote_client(&session.client_id, None);
-        let mut resumed = false;
-        if let (true, Some((_, subscriptions))) = (resume, remote) {
+        let mut resumed_from = None;
+        if let (true, Some((node, subscriptions))) = (resume, remote) {
             self.restore_subscriptions(session, &subscriptions);
-            resumed = true;
+            resumed_from = Some(node);
         }
         if let Some(log) = self.session_log.read().clone() {
-            log.connected(&session.client_id, Self::session_state(session));
+            log.connected(&session.client_id, Self::session_state(session), resumed_from.as_deref());
         }
-        resumed
+        resumed_from.is_some()
     }
 
     /// Replaces the session log (`None`: nobody is told).

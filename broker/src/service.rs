@@ -119,6 +119,7 @@ impl BrokerService {
         let cluster = open_cluster(queue.clone(), &management_config.topics, &service_id, &router).await?;
         let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
+        cluster.set_alive_nodes(Arc::new(management.alive_nodes()));
         let authenticator = crate::auth::stored::from_lookup(lookup, &broker_config, management.credential_store())?;
         let hooks = BrokerHooks { router: Some(router), authenticator: Some(authenticator), ..Default::default() };
         let broker = Broker::start_with(broker_config, hooks).await?;

@@ -166,6 +166,11 @@ impl Sessions {
         self.schedule_expiry(router, &session, 0, expiry);
     }
 
+    /// The client ids of every session, connected or not.
+    pub fn client_ids(&self) -> Vec<Arc<str>> {
+        self.map.lock().keys().cloned().collect()
+    }
+
     /// The number of sessions, connected or not.
     pub fn len(&self) -> usize {
         self.map.lock().len()

@@ -8,7 +8,7 @@
 //! no Redis, so the registry is a queue topic like the rest of the cluster state.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -99,6 +99,18 @@ impl Cluster {
             .collect();
         nodes.sort_by(|a, b| a.service_id.cmp(&b.service_id));
         nodes
+    }
+
+    /// The service ids of the nodes alive at `now`, once this node has run for one liveness
+    /// period (before, a node not heard from yet may be alive: `None`).
+    pub fn alive_nodes(&self, now: i64) -> Option<HashSet<String>> {
+        if !self.is_alive(self.start_time, now) {
+            let nodes = self.nodes.lock();
+            return Some(
+                nodes.values().filter(|n| self.is_alive(n.last_heartbeat, now)).map(|n| n.service_id.clone()).collect(),
+            );
+        }
+        None
     }
 
     /// The executors this node hears.

@@ -35,6 +35,7 @@ mod validation;
 mod xss;
 
 use std::{
+    collections::HashSet,
     net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -321,6 +322,14 @@ impl ManagementHandle {
     pub fn set_listeners(&self, listeners: Vec<String>) {
         let http = format!("http://{}", self.local_addr);
         self.cluster.set_listeners(std::iter::once(http).chain(listeners).collect());
+    }
+
+    /// A reader of the broker nodes alive now (heard from within three heartbeat intervals,
+    /// this node included), for the broker's cluster link: `None` until this node has run for
+    /// that long (a node not heard from yet may be alive).
+    pub fn alive_nodes(&self) -> impl Fn() -> Option<HashSet<String>> + Send + Sync + 'static {
+        let cluster = self.cluster.clone();
+        move || cluster.alive_nodes(trib_queue::now_ms())
     }
 
     /// The MQTT client credentials the broker checks at every CONNECT (one query each, no cache).

@@ -24,7 +24,10 @@ use trib_queue::{
 };
 
 use super::support::{self, within, C5};
-use crate::{cluster::ClusterLink, BrokerHandle, BrokerHooks, Router};
+use crate::{
+    cluster::{AliveNodes, ClusterLink},
+    BrokerHandle, BrokerHooks, Router,
+};
 
 /// A bound against a hanging test, not a timing assertion.
 const WAIT: Duration = Duration::from_secs(20);
@@ -44,6 +47,11 @@ impl Process {
     }
 
     fn start_node(queue: Arc<dyn Queue>, id: &str) -> Process {
+        Process::start_watching(queue, id, None)
+    }
+
+    /// A node that learns which nodes are alive from `alive`.
+    fn start_watching(queue: Arc<dyn Queue>, id: &str, alive: Option<AliveNodes>) -> Process {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
         let stop = Arc::new(AtomicBool::new(false));
         let router = Arc::new(Router::new(None));
@@ -54,6 +62,9 @@ impl Process {
                     .await
                     .expect("cluster topics open");
                 link.catch_up().await.expect("catch-up");
+                if let Some(alive) = alive {
+                    link.set_alive_nodes(alive);
+                }
                 let hooks = BrokerHooks { router: Some(router), ..Default::default() };
                 let broker = support::start_with(|_| {}, hooks).await;
                 let readers = link.follow_broker(&broker, stop).expect("readers start");
@@ -267,5 +278,86 @@ fn what_a_killed_node_kept_for_a_session_goes_to_the_node_its_client_resumed_on_
     }));
     drop(keeper);
     one.kill();
+    two.kill();
+}
+
+/// Which nodes a test says are alive.
+fn liveness(nodes: &[&str]) -> (Arc<parking_lot::Mutex<Vec<String>>>, AliveNodes) {
+    let alive = Arc::new(parking_lot::Mutex::new(nodes.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()));
+    let reader = alive.clone();
+    (alive, Arc::new(move || Some(reader.lock().iter().cloned().collect())))
+}
+
+/// Two nodes on one queue, node 2 told which are alive by `alive` (both at first); node 1
+/// killed while its client "keeper" had three messages it never acknowledged.
+struct KilledWithAKeeper {
+    _dir: tempfile::TempDir,
+    clients: tokio::runtime::Runtime,
+    queue: Arc<dyn Queue>,
+    alive: Arc<parking_lot::Mutex<Vec<String>>>,
+    two: Process,
+}
+
+fn killed_with_a_keeper() -> KilledWithAKeeper {
+    trib_test_support::logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clients = tokio::runtime::Runtime::new().expect("rt");
+    let queue = open_queue(dir.path());
+    let one = Process::start_node(queue.clone(), "node-1");
+    let (alive, reader) = liveness(&["node-1", "node-2"]);
+    let two = Process::start_watching(queue.clone(), "node-2", Some(reader));
+    let one_addr = one.addr();
+    clients.block_on(within("messages in flight on node 1", async {
+        let keeper = three_unacknowledged(one_addr, b"kept on node 1").await;
+        support::eventually("node 2 knows the keeper", || two.router.remote_client("keeper").is_some()).await;
+        std::mem::forget(keeper);
+    }));
+    one.kill();
+    KilledWithAKeeper { _dir: dir, clients, queue, alive, two }
+}
+
+#[test]
+fn a_client_resuming_the_session_of_a_node_that_is_down_gets_what_that_node_kept_and_only_once() {
+    let KilledWithAKeeper { _dir, clients, queue, alive, two } = killed_with_a_keeper();
+    let two_addr = two.addr();
+    alive.lock().retain(|n| n != "node-1");
+
+    let mut keeper = clients.block_on(within("node 1's kept messages on node 2", async {
+        let (mut keeper, ack) = C5::connect(two_addr, "keeper", persistent).await;
+        assert!(ack.session_present, "node 2 resumed the session from node 1's record");
+        for i in 1..=3 {
+            assert_eq!(text(&keeper.message().await), (format!("p/{i}"), "kept on node 1".to_owned()));
+        }
+        keeper
+    }));
+
+    // Node 1 starts again: it sends nothing more (node 2 marked the messages as moved).
+    let one = Process::start_node(queue.clone(), "node-1");
+    clients.block_on(within("only the sentinel after node 1's restart", async {
+        let (mut publisher, _) = C5::connect(two_addr, "publisher-2", |_| {}).await;
+        publisher.publish("p/sentinel", Q5::AtLeastOnce, false, b"next").await;
+        assert_eq!(text(&keeper.message().await).0, "p/sentinel", "nothing came twice");
+    }));
+    drop(keeper);
+    one.kill();
+    two.kill();
+}
+
+#[test]
+fn when_a_node_goes_down_the_node_holding_a_session_it_had_gets_what_it_kept() {
+    let KilledWithAKeeper { _dir, clients, alive, two, .. } = killed_with_a_keeper();
+    let two_addr = two.addr();
+    // Node 1 still counts as alive when the client resumes on node 2: a hand-over is awaited.
+    clients.block_on(within("node 1 declared down later", async {
+        let (mut keeper, ack) = C5::connect(two_addr, "keeper", persistent).await;
+        assert!(ack.session_present);
+        let (mut publisher, _) = C5::connect(two_addr, "publisher-2", |_| {}).await;
+        publisher.publish("p/4", Q5::AtLeastOnce, false, b"on node 2").await;
+        assert_eq!(text(&keeper.message().await).0, "p/4");
+        alive.lock().retain(|n| n != "node-1");
+        for i in 1..=3 {
+            assert_eq!(text(&keeper.message().await), (format!("p/{i}"), "kept on node 1".to_owned()));
+        }
+    }));
     two.kill();
 }

@@ -3,7 +3,7 @@
 //! starts, every node hears every executor, and `GET /api/cluster/nodes` lists nodes and
 //! executors. Plus the pieces: the record codec, the subscriptions state, the cluster view.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use prost::Message as _;
 use reqwest::StatusCode;
@@ -316,6 +316,18 @@ fn cluster_view() {
     assert_eq!(cluster.nodes(0)[1].start_time, 4_000);
     cluster.apply(Some(b"other"), &[]);
     assert_eq!(view(31_000), [("me".into(), true, true)]);
+}
+
+#[test]
+fn alive_nodes_are_known_once_this_node_ran_for_a_liveness_period() {
+    let cluster = Cluster::new("me", Duration::from_secs(30), Arc::new(Executors::new(Duration::from_secs(30))));
+    let start = cluster.heartbeat(0).start_time;
+    let other = ServiceInfo { service_id: "other".into(), timestamp: start + 40_000, ..Default::default() };
+    cluster.apply(Some(b"other"), &other.encode_to_vec());
+    // A node not heard from yet may be alive: nothing is said before one liveness period.
+    assert_eq!(cluster.alive_nodes(start + 10_000), None);
+    assert_eq!(cluster.alive_nodes(start + 31_000), Some(HashSet::from(["other".to_owned()])));
+    assert_eq!(cluster.alive_nodes(start + 70_001), Some(HashSet::new()), "40 s without a heartbeat");
 }
 
 async fn listeners_are_announced_without_waiting_for_the_next_heartbeat(backend: Backend) {
