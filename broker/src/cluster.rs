@@ -197,8 +197,10 @@ struct Inner {
     subscriptions_topic: String,
     persisted_topic: String,
     service_id: String,
-    /// This node's records per client id not read back yet.
-    pending: Mutex<HashMap<String, usize>>,
+    /// Per client id: this node's records not read back yet, and connections about to write one.
+    pending: Mutex<HashMap<String, Pending>>,
+    /// The sequence number of this node's last client record.
+    seq: std::sync::atomic::AtomicU64,
     acks: mpsc::Sender<(Delivery, Confirm, Track)>,
     kept: Arc<Mutex<KeptOffsets>>,
     /// To read the persisted messages of nodes that are down.
@@ -207,6 +209,26 @@ struct Inner {
     alive: Mutex<Option<AliveNodes>>,
     /// The nodes alive at the last look, and when that was.
     alive_before: Mutex<(HashSet<String>, Instant)>,
+    /// Sessions resumed here from another node: client id, that node (forgotten once that
+    /// node's messages for them were fetched, or the session is gone).
+    adopted: Mutex<HashMap<String, String>>,
+}
+
+/// This node's word on a client that the subscriptions topic does not carry back yet: while
+/// there is one, other nodes' records of the client are older than this node's and are skipped.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Connections between [`SessionLog::connecting`] and [`SessionLog::connected`].
+    connecting: usize,
+    /// The sequence number of this node's latest record of the client, until it is read back
+    /// (compaction may remove the earlier ones: only the latest counts).
+    latest: Option<u64>,
+}
+
+impl Pending {
+    fn is_done(&self) -> bool {
+        self.connecting == 0 && self.latest.is_none()
+    }
 }
 
 /// Tells which broker nodes are alive now (`None`: not known yet).
@@ -216,6 +238,11 @@ pub type AliveNodes = Arc<dyn Fn() -> Option<HashSet<String>> + Send + Sync>;
 const NODE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The poll timeout while fetching what a node that is down kept.
 const FETCH_POLL: Duration = Duration::from_millis(100);
+/// How long after a session moved here from a node that is down the messages other nodes sent
+/// to that node are read: by then every node has read this node's record and sends here.
+const SWITCH_GRACE: Duration = Duration::from_secs(1);
+/// How often a node commits its position on its downlink topic.
+const DOWNLINK_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl ClusterLink {
     /// Creates this node's downlink topic and the consumers of it and of the subscriptions
@@ -245,8 +272,13 @@ impl ClusterLink {
                 &format!("{}basic-downlink-msg-consumer-{id}", names.prefix),
                 &tp,
             )?;
-            let (_, end) = downlink_reader.watermarks(&tp)?;
-            downlink_reader.seek(&tp, end)?;
+            // Where this node stood in an earlier run: what other nodes sent meanwhile goes to
+            // the persistent sessions it restores (nothing committed: from now on).
+            let (first, end) = downlink_reader.watermarks(&tp)?;
+            let start = downlink_reader.committed(&tp)?.map_or(end, |c| c.clamp(first, end));
+            downlink_reader.seek(&tp, start)?;
+            // Known from the start, should this node die before its first commit.
+            downlink_reader.commit(&tp, start)?;
             let persisted = names.persisted_msg_spec(&id)?;
             queue.create_topic(&persisted)?;
             let persisted_reader = queue.assign(
@@ -273,11 +305,13 @@ impl ClusterLink {
             persisted_topic,
             service_id: service_id.to_owned(),
             pending: Mutex::new(HashMap::new()),
+            seq: std::sync::atomic::AtomicU64::new(0),
             acks,
             kept,
             queue,
             alive: Mutex::new(None),
             alive_before: Mutex::new((HashSet::new(), Instant::now())),
+            adopted: Mutex::new(HashMap::new()),
         });
         Ok(ClusterLink {
             inner,
@@ -295,7 +329,7 @@ impl ClusterLink {
     /// [`ClusterLink::follow_broker`]; the others are answered with `session_ended`.
     pub async fn catch_up(&self) -> QueueResult<usize> {
         let marker = format!("{MARKER_KEY_PREFIX}{}", Uuid::new_v4());
-        let value = encode_client(&self.inner.service_id, true, 0, &[]);
+        let value = encode_client(&self.inner.service_id, true, 0, &[], None);
         let topic = self.inner.subscriptions_topic.clone();
         let delivery = self.inner.producer.send(&topic, Partitioning::Fixed(0), Some(marker.as_bytes()), &value);
         let (_, offset) = delivery.await.unwrap_or(Err(QueueError::Closed))?;
@@ -420,11 +454,22 @@ impl ClusterLink {
                 Ok(())
             }),
         )?;
+        let downlink_tp = TopicPartition::new(self.inner.names.basic_downlink(&self.inner.service_id), 0);
+        let (mut position, mut committed, mut last_commit) = (None, None, Instant::now());
         let downlink_thread = spawn(
             "broker-cluster-downlink",
             Box::new(move |inner| {
                 for record in poll_records(downlink.as_mut(), poll)? {
                     inner.deliver(&record);
+                    position = Some(record.offset + 1);
+                }
+                // Where this node stands, for its next start and for a node that takes its
+                // sessions over if it dies.
+                if position != committed && last_commit.elapsed() >= DOWNLINK_COMMIT_INTERVAL {
+                    if let Some(next) = position {
+                        downlink.commit(&downlink_tp, next)?;
+                    }
+                    (committed, last_commit) = (position, Instant::now());
                 }
                 Ok(())
             }),
@@ -550,10 +595,18 @@ pub(crate) struct ClientRecord {
     /// The session's expiry interval, seconds.
     pub expiry: u32,
     pub subscriptions: Vec<ClientSubscription>,
+    /// The writing node's sequence number of the record.
+    pub seq: Option<u64>,
 }
 
 /// Encodes an MQTT client's record.
-pub(crate) fn encode_client(node: &str, ended: bool, expiry: u32, subscriptions: &[ClientSubscription]) -> Vec<u8> {
+pub(crate) fn encode_client(
+    node: &str,
+    ended: bool,
+    expiry: u32,
+    subscriptions: &[ClientSubscription],
+    seq: Option<u64>,
+) -> Vec<u8> {
     ClientSubscriptionsProto {
         subscriptions: subscriptions
             .iter()
@@ -571,6 +624,7 @@ pub(crate) fn encode_client(node: &str, ended: bool, expiry: u32, subscriptions:
         service_id: Some(node.to_owned()),
         session_ended: ended,
         session_expiry_interval: Some(expiry),
+        node_seq: seq,
     }
     .encode_to_vec()
 }
@@ -610,6 +664,7 @@ pub(crate) fn decode_client(key: Option<&[u8]>, value: &[u8]) -> Option<ClientRe
         ended: proto.session_ended,
         expiry: proto.session_expiry_interval.unwrap_or(0),
         subscriptions,
+        seq: proto.node_seq,
     })
 }
 
@@ -706,11 +761,29 @@ impl Inner {
         }
     }
 
-    /// Writes this node's record for a client.
-    fn write_client(&self, client_id: &str, ended: bool, expiry: u32, subscriptions: &[ClientSubscription]) {
-        let value = encode_client(&self.service_id, ended, expiry, subscriptions);
-        // Counted before the send: the reader may see the record before `send` returns.
-        *self.pending.lock().entry(client_id.to_owned()).or_default() += 1;
+    /// Writes this node's record for a client; `connected`: the one a connection announced by
+    /// `connecting` writes.
+    fn write_client(
+        &self,
+        client_id: &str,
+        ended: bool,
+        expiry: u32,
+        subscriptions: &[ClientSubscription],
+        connected: bool,
+    ) {
+        let seq = {
+            // Noted before the send (the reader may see the record before `send` returns), and
+            // numbered under the lock: the latest noted is the latest written.
+            let mut pending = self.pending.lock();
+            let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let entry = pending.entry(client_id.to_owned()).or_default();
+            entry.latest = Some(seq);
+            if connected {
+                entry.connecting = entry.connecting.saturating_sub(1);
+            }
+            seq
+        };
+        let value = encode_client(&self.service_id, ended, expiry, subscriptions, Some(seq));
         self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
     }
 
@@ -722,9 +795,12 @@ impl Inner {
         if rec.node == self.service_id {
             let mut pending = self.pending.lock();
             match pending.get_mut(&rec.client_id) {
-                Some(n) => {
-                    *n -= 1;
-                    if *n == 0 {
+                Some(p) => {
+                    // The latest record (or a later one: no number, an earlier version) is back.
+                    if p.latest.is_some_and(|latest| rec.seq.is_none_or(|seq| seq >= latest)) {
+                        p.latest = None;
+                    }
+                    if p.is_done() {
                         pending.remove(&rec.client_id);
                     }
                 }
@@ -805,22 +881,35 @@ impl Inner {
         }
         let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
         let clients: HashSet<String> = sessions.client_ids().into_iter().map(|c| c.to_string()).collect();
+        self.adopted.lock().retain(|client, _| clients.contains(client));
         for node in gone {
-            tracing::info!(node, "Broker node is down: fetching what it kept for sessions held here.");
-            self.fetch_kept_later(&node, clients.clone());
+            let from: HashSet<String> =
+                self.adopted.lock().iter().filter(|(_, n)| **n == node).map(|(c, _)| c.clone()).collect();
+            if from.is_empty() {
+                continue;
+            }
+            tracing::info!(
+                node,
+                sessions = from.len(),
+                "Broker node is down: fetching what it kept for sessions held here."
+            );
+            self.fetch_kept_later(&node, from);
         }
     }
 
-    /// Fetches, on a thread of its own, what `node` (down) kept for `clients` since their last
-    /// clearing records: each message is queued (and kept) for the client's session here, and a
-    /// clearing record on that node's topic says the messages moved.
+    /// Fetches, on a thread of its own, what `node` (down) held for `clients`, sessions that
+    /// moved here from it: what it kept for them since their last clearing records (each message
+    /// is queued, and kept, for the client's session here, and a clearing record on that node's
+    /// topic says the messages moved), then what other nodes sent it for them after its last
+    /// committed position on its downlink topic (up to now, [`SWITCH_GRACE`] after the move;
+    /// the position is then committed there, so that node does not deliver it again).
     fn fetch_kept_later(&self, node: &str, clients: HashSet<String>) {
         let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
         let topic = self.names.persisted_msg(node);
         let group = self.names.persisted_msg_group(node);
         let client_name = format!("{}persisted-msg-fetch-{}", self.names.prefix, self.service_id);
         let (queue, node) = (self.queue.clone(), node.to_owned());
-        let this = self.me.clone();
+        let (this, me) = (self.me.clone(), self.me.clone());
         let spawned = std::thread::Builder::new().name("broker-cluster-fetch".into()).spawn(move || {
             let result = (|| -> QueueResult<usize> {
                 if !queue.topic_exists(&topic)? {
@@ -850,6 +939,13 @@ impl Inner {
                         this.send(&topic, client_id.as_bytes(), &[], None);
                     }
                 }
+                for id in &clients {
+                    this.adopted.lock().remove(id);
+                }
+                drop(this);
+                std::thread::sleep(SWITCH_GRACE);
+                let Some(this) = me.upgrade() else { return Ok(fetched) };
+                fetched += this.fetch_downlink(&node, &clients, &client_name)?;
                 Ok(fetched)
             })();
             match result {
@@ -861,6 +957,56 @@ impl Inner {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "Could not start the thread that fetches what a node that is down kept.");
         }
+    }
+
+    /// Delivers to `clients` (sessions that moved here from `node`, down) what other nodes sent
+    /// `node` for them after its last committed position, and commits past it. Returns how many
+    /// sessions queued a message.
+    fn fetch_downlink(&self, node: &str, clients: &HashSet<String>, client_name: &str) -> QueueResult<usize> {
+        let topic = self.names.basic_downlink(node);
+        if !self.queue.topic_exists(&topic)? {
+            return Ok(0);
+        }
+        let tp = TopicPartition::new(&topic, 0);
+        let mut consumer = self.queue.assign(&self.names.basic_downlink_group(node), client_name, &tp)?;
+        let (first, end) = consumer.watermarks(&tp)?;
+        // A node that never committed: where it stood is unknown, nothing is read.
+        let start = consumer.committed(&tp)?.unwrap_or(end).clamp(first, end);
+        consumer.seek(&tp, start)?;
+        let (Some(router), Some(sessions)) =
+            (self.router.upgrade(), self.sessions.lock().as_ref().and_then(Weak::upgrade))
+        else {
+            return Ok(0);
+        };
+        let deadline = Instant::now() + CATCH_UP_TIMEOUT;
+        let (mut next, mut delivered) = (start, 0);
+        while next < end {
+            if Instant::now() >= deadline {
+                return Err(QueueError::Backend(format!("could not read {topic} up to offset {end} in time")));
+            }
+            for record in poll_records(consumer.as_mut(), FETCH_POLL)? {
+                next = record.offset + 1;
+                if record.offset >= end {
+                    break;
+                }
+                let Ok(FromNode { msg: Some(msg), to_subscribers, groups, target }) =
+                    decode_publish(&record.value, now_ms())
+                else {
+                    continue;
+                };
+                let msg = RoutedMessage::new(msg);
+                delivered += match target {
+                    None => router.publish_from_node_to(&msg, to_subscribers, &groups, Some(clients)),
+                    Some((client_id, qos)) if clients.contains(&client_id) => sessions.get(&client_id).map_or(0, |s| {
+                        let delivery = SessionDelivery { msg, qos, retain: false, sub_ids: Vec::new() };
+                        usize::from(s.enqueue_kept(delivery, Some(self)))
+                    }),
+                    Some(_) => 0,
+                };
+            }
+        }
+        consumer.commit(&tp, end)?;
+        Ok(delivered)
     }
 
     /// Delivers one record of this node's downlink topic.
@@ -894,29 +1040,30 @@ impl Inner {
 
 impl SessionLog for Inner {
     fn changed(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>) {
-        self.write_client(client_id, false, expiry_interval, &subscriptions);
+        self.write_client(client_id, false, expiry_interval, &subscriptions, false);
     }
 
     fn connecting(&self, client_id: &str) {
-        *self.pending.lock().entry(client_id.to_owned()).or_default() += 1;
+        self.pending.lock().entry(client_id.to_owned()).or_default().connecting += 1;
     }
 
     fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>) {
         match state {
-            // Counted by `connecting` already.
             Some((expiry, subscriptions)) => {
-                let value = encode_client(&self.service_id, false, expiry, &subscriptions);
-                self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
-                // A node that is down hands nothing over: what it kept is fetched from its topic.
-                if let Some(node) = resumed_from.filter(|n| !self.is_alive(n)) {
-                    self.fetch_kept_later(node, HashSet::from([client_id.to_owned()]));
+                self.write_client(client_id, false, expiry, &subscriptions, true);
+                if let Some(node) = resumed_from {
+                    self.adopted.lock().insert(client_id.to_owned(), node.to_owned());
+                    // A node that is down hands nothing over: what it kept is fetched.
+                    if !self.is_alive(node) {
+                        self.fetch_kept_later(node, HashSet::from([client_id.to_owned()]));
+                    }
                 }
             }
             None => {
                 let mut pending = self.pending.lock();
-                if let Some(n) = pending.get_mut(client_id) {
-                    *n -= 1;
-                    if *n == 0 {
+                if let Some(p) = pending.get_mut(client_id) {
+                    p.connecting = p.connecting.saturating_sub(1);
+                    if p.is_done() {
                         pending.remove(client_id);
                     }
                 }
@@ -925,7 +1072,7 @@ impl SessionLog for Inner {
     }
 
     fn ended(&self, client_id: &str) {
-        self.write_client(client_id, true, 0, &[]);
+        self.write_client(client_id, true, 0, &[], false);
         self.cleared(client_id);
     }
 

@@ -586,9 +586,24 @@ impl Router {
         to_subscribers: bool,
         groups: &[(String, String)],
     ) -> usize {
+        self.publish_from_node_to(msg, to_subscribers, groups, None)
+    }
+
+    /// [`Router::publish_from_node`], to the sessions of `only` among the matching ones (a
+    /// message sent to a node that went down, for the sessions that moved here from it).
+    pub(crate) fn publish_from_node_to(
+        &self,
+        msg: &Arc<RoutedMessage>,
+        to_subscribers: bool,
+        groups: &[(String, String)],
+        only: Option<&std::collections::HashSet<String>>,
+    ) -> usize {
         let trie = self.trie.read();
         let mut matches = Matches::default();
         trie.collect(&msg.msg.topic, Scope::Remote { to_subscribers, groups }, &mut matches);
+        if let Some(only) = only {
+            matches.clients.retain(|e| only.contains(&*e.session.client_id));
+        }
         self.deliver_to_clients(msg, &mut matches)
     }
 

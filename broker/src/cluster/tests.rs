@@ -15,7 +15,7 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             ..sub("$share/g/b/#", QoS::AtLeastOnce)
         },
     ];
-    let value = encode_client("node-1", false, 300, &subs);
+    let value = encode_client("node-1", false, 300, &subs, Some(7));
     let rec = decode_client(Some(b"client-1"), &value).expect("a client record");
     assert_eq!(
         rec,
@@ -24,16 +24,18 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             node: "node-1".into(),
             ended: false,
             expiry: 300,
-            subscriptions: subs
+            subscriptions: subs,
+            seq: Some(7),
         }
     );
-    let ended = decode_client(Some(b"client-1"), &encode_client("node-1", true, 0, &[])).expect("a client record");
+    let ended =
+        decode_client(Some(b"client-1"), &encode_client("node-1", true, 0, &[], None)).expect("a client record");
     assert!(ended.ended && ended.subscriptions.is_empty());
 }
 
 #[test]
 fn markers_integrations_tbmq_records_without_a_node_and_garbage_are_not_client_records() {
-    let value = encode_client("node-1", false, 0, &[sub("t", QoS::AtMostOnce)]);
+    let value = encode_client("node-1", false, 0, &[sub("t", QoS::AtMostOnce)], None);
     assert_eq!(decode_client(Some(format!("{MARKER_KEY_PREFIX}x").as_bytes()), &value), None);
     assert_eq!(decode_client(None, &value), None);
     assert_eq!(decode_client(Some(b"c"), &[]), None);

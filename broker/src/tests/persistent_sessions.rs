@@ -317,17 +317,21 @@ fn killed_with_a_keeper() -> KilledWithAKeeper {
 }
 
 #[test]
-fn a_client_resuming_the_session_of_a_node_that_is_down_gets_what_that_node_kept_and_only_once() {
+fn a_client_resuming_the_session_of_a_node_that_is_down_gets_what_it_kept_and_was_sent_and_only_once() {
     let KilledWithAKeeper { _dir, clients, queue, alive, two } = killed_with_a_keeper();
     let two_addr = two.addr();
     alive.lock().retain(|n| n != "node-1");
 
     let mut keeper = clients.block_on(within("node 1's kept messages on node 2", async {
+        // Published on node 2 while the keeper is still node 1's: it goes to node 1's downlink.
+        let (mut publisher, _) = C5::connect(two_addr, "publisher-2", |_| {}).await;
+        publisher.publish("p/5", Q5::AtLeastOnce, false, b"sent to node 1").await;
         let (mut keeper, ack) = C5::connect(two_addr, "keeper", persistent).await;
         assert!(ack.session_present, "node 2 resumed the session from node 1's record");
         for i in 1..=3 {
             assert_eq!(text(&keeper.message().await), (format!("p/{i}"), "kept on node 1".to_owned()));
         }
+        assert_eq!(text(&keeper.message().await), ("p/5".to_owned(), "sent to node 1".to_owned()));
         keeper
     }));
 

@@ -539,6 +539,11 @@ pub struct ClientSubscriptionsProto {
     /// above 0 after a restart.
     #[prost(uint32, optional, tag = "18")]
     pub session_expiry_interval: Option<u32>,
+    /// The writing node's sequence number of the record (ours, counted from its start): a node
+    /// knows when it has read back its latest record of a client even if compaction removed the
+    /// earlier ones.
+    #[prost(uint64, optional, tag = "19")]
+    pub node_seq: Option<u64>,
 }
 
 /// A shared subscription group one node asks another to deliver a message to (ours).

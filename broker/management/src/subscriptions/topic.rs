@@ -210,5 +210,6 @@ fn subscriptions_proto(
         service_id: None,
         session_ended: false,
         session_expiry_interval: None,
+        node_seq: None,
     }
 }
