@@ -54,7 +54,14 @@ pub(super) struct PartitionLog {
     cache: Cache,
     /// Appends are refused for want of room (logged once until one is accepted again).
     pub(super) refusing: bool,
+    /// Compacted and persistent: the size of the files at which they are rewritten next.
+    compact_at: u64,
 }
+
+/// A compacted partition's files are rewritten with the live records only once they hold at
+/// least this much and twice the live records' bytes: each rewrite at least halves them, so a
+/// byte appended costs at most one byte rewritten, and a small topic is never rewritten.
+const COMPACT_MIN_BYTES: u64 = 1 << 20;
 
 impl PartitionLog {
     /// An empty partition.
@@ -71,6 +78,7 @@ impl PartitionLog {
             segments,
             cache,
             refusing: false,
+            compact_at: COMPACT_MIN_BYTES,
         }
     }
 
@@ -102,16 +110,10 @@ impl PartitionLog {
         log.drop_empty_front();
         let live = log.entries.iter().flatten().count();
         if !single_clean_segment || live < read {
-            let base = log.base;
-            let live = log
-                .entries
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| e.as_ref().map(|(k, v)| (base + i as i64, k.as_deref(), v.as_ref())));
-            match log.segments.rewrite(base, live, now_ms) {
+            match log.rewrite_live(now_ms) {
                 Ok(()) => {}
                 // Starting on a full disk: the files keep the superseded records too, which
-                // costs room but loses nothing; the next start compacts them.
+                // costs room but loses nothing; a later rewrite or start compacts them.
                 Err(e) if space::is_full(&e) => tracing::warn!(
                     error = %e,
                     "Cannot compact a compacted queue partition at start for lack of disk space; it is kept as it is."
@@ -119,7 +121,49 @@ impl PartitionLog {
                 Err(e) => return Err(e),
             }
         }
+        log.plan_next_compaction();
         Ok(log)
+    }
+
+    /// Rewrites the files as one segment holding the records kept in memory (the live ones).
+    fn rewrite_live(&mut self, now_ms: i64) -> io::Result<()> {
+        let base = self.base;
+        let live = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|(k, v)| (base + i as i64, k.as_deref(), v.as_ref())));
+        self.segments.rewrite(base, live, now_ms)
+    }
+
+    fn plan_next_compaction(&mut self) {
+        let total = self.segments.total_bytes();
+        self.compact_at = COMPACT_MIN_BYTES.max(2 * self.live_frames).max(total + total / 2);
+    }
+
+    /// Whether a compacted partition's files hold enough superseded records to be rewritten
+    /// ([`PartitionLog::compact`]).
+    pub(super) fn compaction_due(&self) -> bool {
+        self.compacted
+            && self.segments.is_persistent()
+            && self.segments.total_bytes() >= self.compact_at
+            && self.segments.total_bytes() >= 2 * self.live_frames
+    }
+
+    /// Compacts a compacted partition's files while the queue runs: one new segment with the
+    /// latest record of each key (and the records without a key), at their offsets, written and
+    /// synced beside the old segments before it replaces them (`segments::rewrite`: a crash at
+    /// any point leaves either the old files or the new one). Every record it keeps is in memory,
+    /// so readers are not affected; empty slots at the front go, as at start. A failure (a full
+    /// disk) keeps the old files and is retried once they have grown by half.
+    pub(super) fn compact(&mut self, now_ms: i64) -> io::Result<()> {
+        self.drop_empty_front();
+        let before = self.segments.total_bytes();
+        let result = self.rewrite_live(now_ms);
+        self.plan_next_compaction();
+        result.map(|()| {
+            tracing::debug!(before, after = self.segments.total_bytes(), "Compacted queue partition rewritten.");
+        })
     }
 
     pub(super) fn next_offset(&self) -> i64 {
@@ -132,7 +176,8 @@ impl PartitionLog {
     }
 
     /// The bytes the partition bound counts: the segments, or for a compacted partition the
-    /// records it keeps (its segments are compacted only at start).
+    /// records it keeps (its segments are compacted when superseded records fill them, see
+    /// [`PartitionLog::compaction_due`]).
     pub(super) fn stored_bytes(&self) -> u64 {
         if self.compacted {
             self.live_frames

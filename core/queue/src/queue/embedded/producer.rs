@@ -5,6 +5,8 @@
 //! `queue_embedded_refused_records_total`, logged once until records are accepted again):
 //! nothing stored is dropped to make room. A full disk refuses it the same way (`space`), after
 //! the cleanup of every partition had a chance to free room.
+//! A compacted partition whose files filled up with superseded records is rewritten after the
+//! append that tipped it (`PartitionLog::compaction_due`).
 //! Deliberately not here: how a partition keeps records (`log`, `segments`), what goes when
 //! (`retention`, `reclaim`).
 
@@ -71,6 +73,13 @@ impl EmbeddedProducer {
         state.disk_has_room();
         let (log, _) = state.partition_mut(&tp)?;
         let ended = std::mem::take(&mut log.refusing);
+        if log.compaction_due() {
+            // The record is stored either way: a failed rewrite keeps the old files.
+            if let Err(e) = log.compact(now) {
+                metrics::counter!("queue_embedded_disk_errors_total").increment(1);
+                tracing::warn!(topic, partition, error = %e, "Cannot compact a compacted queue partition; its old files are kept.");
+            }
+        }
         if rolled {
             // A new segment: a good moment to let old ones go by time.
             state.reclaim(&tp, now, false);

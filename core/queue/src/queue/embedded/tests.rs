@@ -266,6 +266,53 @@ fn persistent_compacted_topic_reloads_latest_per_key_at_the_same_offsets() {
 }
 
 #[test]
+fn persistent_compacted_topic_is_compacted_on_disk_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = partition_dir(dir.path(), "c", 0);
+    let q = open(dir.path());
+    q.create_topic(&spec("c", 1).compacted()).unwrap();
+    let tp = TopicPartition::new("c", 0);
+    // A reader that started before any rewrite goes on from where it was.
+    let mut reader = q.assign("g", "reader", &tp).unwrap();
+    reader.seek(&tp, 0).unwrap();
+    let value = |key: &str, i: usize| format!("{key}{i:06}{}", "x".repeat(1000));
+    // Three keys rewritten 3,000 times each: about 9 MiB appended, 3 KiB live.
+    let mut largest = 0;
+    let mut last = 0;
+    for i in 0..3000 {
+        for key in ["a", "b", "c"] {
+            last = put(&q, "c", 0, Some(key), &value(key, i));
+        }
+        if i == 0 {
+            let (first, _) = poll_records(reader.as_mut(), 3);
+            assert_eq!(first.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1, 2]);
+        }
+        largest = largest.max(dir_bytes(&pdir));
+    }
+    assert!(largest < 3 << 20, "the partition's files reached {largest} bytes");
+    let latest = |from: usize| {
+        ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(j, k)| ((from + j) as i64, Some(k.to_string()), value(k, 2999)))
+            .collect()
+    };
+    let expected: Contents = latest(last as usize - 2);
+    let (records, (low, high)) = contents(&q, "c", 0);
+    assert!(records == expected, "{:?}", records.iter().map(|r| (r.0, r.1.clone())).collect::<Vec<_>>());
+    // Slots superseded since the last rewrite stay below the first record until the next one.
+    assert!(low <= last - 2 && high == last + 1, "watermarks ({low}, {high})");
+    let (rest, _) = poll_records(reader.as_mut(), 3);
+    assert_eq!(rest.iter().map(|r| r.offset).collect::<Vec<_>>(), [last - 2, last - 1, last]);
+    drop(reader);
+    drop(q);
+
+    let q = open(dir.path());
+    assert_eq!(contents(&q, "c", 0), (expected, (last - 2, last + 1)));
+    assert_eq!(put(&q, "c", 0, Some("a"), "after"), last + 1);
+}
+
+#[test]
 fn persistent_deleted_topics_and_groups_stay_deleted() {
     let dir = tempfile::tempdir().unwrap();
     {
