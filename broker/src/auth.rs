@@ -36,8 +36,32 @@ pub struct AuthRequest {
     pub password: Option<Vec<u8>>,
     /// The client's address.
     pub peer: SocketAddr,
-    /// The subject CN of the client certificate the TLS handshake verified, if any.
-    pub certificate_cn: Option<String>,
+    /// The client certificate the TLS handshake verified, if any.
+    pub certificate: Option<ClientCertificate>,
+}
+
+/// A client certificate the TLS handshake verified, as the subject CNs of the chain the client
+/// presented (`tls::Acceptor::client_identity`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// The leaf's CN: the client's identity (for the ACL and TBMQ's `${cn}`).
+    pub cn: String,
+    /// The CNs of the issuers the client presented after its leaf, nearest first, as far as each
+    /// one signed the one before and the last is, or was signed by, a trusted CA. An issuer
+    /// without a CN is left out.
+    pub issuer_cns: Vec<String>,
+}
+
+impl ClientCertificate {
+    /// A leaf presented without issuers.
+    pub fn leaf(cn: impl Into<String>) -> ClientCertificate {
+        ClientCertificate { cn: cn.into(), issuer_cns: Vec::new() }
+    }
+
+    /// The chain's CNs, leaf first.
+    pub fn chain_cns(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.cn.as_str()).chain(self.issuer_cns.iter().map(String::as_str))
+    }
 }
 
 /// The answer of an authenticator.
@@ -117,7 +141,7 @@ impl BasicAuthenticator {
 impl Authenticator for BasicAuthenticator {
     fn authenticate<'a>(&'a self, request: &'a AuthRequest) -> AuthFuture<'a> {
         Box::pin(async move {
-            if request.certificate_cn.is_some() {
+            if request.certificate.is_some() {
                 // Verified against the configured CA during the handshake: the certificate is the
                 // credential, and any user name or password sent with it is not checked.
                 return AuthDecision::Allow;

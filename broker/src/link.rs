@@ -69,13 +69,13 @@ impl Context {
     }
 }
 
-/// Serves one client connection until it closes; `certificate_cn` is the identity of a verified TLS
-/// client certificate, `listener` the listener's name in metrics (`tcp`, `ssl`, `ws`).
+/// Serves one client connection until it closes; `certificate` is the verified TLS client
+/// certificate, `listener` the listener's name in metrics (`tcp`, `ssl`, `ws`).
 pub(crate) async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     listener: &'static str,
-    certificate_cn: Option<String>,
+    certificate: Option<crate::auth::ClientCertificate>,
     max_packet: usize,
     ctx: Arc<Context>,
 ) where
@@ -84,7 +84,7 @@ pub(crate) async fn serve<S>(
     let (reader, writer) = tokio::io::split(stream);
     let mut io = Io { reader, writer };
     let mut inbuf = BytesMut::with_capacity(4096);
-    let Some(est) = handshake::accept(&mut io, &mut inbuf, peer, certificate_cn, max_packet, &ctx).await else {
+    let Some(est) = handshake::accept(&mut io, &mut inbuf, peer, certificate, max_packet, &ctx).await else {
         let _ = io.writer.shutdown().await;
         return;
     };

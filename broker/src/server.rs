@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use trib_ops::login::{Lockout, DEFAULT_LOCKOUT, DEFAULT_MAX_FAILED_ATTEMPTS};
 
@@ -243,7 +242,7 @@ async fn bind(l: Listener) -> Result<TcpListener, StartError> {
 #[derive(Clone)]
 enum Kind {
     Tcp,
-    Tls(TlsAcceptor),
+    Tls(tls::Acceptor),
     Ws(Arc<[String]>),
 }
 
@@ -275,7 +274,7 @@ async fn accept_loop(listener: TcpListener, max_packet: usize, kind: Kind, ctx: 
                     let timeout = ctx.settings.connect_timeout;
                     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            let identity = tls::client_identity(&stream);
+                            let identity = acceptor.client_identity(&stream);
                             link::serve(stream, peer, "ssl", identity, max_packet, ctx).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed."),

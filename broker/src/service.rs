@@ -142,6 +142,11 @@ impl BrokerService {
         self.broker.tcp_addr()
     }
 
+    /// The MQTT TLS listener's address, if it is enabled.
+    pub fn mqtts_addr(&self) -> Option<SocketAddr> {
+        self.broker.tls_addr()
+    }
+
     /// The REST API's address.
     pub fn http_addr(&self) -> SocketAddr {
         self.management.local_addr()

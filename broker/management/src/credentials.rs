@@ -379,18 +379,28 @@ impl CredentialStore {
         Ok(BasicCandidates { candidates, client_id_bound })
     }
 
-    /// The `X_509` record for a certificate CN: regex records whose pattern is found in the CN
-    /// first (as TBMQ), then the record for exactly this CN; `None` when none matches or the
-    /// matching record has no mapping entry for the CN.
-    pub async fn ssl(&self, cn: &str) -> Result<Option<SslMatch>, StoreError> {
+    /// The `X_509` record for a client certificate chain, given as its CNs leaf first, as TBMQ's
+    /// `SslMqttClientAuthProvider` walks it: for each certificate in turn, regex records whose
+    /// pattern is found anywhere in its CN (Java's `find`), then the record for exactly its CN;
+    /// the first record found decides. Its rules are the `authRulesMapping` entries whose regex
+    /// is found in the leaf's CN, with `${cn}` the leaf's CN, so that one record for a CA admits
+    /// every device it signed, each to its own topics. `None` when no certificate of the chain
+    /// has a record, or when the deciding record has no mapping entry for the leaf (TBMQ refuses
+    /// then too; it does not walk on).
+    pub async fn ssl(&self, chain_cns: &[&str]) -> Result<Option<SslMatch>, StoreError> {
+        let Some(leaf) = chain_cns.first() else {
+            return Ok(None);
+        };
         let rows = self.db.mqtt_credentials_of_type(CredentialsType::X509).await?;
         let parsed: Vec<(&MqttClientCredentials, SslValue)> =
             rows.iter().filter_map(|r| Some((r, parse_ssl(&r.credentials_value).ok()?))).collect();
-        let found = parsed
-            .iter()
-            .find(|(_, v)| v.cert_cn_is_regex && v.cert_cn_pattern.as_deref().is_some_and(|p| regex_finds(p, cn)))
-            .or_else(|| parsed.iter().find(|(r, _)| r.credentials_id == format!("ssl|{cn}")));
-        Ok(found.and_then(|(r, v)| ssl_rules(&r.name, v, cn)))
+        let found = chain_cns.iter().find_map(|cn| {
+            parsed
+                .iter()
+                .find(|(_, v)| v.cert_cn_is_regex && v.cert_cn_pattern.as_deref().is_some_and(|p| regex_finds(p, cn)))
+                .or_else(|| parsed.iter().find(|(r, _)| r.credentials_id == format!("ssl|{cn}")))
+        });
+        Ok(found.and_then(|(r, v)| ssl_rules(&r.name, v, leaf)))
     }
 }
 

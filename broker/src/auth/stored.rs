@@ -5,9 +5,11 @@
 //! matches (or that has none) lets the client in with its rules. A client id that some record
 //! binds (its `clientId`) may only be used by a client that authenticates with such a record:
 //! anybody else is refused before the session is touched, so the holder stays connected.
-//! With `SECURITY_MQTT_SSL_ENABLED` and a verified client certificate: the `X_509` record for the
-//! certificate's CN lets it in with the rules of its CN mapping, and a certificate without a
-//! record is refused. A client that no record concerns falls through to the built-in
+//! With `SECURITY_MQTT_SSL_ENABLED` and a verified client certificate: TBMQ's chain walk
+//! (`CredentialStore::ssl`): the certificates the client presented, leaf first, are looked up by
+//! CN, and the first `X_509` record found lets the client in with the rules its `authRulesMapping`
+//! gives the leaf's CN; so a record for a CA admits every device certificate it signed. A chain
+//! without a record, or whose record maps no rules to the leaf's CN, is refused. A client that no record concerns falls through to the built-in
 //! authenticator (anonymous clients as `SECURITY_ALLOW_ANONYMOUS` says, the configured users).
 //! Nothing is cached: a record created, changed or deleted on any node applies to the next CONNECT.
 
@@ -76,8 +78,9 @@ impl StoredCredentials {
             tracing::debug!("CONNECT refused: the client id is bound to credentials it did not use.");
             return AuthDecision::NotAuthorized;
         }
-        if let (true, Some(cn)) = (self.providers.ssl, &request.certificate_cn) {
-            return match self.store.ssl(cn).await {
+        if let (true, Some(certificate)) = (self.providers.ssl, &request.certificate) {
+            let chain: Vec<&str> = certificate.chain_cns().collect();
+            return match self.store.ssl(&chain).await {
                 Ok(Some(m)) => {
                     tracing::debug!(credentials = ?m.name, "Authenticated with X_509 credentials.");
                     AuthDecision::AllowWith(Arc::new(TopicRules::new(&m.publish, &m.subscribe)))

@@ -9,7 +9,7 @@ fn request(username: Option<&str>, password: Option<&str>) -> AuthRequest {
         username: username.map(str::to_owned),
         password: password.map(|p| p.as_bytes().to_vec()),
         peer: "127.0.0.1:1".parse().expect("address"),
-        certificate_cn: None,
+        certificate: None,
     }
 }
 
@@ -41,9 +41,10 @@ async fn unparsable_stored_hash_refuses() {
 async fn a_verified_certificate_needs_no_password() {
     let auth = BasicAuthenticator::new(false, &[]);
     assert_eq!(auth.authenticate(&request(None, None)).await, AuthDecision::NotAuthorized);
-    let with_cert = AuthRequest { certificate_cn: Some("device-1".to_owned()), ..request(None, None) };
+    let with_cert = AuthRequest { certificate: Some(ClientCertificate::leaf("device-1")), ..request(None, None) };
     assert_eq!(auth.authenticate(&with_cert).await, AuthDecision::Allow);
-    let with_cert_and_user = AuthRequest { certificate_cn: Some("d".to_owned()), ..request(Some("x"), Some("y")) };
+    let with_cert_and_user =
+        AuthRequest { certificate: Some(ClientCertificate::leaf("d")), ..request(Some("x"), Some("y")) };
     assert_eq!(auth.authenticate(&with_cert_and_user).await, AuthDecision::Allow);
 }
 

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Context, Established, Io};
 use crate::acl::{Authorization, Principal};
-use crate::auth::{AuthDecision, AuthRequest, TopicRules};
+use crate::auth::{AuthDecision, AuthRequest, ClientCertificate, TopicRules};
 use crate::message::{now_ms, PublishedMessage};
 use crate::protocol::{self, packets, reason, Codec, ConnectRequest, HandshakeError, ProtocolVersion, QoS};
 use crate::router::topic;
@@ -27,7 +27,7 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite>(
     io: &mut Io<S>,
     inbuf: &mut BytesMut,
     peer: SocketAddr,
-    certificate_cn: Option<String>,
+    certificate: Option<ClientCertificate>,
     max_packet: usize,
     ctx: &Context,
 ) -> Option<Established> {
@@ -53,7 +53,7 @@ pub(super) async fn accept<S: AsyncRead + AsyncWrite>(
         }
     };
     let codec = Codec::new(req.version, max_packet);
-    match establish(req, codec, peer, certificate_cn, max_packet, ctx).await {
+    match establish(req, codec, peer, certificate, max_packet, ctx).await {
         Ok(est) => Some(est),
         Err(code) => {
             tracing::debug!(%peer, code = ?code, "Connection refused.");
@@ -90,7 +90,7 @@ async fn establish(
     req: ConnectRequest,
     codec: Codec,
     peer: SocketAddr,
-    certificate_cn: Option<String>,
+    certificate: Option<ClientCertificate>,
     max_packet: usize,
     ctx: &Context,
 ) -> Result<Established, Code> {
@@ -103,9 +103,9 @@ async fn establish(
         return Err(Code::ProtocolError);
     }
     let will = req.will.as_ref().map(|w| build_will(w, &client_id, s.retain_available)).transpose()?;
-    let rules = authenticate(&req, &client_id, peer, certificate_cn.clone(), ctx).await?;
-    let principal = match (&certificate_cn, &req.login) {
-        (Some(cn), _) => Principal::Certificate(cn),
+    let rules = authenticate(&req, &client_id, peer, certificate.clone(), ctx).await?;
+    let principal = match (&certificate, &req.login) {
+        (Some(cert), _) => Principal::Certificate(&cert.cn),
         (None, Some(login)) => Principal::User(&login.username),
         (None, None) => Principal::Anonymous,
     };
@@ -231,11 +231,11 @@ async fn authenticate(
     req: &ConnectRequest,
     client_id: &str,
     peer: SocketAddr,
-    certificate_cn: Option<String>,
+    certificate: Option<ClientCertificate>,
     ctx: &Context,
 ) -> Result<Option<Arc<TopicRules>>, Code> {
     let request = AuthRequest {
-        certificate_cn,
+        certificate,
         client_id: client_id.to_owned(),
         username: req.login.as_ref().map(|l| l.username.clone()),
         password: req.login.as_ref().map(|l| l.password.clone().into_bytes()),

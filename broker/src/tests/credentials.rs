@@ -1,6 +1,6 @@
 //! TBMQ's MQTT client credentials end to end: the broker service (broker + management plane on
 //! SQLite and the embedded queue) in process, credentials created and deleted over REST, devices
-//! connecting with rumqttc.
+//! connecting with rumqttc, over TCP with passwords and over TLS with client certificates.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use trib_queue::queue::embedded::EmbeddedQueue;
 
 use super::support::{service_env, within, Rest, ADMIN, C5, PASSWORD};
+use super::x509::pki;
 use crate::service::BrokerService;
 
 struct Service {
@@ -56,11 +57,17 @@ fn rules(publish: &[&str], subscribe: &[&str]) -> Value {
 
 /// The CONNACK code of a CONNECT with these credentials (`Success` when accepted).
 async fn connack(addr: SocketAddr, id: &str, login: Option<(&str, &str)>) -> Connack5 {
-    let mut c = C5::spawn(addr, id, |o| {
+    connack_with(addr, id, |o| {
         if let Some((u, p)) = login {
             o.set_credentials(u, p);
         }
-    });
+    })
+    .await
+}
+
+/// The CONNACK code of a CONNECT with the options `f` sets.
+async fn connack_with(addr: SocketAddr, id: &str, f: impl FnOnce(&mut rumqttc::v5::MqttOptions)) -> Connack5 {
+    let mut c = C5::spawn(addr, id, f);
     match c.next().await {
         Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::Incoming::ConnAck(a))) => a.code,
         Err(rumqttc::v5::ConnectionError::ConnectionRefused(code)) => code,
@@ -152,5 +159,50 @@ async fn a_user_is_locked_after_the_configured_failures() {
         assert_eq!(connack(addr, "l", Some(("locked", "wrong"))).await, Connack5::BadUserNamePassword);
     }
     assert_eq!(connack(addr, "l", Some(("locked", "right"))).await, Connack5::NotAuthorized);
+    s.service.shutdown().await;
+}
+
+/// TBMQ's X.509 chain walk: one record for the CA's CN admits a device certificate it signed,
+/// when the device presents its chain, with the topics the record maps to the device's CN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x509_record_for_the_ca_admits_the_devices_it_signed() {
+    let pki = pki();
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let (cert, key, ca) = (path(&pki.server_cert), path(&pki.server_key), path(&pki.ca_file));
+    let s = Service::start(&[
+        ("SECURITY_MQTT_SSL_ENABLED", "true"),
+        ("LISTENER_SSL_ENABLED", "true"),
+        ("LISTENER_SSL_BIND_ADDRESS", "127.0.0.1"),
+        ("LISTENER_SSL_BIND_PORT", "0"),
+        ("LISTENER_SSL_PEM_CERT", &cert),
+        ("LISTENER_SSL_PEM_KEY", &key),
+        ("LISTENER_SSL_CLIENT_AUTH", "required"),
+        ("LISTENER_SSL_PEM_CLIENT_CA", &ca),
+    ])
+    .await;
+    let addr = s.service.mqtts_addr().expect("tls listener");
+    // device-1's certificate followed by the CA's: the chain as the device presents it.
+    let chain = (format!("{}{}", pki.device.0, pki.ca_pem), pki.device.1.clone());
+    let with_chain = |o: &mut rumqttc::v5::MqttOptions| {
+        o.set_transport(pki.transport(Some(&chain)));
+    };
+    assert_eq!(connack_with(addr, "device-1", with_chain).await, Connack5::NotAuthorized);
+
+    let own = json!({"pubAuthRulePatterns": ["devices/${cn}/.*"], "subAuthRulePatterns": []});
+    let value = json!({"certCnPattern": "Tributary test CA", "certCnIsRegex": false,
+                       "authRulesMapping": {"^device-": own}});
+    let body = json!({"name": "fleet", "clientType": "DEVICE", "credentialsType": "X_509",
+                      "credentialsValue": value.to_string()});
+    let (status, saved) = s.call(reqwest::Method::POST, "/api/mqtt/client/credentials", Some(body)).await;
+    assert_eq!(status, 200, "{saved}");
+
+    let (mut device, _) = C5::connect(addr, "device-1", with_chain).await;
+    assert_eq!(puback(&mut device, "devices/device-1/t").await, PubAckReason::Success);
+    assert_eq!(puback(&mut device, "devices/device-2/t").await, PubAckReason::NotAuthorized);
+    // Only the certificates a client presents are walked (as TBMQ): the leaf alone has no record.
+    let leaf_only = |o: &mut rumqttc::v5::MqttOptions| {
+        o.set_transport(pki.transport(Some(&pki.device)));
+    };
+    assert_eq!(connack_with(addr, "device-1b", leaf_only).await, Connack5::NotAuthorized);
     s.service.shutdown().await;
 }

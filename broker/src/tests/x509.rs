@@ -43,17 +43,19 @@ impl Ca {
     }
 }
 
-struct Pki {
+/// A test CA's files for the broker, and client certificates (PEM certificate, PEM key).
+pub(super) struct Pki {
     _dir: tempfile::TempDir,
-    ca_pem: String,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    ca_file: PathBuf,
-    device: (String, String),
+    pub(super) ca_pem: String,
+    pub(super) server_cert: PathBuf,
+    pub(super) server_key: PathBuf,
+    pub(super) ca_file: PathBuf,
+    /// `device-1`, signed by the test CA (`Tributary test CA`).
+    pub(super) device: (String, String),
     untrusted: (String, String),
 }
 
-fn pki() -> Pki {
+pub(super) fn pki() -> Pki {
     // rumqttc's client takes the process default provider (several are compiled in the workspace).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ca = Ca::new("Tributary test CA");
@@ -78,7 +80,7 @@ fn pki() -> Pki {
 }
 
 impl Pki {
-    fn transport(&self, client: Option<&(String, String)>) -> rumqttc::Transport {
+    pub(super) fn transport(&self, client: Option<&(String, String)>) -> rumqttc::Transport {
         rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Simple {
             ca: self.ca_pem.clone().into_bytes(),
             alpn: None,

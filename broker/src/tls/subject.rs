@@ -5,7 +5,7 @@
 //! this runs, and every length is still checked so that no input can panic.
 
 /// The DER tag of a SEQUENCE.
-const SEQUENCE: u8 = 0x30;
+pub(super) const SEQUENCE: u8 = 0x30;
 /// The DER tag of a SET.
 const SET: u8 = 0x31;
 /// The DER tag of an OBJECT IDENTIFIER.
@@ -59,7 +59,7 @@ pub(crate) fn common_name(der: &[u8]) -> Option<String> {
 }
 
 /// Splits one DER element off `input`: its tag, its contents and what follows it.
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {

@@ -7,7 +7,13 @@ use serde_json::{json, Value};
 use super::support::{assert_error, on_both_backends, Backend, Env, ADMIN, PASSWORD};
 use crate::credentials::CredentialStore;
 
-on_both_backends!(crud_with_sanitized_answers, validation_errors, lookups_for_connect, admin_login_locks);
+on_both_backends!(
+    crud_with_sanitized_answers,
+    validation_errors,
+    lookups_for_connect,
+    x509_chain_walk,
+    admin_login_locks
+);
 
 const PATH: &str = "/api/mqtt/client/credentials";
 
@@ -170,9 +176,47 @@ async fn lookups_for_connect(backend: Backend) {
     assert_eq!((own.client_id_bound, own.candidates.len()), (false, 1));
     assert!(store.basic("any-id", Some("nobody")).await.expect("lookup").candidates.is_empty());
 
-    let cert = store.ssl("dev-7").await.expect("lookup").expect("a match");
+    let cert = store.ssl(&["dev-7"]).await.expect("lookup").expect("a match");
     assert_eq!(cert.publish, ["devices/dev\\-7/.*"]);
-    assert!(store.ssl("other").await.expect("lookup").is_none());
+    assert!(store.ssl(&["other"]).await.expect("lookup").is_none());
+    env.stop().await;
+}
+
+/// TBMQ's X.509 chain walk: the chain's certificates leaf first, the first with a record decides,
+/// and that record's mapping is applied to the leaf's CN.
+async fn x509_chain_walk(backend: Backend) {
+    let env = Env::start(backend).await;
+    let x509 = |name: &str, pattern: &str, regex: bool, mapping: Value| {
+        let value = json!({"certCnPattern": pattern, "certCnIsRegex": regex, "authRulesMapping": mapping});
+        json!({"name": name, "credentialsType": "X_509", "credentialsValue": value.to_string()})
+    };
+    let publish = |topic: &str| json!({"pubAuthRulePatterns": [topic], "subAuthRulePatterns": []});
+    for body in [
+        x509("fleet-ca", "Fleet CA", false, json!({"^sensor-": publish("sensors/${cn}/.*")})),
+        x509("sensor-1", "sensor-1", false, json!({".*": publish("own/.*")})),
+        x509("lab", "Intermediate$", true, json!({".*": publish("lab/.*")})),
+    ] {
+        let (code, saved) = env.post(PATH, body).await;
+        assert_eq!(code, StatusCode::OK, "{saved}");
+    }
+    let store = CredentialStore::new(env.db().await);
+    for (chain, expected) in [
+        // A record for the CA admits a device it signed, with the rules for the device's CN.
+        (&["sensor-2", "Fleet CA"][..], Some(("fleet-ca", "sensors/sensor\\-2/.*"))),
+        // The leaf is looked at first: its own record wins over its issuer's.
+        (&["sensor-1", "Fleet CA"], Some(("sensor-1", "own/.*"))),
+        // An intermediate matching a regex record comes before the CA's exact record.
+        (&["sensor-9", "Lab Intermediate", "Fleet CA"], Some(("lab", "lab/.*"))),
+        // The CA's record has no mapping entry for this leaf: refused, not walked on.
+        (&["camera-1", "Fleet CA"], None),
+        // No certificate of the chain has a record.
+        (&["sensor-3", "Other CA"], None),
+        (&[], None),
+    ] {
+        let found = store.ssl(chain).await.expect("lookup");
+        let found = found.as_ref().map(|m| (m.name.as_str(), m.publish.concat()));
+        assert_eq!(found, expected.map(|(n, p)| (n, p.to_owned())), "{chain:?}");
+    }
     env.stop().await;
 }
 
