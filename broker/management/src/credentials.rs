@@ -387,6 +387,13 @@ impl CredentialStore {
     /// every device it signed, each to its own topics. `None` when no certificate of the chain
     /// has a record, or when the deciding record has no mapping entry for the leaf (TBMQ refuses
     /// then too; it does not walk on).
+    ///
+    /// TBMQ's `SslMqttClientAuthProvider.authWithSSLCredentials` walks `getPeerCertificates()`:
+    /// the chain as the client sent it, leaf first, so a CA of the trust store counts only when
+    /// the client sent it too; the rules come from `DefaultAuthorizationRuleService
+    /// .parseSslAuthorizationRule` with the leaf's CN. It also checks each walked certificate's
+    /// dates; here rustls has checked those of the verified path, and the broker passes only the
+    /// issuers that chain to a trusted CA (`tls/chain.rs`).
     pub async fn ssl(&self, chain_cns: &[&str]) -> Result<Option<SslMatch>, StoreError> {
         let Some(leaf) = chain_cns.first() else {
             return Ok(None);

@@ -8,7 +8,8 @@
 //! and the last one believed is a CA of the file or was signed by one. The walk stops at the
 //! first CA of the file. Validity dates are rustls's business: it checked those of the path it
 //! built, which for a chain presented in order is this one.
-//! TBMQ does not need this: Java's trust manager validates the presented chain itself.
+//! TBMQ walks what Java's `getPeerCertificates()` returns, the chain as presented; this check is
+//! ours.
 
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::CertificateDer;
