@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use trib_queue::queue::embedded::EmbeddedQueue;
 
 use super::support::{service_env, within, Rest, ADMIN, C5, PASSWORD};
-use super::x509::pki;
+use super::x509::{pki, Ca};
 use crate::service::BrokerService;
 
 struct Service {
@@ -204,5 +204,19 @@ async fn an_x509_record_for_the_ca_admits_the_devices_it_signed() {
         o.set_transport(pki.transport(Some(&pki.device)));
     };
     assert_eq!(connack_with(addr, "device-1b", leaf_only).await, Connack5::NotAuthorized);
+
+    // A certificate appended to the chain that signed nothing in it is not walked, even with a
+    // record of its own (rustls verified the device against the test CA and ignored it).
+    let mallory = Ca::new("Privileged CA");
+    let value = json!({"certCnPattern": "Privileged CA", "authRulesMapping": {".*": {"pubAuthRulePatterns": [".*"]}}});
+    let body = json!({"name": "mallory", "clientType": "DEVICE", "credentialsType": "X_509",
+                      "credentialsValue": value.to_string()});
+    let (status, saved) = s.call(reqwest::Method::POST, "/api/mqtt/client/credentials", Some(body)).await;
+    assert_eq!(status, 200, "{saved}");
+    let forged = (format!("{}{}", pki.device.0, mallory.cert.pem()), pki.device.1.clone());
+    let with_forged = |o: &mut rumqttc::v5::MqttOptions| {
+        o.set_transport(pki.transport(Some(&forged)));
+    };
+    assert_eq!(connack_with(addr, "device-1c", with_forged).await, Connack5::NotAuthorized);
     s.service.shutdown().await;
 }

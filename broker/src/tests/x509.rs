@@ -15,13 +15,14 @@ use super::support::{start, C4, C5};
 use crate::auth::{hash_password, Credential};
 use crate::config::ClientAuth;
 
-struct Ca {
-    cert: Certificate,
+/// A CA made for a test.
+pub(super) struct Ca {
+    pub(super) cert: Certificate,
     key: KeyPair,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub(super) fn new(name: &str) -> Ca {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.distinguished_name.push(DnType::CommonName, name);
@@ -32,7 +33,7 @@ impl Ca {
     }
 
     /// A leaf certificate and its key, both PEM.
-    fn issue(&self, cn: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
+    pub(super) fn issue(&self, cn: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("params");
         params.distinguished_name = rcgen::DistinguishedName::new();
