@@ -8,8 +8,10 @@
 //! `target/console-screenshots/`, named after the browser. Without a browser or its driver
 //! (`apt-get install chromium chromium-driver`; `apt-get install firefox-esr` and
 //! `cargo install geckodriver`) that browser's test says so and passes, as the walkthrough does
-//! without Mosquitto.
+//! without Mosquitto. The same console with the keyboard only, and the dead letters' pages, are
+//! in `keyboard.rs`.
 
+mod keyboard;
 mod launch;
 mod webdriver;
 
@@ -57,16 +59,32 @@ fn console_in_firefox() {
 /// (and the token's 10 s lifetime below) a matter of luck.
 static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
+/// A browser of `kind`, or `None` once it is reported that `what` is skipped without one.
+fn browser_or_skip(kind: Kind, what: &str) -> Option<Browser> {
+    match Browser::start(kind) {
+        Ok(browser) => Some(browser),
+        Err(why) => {
+            crate::report(&format!("{what} in {}: skipped, no browser ({why}); {}", kind.name(), kind.install()));
+            None
+        }
+    }
+}
+
+/// Fails on the script errors the page logged since the last look; the 4xx answers a test
+/// provoked are logged by the browser as network errors, and are left out.
+fn assert_no_script_errors(browser: &Browser) {
+    let errors: Vec<String> = browser
+        .log()
+        .into_iter()
+        .filter(|(level, source, _)| level == "SEVERE" && source != "network")
+        .map(|(_, _, message)| message)
+        .collect();
+    assert!(errors.is_empty(), "the browser logged errors: {errors:#?}");
+}
+
 fn walk_through(kind: Kind) {
     let _turn = ONE_BROWSER.lock().unwrap_or_else(PoisonError::into_inner);
-    let browser = match Browser::start(kind) {
-        Ok(browser) => browser,
-        Err(why) => {
-            let name = kind.name();
-            crate::report(&format!("console in {name}: skipped, no browser ({why}); {}", kind.install()));
-            return;
-        }
-    };
+    let Some(browser) = browser_or_skip(kind, "console") else { return };
     let dir = tempfile::tempdir().expect("temp dir");
     // Access tokens live 10 s, so the console must renew its token with the refresh token
     // (the test takes longer than that).
@@ -275,14 +293,7 @@ fn walk_through(kind: Kind) {
     browser.script("sessionStorage.setItem('tributary.token', 'not-a-token'); location.hash = '#/executors';");
     browser.wait_text(".login", "Your session ended");
 
-    // Script errors only; the 4xx answers the test provoked are logged by the browser as network errors.
-    let errors: Vec<String> = browser
-        .log()
-        .into_iter()
-        .filter(|(level, source, _)| level == "SEVERE" && source != "network")
-        .map(|(_, _, message)| message)
-        .collect();
-    assert!(errors.is_empty(), "the browser logged errors: {errors:#?}");
+    assert_no_script_errors(&browser);
 }
 
 /// Integrations the list is exercised with (issue 11: pages stay responsive with 2,000).

@@ -1,8 +1,8 @@
 //! A minimal W3C WebDriver client over ureq: starts a WebDriver server (chromedriver or
 //! geckodriver) on a free loopback port and a headless browser session, and offers the few
-//! commands the console test needs (go to a URL, find, click, type, read text, run a script, take
-//! a screenshot, read the page's console errors). Lookups poll until the element is there, so
-//! the test reads like what a person does. What differs per browser is in `launch.rs`.
+//! commands the console test needs (go to a URL, find, click, type, press keys, read text, run a
+//! script, take a screenshot, read the page's console errors). Lookups poll until the element is
+//! there, so the test reads like what a person does. What differs per browser is in `launch.rs`.
 
 use std::{
     cell::Cell,
@@ -18,6 +18,18 @@ use crate::node::{free_port, PATIENCE};
 
 /// The key W3C uses for an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Keys of W3C WebDriver's key table that are not characters, for [`Browser::press`].
+pub mod key {
+    pub const TAB: &str = "\u{E004}";
+    pub const ENTER: &str = "\u{E007}";
+    pub const SHIFT: &str = "\u{E008}";
+    pub const CONTROL: &str = "\u{E009}";
+    pub const ESCAPE: &str = "\u{E00C}";
+    pub const SPACE: &str = "\u{E00D}";
+    pub const ARROW_UP: &str = "\u{E013}";
+    pub const ARROW_DOWN: &str = "\u{E015}";
+}
 
 /// A headless browser session driven through its WebDriver server; both end on drop.
 pub struct Browser {
@@ -134,6 +146,23 @@ impl Browser {
         }
     }
 
+    /// Presses and releases `key` (a character or one of [`key`]'s), as a person at a keyboard
+    /// does: to whatever has the focus.
+    pub fn press(&self, key: &str) {
+        self.keys(&[key], &[]);
+    }
+
+    /// Presses `key` while `modifier` (e.g. [`key::SHIFT`]) is held down.
+    pub fn press_with(&self, modifier: &str, key: &str) {
+        self.keys(&[key], &[modifier]);
+    }
+
+    /// Types `text` key by key into whatever has the focus.
+    pub fn type_keys(&self, text: &str) {
+        let keys: Vec<String> = text.chars().map(String::from).collect();
+        self.keys(&keys.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    }
+
     /// Whether `css` matches an element now.
     pub fn exists(&self, css: &str) -> bool {
         self.find(css).is_ok()
@@ -190,6 +219,20 @@ impl Browser {
         let html = html.ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         let html: String = html.chars().take(4000).collect();
         format!("at {}\npage: {html}\nlog: {:?}", self.url(), self.log())
+    }
+
+    /// One W3C key action sequence: `held` pressed, each of `keys` pressed and released, `held`
+    /// released.
+    fn keys(&self, keys: &[&str], held: &[&str]) {
+        let mut actions = Vec::new();
+        actions.extend(held.iter().map(|k| json!({"type": "keyDown", "value": k})));
+        for k in keys {
+            actions.push(json!({"type": "keyDown", "value": k}));
+            actions.push(json!({"type": "keyUp", "value": k}));
+        }
+        actions.extend(held.iter().rev().map(|k| json!({"type": "keyUp", "value": k})));
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.command("POST", "/actions", body);
     }
 
     fn find(&self, css: &str) -> Result<String, String> {

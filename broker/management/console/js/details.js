@@ -1,11 +1,12 @@
 // One integration: its state and why, delivery figures and a chart of the last 15 minutes,
 // configuration, enable/disable, restart, delete (confirmed), its events (lifecycle, statistics
-// or errors, paged) and its dead letters with a Replay button. State, chart and events refresh
-// every few seconds while the page is open.
+// or errors, paged) and its dead letters (paged, oldest first) with a Replay button. State, chart,
+// events and the dead letters' page refresh every few seconds while the page is open, the focus
+// staying on the control it was on.
 
 import { api, query } from './api.js';
 import { lineChart } from './chart.js';
-import { actionButton, badge, confirmDialog, errorBox, fill, h, table, time } from './dom.js';
+import { actionButton, badge, confirmDialog, errorBox, fill, h, refill, table, time } from './dom.js';
 
 const HISTORY_MS = 15 * 60 * 1000;
 const CHART_SERIES = [
@@ -26,11 +27,15 @@ const EVENT_TYPES = {
 
 const REFRESH_MS = 3000;
 const EVENTS_PAGE_SIZE = 10;
+const DEAD_LETTER_PAGE_SIZES = [10, 50, 100];
 
 export async function detailsView(section, [id]) {
   let integration = await api.get(`/api/integration/${id}`);
   let eventsPage = 0;
   let eventType = 'LC_EVENT';
+  // The dead letters' pages are read by offset: the `fromOffset` of each page up to the one shown
+  // (null: the oldest kept), so that Previous goes back exactly.
+  const dlq = { size: 50, starts: [null], loads: 0 };
   const header = h('div', { class: 'title-row' });
   const actions = h('div', { class: 'actions', id: 'integration-actions' });
   const notice = h('div', { 'aria-live': 'polite', id: 'integration-notice' });
@@ -123,12 +128,12 @@ export async function detailsView(section, [id]) {
     const page = await api.get(`/api/events/${id}/${eventType}${query({ pageSize: EVENTS_PAGE_SIZE, page: eventsPage, sortProperty: 'createdTime', sortOrder: 'DESC' })}`);
     const rows = page.data.map((e) => h('tr', {}, h('td', {}, time(e.createdTime)), type.row(e).map((cell) => h('td', {}, cell))));
     const pages = Math.max(page.totalPages, 1);
-    fill(events,
+    refill(events,
       page.data.length ? table(type.columns, rows) : h('p', { class: 'empty' }, type.empty),
       h('nav', { class: 'pager', 'aria-label': 'Event pages' },
-        h('button', { type: 'button', class: 'secondary', disabled: eventsPage === 0, onclick: () => { eventsPage -= 1; run('Events', loadEvents); } }, '‹ Newer'),
+        h('button', { type: 'button', class: 'secondary', id: 'events-newer', disabled: eventsPage === 0, onclick: () => { eventsPage -= 1; run('Events', loadEvents); } }, '‹ Newer'),
         h('span', {}, `Page ${Math.min(eventsPage + 1, pages)} of ${pages} · ${page.totalElements} events`),
-        h('button', { type: 'button', class: 'secondary', disabled: !page.hasNext, onclick: () => { eventsPage += 1; run('Events', loadEvents); } }, 'Older ›')));
+        h('button', { type: 'button', class: 'secondary', id: 'events-older', disabled: !page.hasNext, onclick: () => { eventsPage += 1; run('Events', loadEvents); } }, 'Older ›')));
   }
 
   async function loadChart() {
@@ -140,15 +145,36 @@ export async function detailsView(section, [id]) {
   }
 
   async function loadDeadLetters() {
-    const letters = await api.get(`/api/integration/${id}/deadLetters${query({ limit: 50 })}`);
+    const index = dlq.starts.length - 1;
+    const load = ++dlq.loads;
+    const letters = await api.get(`/api/integration/${id}/deadLetters${query({ limit: dlq.size, fromOffset: dlq.starts[index] })}`);
+    // A refresh that started before a page was chosen must not show the old page.
+    if (load !== dlq.loads) return;
     const pending = letters.total - (letters.replayedUpTo ?? 0);
     const rows = letters.data.map((d) => h('tr', {},
       h('td', {}, d.offset), h('td', {}, time(d.failedAt)), h('td', {}, d.topicName ?? '—'), h('td', {}, d.reason ?? '—'),
       h('td', {}, d.attempts ?? '—'), h('td', {}, d.undecodable ? 'undecodable' : h('code', {}, preview(d.payload)))));
-    fill(deadLetters,
+    // Positions counted from the oldest kept: exact while the page size stays (a new size starts over).
+    const first = index * dlq.size + 1;
+    const last = index * dlq.size + rows.length;
+    const lastOffset = rows.length ? letters.data[rows.length - 1].offset : null;
+    const hasNext = rows.length === dlq.size && last < letters.total;
+    const page = (starts) => { dlq.starts = starts; run('Dead letters', loadDeadLetters); };
+    refill(deadLetters,
       h('p', {}, `${letters.total} dead letter${letters.total === 1 ? '' : 's'} kept`,
         letters.replayedUpTo !== null && letters.replayedUpTo !== undefined ? `, replayed up to offset ${letters.replayedUpTo}` : '', '.'),
-      rows.length ? table(['Offset', 'Failed at', 'Topic', 'Reason', 'Attempts', 'Payload'], rows, letters.total > rows.length ? `The oldest ${rows.length} kept` : null) : null,
+      rows.length ? table(['Offset', 'Failed at', 'Topic', 'Reason', 'Attempts', 'Payload'], rows) : null,
+      letters.total > 0 || index > 0 ? h('nav', { class: 'pager', 'aria-label': 'Dead letter pages' },
+        h('button', { type: 'button', class: 'secondary', id: 'dead-letters-prev', disabled: index === 0,
+          onclick: () => page(dlq.starts.slice(0, -1)) }, '‹ Previous'),
+        h('span', { id: 'dead-letters-range' }, rows.length
+          ? `${first}–${last} of ${letters.total}, oldest first`
+          : `None on this page, ${letters.total} kept`),
+        h('button', { type: 'button', class: 'secondary', id: 'dead-letters-next', disabled: !hasNext,
+          onclick: () => page([...dlq.starts, lastOffset + 1]) }, 'Next ›'),
+        h('label', { for: 'dead-letters-size' }, 'Per page'),
+        h('select', { id: 'dead-letters-size', onchange: (e) => { dlq.size = Number(e.target.value); page([null]); } },
+          DEAD_LETTER_PAGE_SIZES.map((n) => h('option', { value: n, selected: n === dlq.size }, n)))) : null,
       actionButton('Replay', () => run('Replay', async () => {
         const answer = await api.post(`/api/integration/${id}/deadLetters/replay`);
         fill(notice, h('p', { class: 'success', role: 'status' }, `Replayed ${answer.replayed} dead letter${answer.replayed === 1 ? '' : 's'}.`));

@@ -30,6 +30,29 @@ export function fill(element, ...children) {
   return element;
 }
 
+/**
+ * `fill` for a part of a page that is redrawn while someone may be on it with the keyboard: the
+ * focus goes back to the new element with the id of the one focused before (or, when that one is
+ * now disabled, to another control of the same `nav`), instead of falling back to the page.
+ */
+export function refill(element, ...children) {
+  const active = document.activeElement;
+  const focused = active && active !== element && element.contains(active) && active.id ? active.id : null;
+  fill(element, ...children);
+  if (focused) focusAgain(focused, element);
+  return element;
+}
+
+/** Focuses the element with `id` or, when it is disabled, another control of its `nav` or of `within`. */
+function focusAgain(id, within) {
+  const again = document.getElementById(id);
+  if (!again) return;
+  const target = again.disabled
+    ? (again.closest('nav') || within || again.parentElement).querySelector('button:not(:disabled), select:not(:disabled)')
+    : again;
+  target?.focus({ preventScroll: true });
+}
+
 let counter = 0;
 /** A fresh id for label/input pairs. */
 export function uid(prefix = 'f') {
@@ -76,6 +99,9 @@ export function actionButton(label, action, attrs = {}) {
   const button = h('button', { type: 'button', ...attrs }, label);
   button.addEventListener('click', async () => {
     if (button.disabled) return;
+    // A disabled button loses the focus (and a redraw may replace it): a keyboard user is put
+    // back on it, or on its replacement, rather than at the top of the page.
+    const hadFocus = document.activeElement === button;
     button.disabled = true;
     button.setAttribute('aria-busy', 'true');
     try {
@@ -83,6 +109,11 @@ export function actionButton(label, action, attrs = {}) {
     } finally {
       button.disabled = false;
       button.removeAttribute('aria-busy');
+      const lost = !document.activeElement || document.activeElement === document.body;
+      if (hadFocus && lost && !document.querySelector('dialog[open]')) {
+        if (button.isConnected) button.focus({ preventScroll: true });
+        else if (button.id) focusAgain(button.id);
+      }
     }
   });
   return button;

@@ -64,7 +64,8 @@ export async function integrationsView(section) {
       const s = page.states.get(i.id);
       const d = (s && s.delivery) || {};
       return h('tr', {},
-        h('td', {}, h('a', { href: `#/integrations/${i.id}` }, i.name)),
+        // An id, so that the focus stays on the link when the list refreshes.
+        h('td', {}, h('a', { href: `#/integrations/${i.id}`, id: `open-${i.id}` }, i.name)),
         h('td', {}, i.type),
         h('td', { title: (s && s.reason) || '' }, badge(s ? s.state : stateOf(i)),
           s && s.reason && s.state !== 'Disabled' ? h('div', { class: 'muted small' }, s.reason) : null),

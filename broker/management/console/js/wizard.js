@@ -169,6 +169,8 @@ export async function wizardView(section, [editId] = [], copyFrom = null) {
     clearFieldErrors(form);
     fill(status, h('p', { class: 'muted' }, kind === 'check' ? 'Checking the connection…' : 'Saving…'));
     const buttons = [document.getElementById('wizard-check'), document.getElementById('wizard-save')];
+    // Disabling the focused button drops the focus to the page: put a keyboard user back after.
+    const focused = buttons.find((b) => b === document.activeElement);
     buttons.forEach((b) => { b.disabled = true; });
     try {
       const body = request();
@@ -195,6 +197,7 @@ export async function wizardView(section, [editId] = [], copyFrom = null) {
       }
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
+      if (focused && focused.isConnected && (!document.activeElement || document.activeElement === document.body)) focused.focus();
     }
   }
 }
