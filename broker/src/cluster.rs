@@ -59,7 +59,8 @@ use crate::{
     message::{now_ms, PublishedMessage, RoutedMessage},
     protocol::QoS,
     router::{
-        topic::validate_topic_name, ClientSubscription, ClusterSink, Handover, NodeTarget, NotStored, SessionLog,
+        topic::validate_topic_name, ClientSubscription, ClusterSink, Handover, Handovers, NodeTarget, NotStored,
+        SessionLog,
     },
     session::Delivery as SessionDelivery,
     sessions::Sessions,
@@ -456,16 +457,21 @@ impl ClusterLink {
         )?;
         let downlink_tp = TopicPartition::new(self.inner.names.basic_downlink(&self.inner.service_id), 0);
         let (mut position, mut committed, mut last_commit) = (None, None, Instant::now());
+        let mut kept = Handovers::default();
         let downlink_thread = spawn(
             "broker-cluster-downlink",
             Box::new(move |inner| {
                 for record in poll_records(downlink.as_mut(), poll)? {
-                    inner.deliver(&record);
+                    inner.deliver(&record, &mut kept);
                     position = Some(record.offset + 1);
                 }
                 // Where this node stands, for its next start and for a node that takes its
-                // sessions over if it dies.
+                // sessions over if it dies: past the records whose persistent sessions' copies
+                // are stored (a crash before reads them again: duplicates, never a loss).
                 if position != committed && last_commit.elapsed() >= DOWNLINK_COMMIT_INTERVAL {
+                    if let Err(e) = std::mem::take(&mut kept).wait_blocking() {
+                        tracing::error!(error = %e, "Messages from other nodes for persistent sessions were not kept.");
+                    }
                     if let Some(next) = position {
                         downlink.commit(&downlink_tp, next)?;
                     }
@@ -926,6 +932,7 @@ impl Inner {
                         continue;
                     }
                     if let Some(session) = sessions.get(&client_id) {
+                        let mut stored = Handovers::default();
                         for (msg, qos) in messages {
                             let delivery = SessionDelivery {
                                 msg: RoutedMessage::new(msg),
@@ -933,10 +940,19 @@ impl Inner {
                                 retain: false,
                                 sub_ids: Vec::new(),
                             };
-                            fetched += usize::from(session.enqueue_kept(delivery, Some(this.as_ref())));
+                            fetched += usize::from(session.enqueue_kept(delivery, Some(this.as_ref()), Some(&mut stored)));
                         }
-                        // Kept here now; the node, if it starts again, has nothing to send.
-                        this.send(&topic, client_id.as_bytes(), &[], None);
+                        // Kept here now (stored first: a crash in between leaves two copies,
+                        // never none); the node, if it starts again, has nothing to send.
+                        match stored.wait_blocking() {
+                            Ok(()) => this.send(&topic, client_id.as_bytes(), &[], None),
+                            Err(e) => tracing::error!(
+                                node,
+                                client_id,
+                                error = %e,
+                                "Messages taken over from a node that is down could not be kept here; that node's copy stays."
+                            ),
+                        }
                     }
                 }
                 for id in &clients {
@@ -980,6 +996,7 @@ impl Inner {
         };
         let deadline = Instant::now() + CATCH_UP_TIMEOUT;
         let (mut next, mut delivered) = (start, 0);
+        let mut stored = Handovers::default();
         while next < end {
             if Instant::now() >= deadline {
                 return Err(QueueError::Backend(format!("could not read {topic} up to offset {end} in time")));
@@ -996,21 +1013,26 @@ impl Inner {
                 };
                 let msg = RoutedMessage::new(msg);
                 delivered += match target {
-                    None => router.publish_from_node_to(&msg, to_subscribers, &groups, Some(clients)),
+                    None => router.publish_from_node(&msg, to_subscribers, &groups, Some(clients), Some(&mut stored)),
                     Some((client_id, qos)) if clients.contains(&client_id) => sessions.get(&client_id).map_or(0, |s| {
                         let delivery = SessionDelivery { msg, qos, retain: false, sub_ids: Vec::new() };
-                        usize::from(s.enqueue_kept(delivery, Some(self)))
+                        usize::from(s.enqueue_kept(delivery, Some(self), Some(&mut stored)))
                     }),
                     Some(_) => 0,
                 };
             }
         }
+        // Past the records only once this node keeps their copies: a crash before leaves them
+        // to be read again (duplicates, never a loss).
+        stored.wait_blocking().map_err(|e| {
+            QueueError::Backend(format!("copies of what {topic} held for sessions that moved here were not kept: {e}"))
+        })?;
         consumer.commit(&tp, end)?;
         Ok(delivered)
     }
 
-    /// Delivers one record of this node's downlink topic.
-    fn deliver(&self, record: &Record) {
+    /// Delivers one record of this node's downlink topic; the copies kept for persistent sessions go to `kept`.
+    fn deliver(&self, record: &Record, kept: &mut Handovers) {
         let from = match decode_publish(&record.value, now_ms()) {
             Ok(from) => from,
             Err(e) => {
@@ -1025,13 +1047,13 @@ impl Inner {
         let msg = RoutedMessage::new(msg);
         match from.target {
             None => {
-                router.publish_from_node(&msg, from.to_subscribers, &from.groups);
+                router.publish_from_node(&msg, from.to_subscribers, &from.groups, None, Some(kept));
             }
             Some((client_id, qos)) => {
                 let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
                 if let Some(session) = sessions.get(&client_id) {
                     let delivery = SessionDelivery { msg, qos, retain: false, sub_ids: Vec::new() };
-                    session.enqueue_kept(delivery, Some(self));
+                    session.enqueue_kept(delivery, Some(self), Some(kept));
                 }
             }
         }
@@ -1076,11 +1098,13 @@ impl SessionLog for Inner {
         self.cleared(client_id);
     }
 
-    fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS) {
+    fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS) -> Handover {
         let target = NodeTarget { node: &self.service_id, to_subscribers: false, groups: Vec::new() };
         let value = encode_publish(&target, msg, &self.service_id, Some((client_id, qos)));
         let track = Track::Kept(client_id.to_owned());
-        self.send_tracked(&self.persisted_topic, client_id.as_bytes(), &value, None, track);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send_tracked(&self.persisted_topic, client_id.as_bytes(), &value, Some(tx), track);
+        Handover::Pending(rx)
     }
 
     fn cleared(&self, client_id: &str) {

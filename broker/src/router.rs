@@ -107,8 +107,9 @@ pub trait SessionLog: Send + Sync + 'static {
     fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>);
     /// A session of this node ended (what was kept for it goes too).
     fn ended(&self, client_id: &str);
-    /// Keeps a message a persistent session holds for its client (QoS 1 or 2).
-    fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS);
+    /// Keeps a message a persistent session holds for its client (QoS 1 or 2); the
+    /// [`Handover`] tells when the copy is stored (the PUBLISH is acknowledged after that).
+    fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS) -> Handover;
     /// Forgets every message kept for the client so far.
     fn cleared(&self, client_id: &str);
 }
@@ -202,6 +203,18 @@ impl Handovers {
             (None, Some(stored)) => Handover::Pending(stored),
             (None, None) => Handover::Stored,
         }
+    }
+
+    /// Waits, blocking the thread, until every copy is stored; the first failure if one was
+    /// not (a copy whose sender went away counts as not stored). Not on an async task.
+    pub fn wait_blocking(self) -> Result<(), NotStored> {
+        if let Some(why) = self.failed {
+            return Err(why);
+        }
+        for stored in self.pending {
+            stored.blocking_recv().map_err(|_| NotStored::new("the queue's answer was lost"))??;
+        }
+        Ok(())
     }
 
     /// Records how one integration took the message.
@@ -477,7 +490,8 @@ impl Router {
         let held = st.held_for_keeping();
         st.persisted = !held.is_empty();
         for (msg, qos) in held {
-            log.persist(&session.client_id, &msg.msg, qos);
+            // Acknowledged to their publishers already: nobody waits for these copies.
+            let _ = log.persist(&session.client_id, &msg.msg, qos);
         }
     }
 
@@ -579,24 +593,16 @@ impl Router {
 
     /// Routes a message another node received to this node's clients (never to integrations,
     /// other nodes or the retained store: the receiving node did that); returns the number of
-    /// sessions that queued it.
+    /// sessions that queued it. With `only`, to those sessions among the matching ones (a message
+    /// sent to a node that went down, for the sessions that moved here from it). The copies kept
+    /// for persistent sessions go to `kept` when given.
     pub(crate) fn publish_from_node(
         &self,
         msg: &Arc<RoutedMessage>,
         to_subscribers: bool,
         groups: &[(String, String)],
-    ) -> usize {
-        self.publish_from_node_to(msg, to_subscribers, groups, None)
-    }
-
-    /// [`Router::publish_from_node`], to the sessions of `only` among the matching ones (a
-    /// message sent to a node that went down, for the sessions that moved here from it).
-    pub(crate) fn publish_from_node_to(
-        &self,
-        msg: &Arc<RoutedMessage>,
-        to_subscribers: bool,
-        groups: &[(String, String)],
         only: Option<&std::collections::HashSet<String>>,
+        kept: Option<&mut Handovers>,
     ) -> usize {
         let trie = self.trie.read();
         let mut matches = Matches::default();
@@ -604,7 +610,7 @@ impl Router {
         if let Some(only) = only {
             matches.clients.retain(|e| only.contains(&*e.session.client_id));
         }
-        self.deliver_to_clients(msg, &mut matches)
+        self.deliver_to_clients(msg, &mut matches, kept)
     }
 
     /// Ends a session like [`Router::remove_session`] without telling the cluster (another node
@@ -635,7 +641,7 @@ impl Router {
         let trie = self.trie.read();
         let mut matches = Matches::default();
         trie.collect(&msg.msg.topic, Scope::Local, &mut matches);
-        let delivered = self.deliver_to_clients(msg, &mut matches);
+        let delivered = self.deliver_to_clients(msg, &mut matches, Some(&mut *handovers));
         if !matches.integrations.is_empty() {
             matches.integrations.sort_unstable_by(|a, b| a.id.cmp(&b.id));
             matches.integrations.dedup_by(|a, b| a.id == b.id);
@@ -685,8 +691,15 @@ impl Router {
         self.retained.matching(filter)
     }
 
-    /// Merges each client's matching subscriptions into one delivery and queues it.
-    fn deliver_to_clients(&self, msg: &Arc<RoutedMessage>, matches: &mut Matches<'_>) -> usize {
+    /// Merges each client's matching subscriptions into one delivery and queues it; the copies
+    /// kept for persistent sessions go to `handovers` when given (the publisher's acknowledgement
+    /// waits for them).
+    fn deliver_to_clients(
+        &self,
+        msg: &Arc<RoutedMessage>,
+        matches: &mut Matches<'_>,
+        mut handovers: Option<&mut Handovers>,
+    ) -> usize {
         let origin = &msg.msg.client_id;
         matches.clients.retain(|e| !(e.opts.no_local && e.session.client_id == *origin));
         matches.clients.sort_by_key(|e| Arc::as_ptr(&e.session) as usize);
@@ -710,7 +723,7 @@ impl Router {
                 retain: retain_as_published && msg.msg.retain,
                 sub_ids,
             };
-            if group[0].session.enqueue_kept(delivery, log.as_deref()) {
+            if group[0].session.enqueue_kept(delivery, log.as_deref(), handovers.as_deref_mut()) {
                 delivered += 1;
             }
         }

@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::message::RoutedMessage;
 use crate::metrics::DropReason;
 use crate::protocol::QoS;
-use crate::router::SessionLog;
+use crate::router::{Handovers, SessionLog};
 
 use self::queue::{held_size, MemoryBudget, QueueLimits};
 
@@ -132,7 +132,7 @@ impl Session {
     /// (the policy is `SessionState::make_room`'s). Nothing is kept beyond this process (a
     /// message restored from what was kept).
     pub fn enqueue(&self, delivery: Delivery) -> bool {
-        self.enqueue_kept(delivery, None)
+        self.enqueue_kept(delivery, None, None)
     }
 
     /// [`Session::enqueue`]; a persistent session's (expiry interval above 0) QoS 1 or 2 message
@@ -140,7 +140,12 @@ impl Session {
     /// node that dies loses none of what it acknowledged), and marks the session as having kept
     /// messages. Written under the session's lock: a clearing record written when the session
     /// drains comes before or after it, never between its queueing and its record.
-    pub fn enqueue_kept(&self, delivery: Delivery, log: Option<&dyn SessionLog>) -> bool {
+    pub fn enqueue_kept(
+        &self,
+        delivery: Delivery,
+        log: Option<&dyn SessionLog>,
+        handovers: Option<&mut Handovers>,
+    ) -> bool {
         let mut st = self.state.lock();
         if st.removed {
             return false;
@@ -156,7 +161,10 @@ impl Session {
             return false;
         }
         if let Some(log) = log.filter(|_| st.expiry_interval > 0 && delivery.qos != QoS::AtMostOnce) {
-            log.persist(&self.client_id, &delivery.msg.msg, delivery.qos);
+            let kept = log.persist(&self.client_id, &delivery.msg.msg, delivery.qos);
+            if let Some(handovers) = handovers {
+                handovers.push(kept);
+            }
             st.persisted = true;
         }
         st.queued_qos0 += usize::from(delivery.qos == QoS::AtMostOnce);
