@@ -5,7 +5,7 @@
 //!    written with `write` in a loop and `fsync` every second.
 //! 2. **Given back**: RSS and size of `data/queue` of the shipped binary (all-in-one) idle, right
 //!    after N integrations × M messages of 4 KB were delivered to a loopback HTTP target, and
-//!    15 s later. Goal: RSS back within 20 MiB of idle, the queue directory under 10 MiB.
+//!    15 s and 30 s later (with the thread count). Goal: RSS back within 20 MiB of idle, the queue directory under 10 MiB.
 //! 3. **Backlog**: B MiB of 4 KB messages queued for one integration while its target answers
 //!    503, then delivered once it answers 200: time to deliver, peak RSS, lost and duplicated.
 //!    The node runs RETRY_ALL without a retry limit, with `TB_QUEUE_IN_MEMORY_MAX_PARTITION_BYTES`
@@ -247,7 +247,7 @@ fn given_back(runtime: &tokio::runtime::Runtime, integrations: usize, messages: 
         wait_active(&api, &token, id);
     }
     std::thread::sleep(SETTLE);
-    let (ready_rss, ready_dir) = (rss_mib(pid), dir_bytes(&queue_dir));
+    let (ready_rss, ready_dir, ready_threads) = (rss_mib(pid), dir_bytes(&queue_dir), threads(pid));
     let total = integrations as u64 * messages;
     let started = Instant::now();
     runtime.block_on(publish_sized(mqtt_port, integrations, messages));
@@ -256,7 +256,9 @@ fn given_back(runtime: &tokio::runtime::Runtime, integrations: usize, messages: 
     let delivered = started.elapsed();
     let (after_rss, after_dir) = (rss_mib(pid), dir_bytes(&queue_dir));
     std::thread::sleep(Duration::from_secs(15));
-    let (later_rss, later_dir) = (rss_mib(pid), dir_bytes(&queue_dir));
+    let (later_rss, later_dir, later_threads) = (rss_mib(pid), dir_bytes(&queue_dir), threads(pid));
+    std::thread::sleep(Duration::from_secs(15));
+    let (last_rss, last_dir, last_threads) = (rss_mib(pid), dir_bytes(&queue_dir), threads(pid));
     let seen = seen.lock().expect("seen");
     println!(
         "2. {integrations} integrations x {messages} messages of {SIZE} B ({:.0} MiB) through the shipped binary:",
@@ -284,13 +286,20 @@ fn given_back(runtime: &tokio::runtime::Runtime, integrations: usize, messages: 
         mib(after_dir),
         peak_rss_mib(pid)
     );
-    println!(
-        "   {:<36} RSS {:>7.1} MiB   data/queue {:>8.1} MiB   (RSS {:+.1} MiB vs before traffic)",
-        "15 s later",
-        later_rss,
-        mib(later_dir),
-        later_rss - ready_rss
-    );
+    for (when, rss, dir, threads) in
+        [("15 s later", later_rss, later_dir, later_threads), ("30 s later", last_rss, last_dir, last_threads)]
+    {
+        println!(
+            "   {when:<36} RSS {rss:>7.1} MiB   data/queue {:>8.1} MiB   (RSS {:+.1} MiB vs before traffic; {threads} threads, {ready_threads} before)",
+            mib(dir),
+            rss - ready_rss
+        );
+    }
+}
+
+/// Threads of a process now.
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count)
 }
 
 /// 3. A backlog of `backlog_mib` for one integration, delivered after the target comes back.

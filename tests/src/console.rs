@@ -166,9 +166,9 @@ fn walk_through(kind: Kind) {
     });
     browser.screenshot(&shot("02-integration-details"));
     // The other event types (statistics are written hourly: none yet).
-    browser.click("#event-type option[value=STATS]");
+    browser.click("#event-tab-STATS");
     browser.wait_text("#lifecycle-events", "No statistics events yet");
-    browser.click("#event-type option[value=LC_EVENT]");
+    browser.click("#event-tab-LC_EVENT");
     browser.wait_text("#lifecycle-events", "STARTED");
 
     // A retry policy set over REST shows in the wizard and survives an edit there. (Access tokens

@@ -100,12 +100,20 @@ fn walk_by_keyboard(kind: Kind) {
     browser.wait_text("main h1", "keyboard-http");
     browser.wait_text("#integration-state", "Active");
 
-    // Its page: the actions, then the event type, changed with an arrow key.
+    // Its page: the actions, then the event tabs: Tab stops on the selected one, an arrow key
+    // selects the next and moves the focus to it, End the last.
     tab_to(&browser, "#integration-disable");
-    tab_to(&browser, "#event-type");
-    browser.press(key::ARROW_DOWN);
+    tab_to(&browser, "#event-tab-LC_EVENT");
+    browser.press(key::ARROW_RIGHT);
     browser.wait_text("#lifecycle-events", "No statistics events yet");
-    wait_focus(&browser, "#event-type");
+    wait_focus(&browser, "#event-tab-STATS");
+    browser.press(key::END);
+    browser.wait_text("#lifecycle-events", "No error events yet");
+    wait_focus(&browser, "#event-tab-ERROR");
+    browser.press(key::ARROW_LEFT);
+    wait_focus(&browser, "#event-tab-STATS");
+    browser.press(key::HOME);
+    wait_focus(&browser, "#event-tab-LC_EVENT");
 
     // Dead letters: the target refuses them for good, 10 per page, the next pages and back.
     target.set_status(404);

@@ -27,8 +27,11 @@ pub mod key {
     pub const CONTROL: &str = "\u{E009}";
     pub const ESCAPE: &str = "\u{E00C}";
     pub const SPACE: &str = "\u{E00D}";
+    pub const END: &str = "\u{E010}";
+    pub const HOME: &str = "\u{E011}";
+    pub const ARROW_LEFT: &str = "\u{E012}";
     pub const ARROW_UP: &str = "\u{E013}";
-    pub const ARROW_DOWN: &str = "\u{E015}";
+    pub const ARROW_RIGHT: &str = "\u{E014}";
 }
 
 /// A headless browser session driven through its WebDriver server; both end on drop.

@@ -40,10 +40,39 @@ export async function detailsView(section, [id]) {
   const actions = h('div', { class: 'actions', id: 'integration-actions' });
   const notice = h('div', { 'aria-live': 'polite', id: 'integration-notice' });
   const overview = h('dl', { class: 'overview' });
-  const events = h('div', { id: 'lifecycle-events' });
+  const events = h('div', { id: 'lifecycle-events', role: 'tabpanel', 'aria-labelledby': 'event-tab-LC_EVENT' });
   const chart = h('div', { id: 'delivery-chart', class: 'charts' });
-  const eventTypeSelect = h('select', { id: 'event-type', onchange: (e) => { eventType = e.target.value; eventsPage = 0; run('Events', loadEvents); } },
-    Object.entries(EVENT_TYPES).map(([value, t]) => h('option', { value }, t.label)));
+  // TBMQ's three event types as tabs (WAI-ARIA tabs: the selected tab is the one Tab stops on,
+  // the arrow keys, Home and End select another and move the focus to it).
+  const eventTabs = Object.entries(EVENT_TYPES).map(([value, t]) => h('button', {
+    type: 'button', role: 'tab', id: `event-tab-${value}`, 'aria-controls': 'lifecycle-events',
+    'aria-selected': String(value === eventType), tabindex: value === eventType ? '0' : '-1',
+    onclick: () => selectEventType(value), onkeydown: (e) => moveEventTab(e, value),
+  }, t.label));
+  const eventTabList = h('div', { role: 'tablist', class: 'tabs', 'aria-label': 'Event type' }, eventTabs);
+
+  function selectEventType(value) {
+    eventType = value;
+    eventsPage = 0;
+    for (const tab of eventTabs) {
+      const selected = tab.id === `event-tab-${value}`;
+      tab.setAttribute('aria-selected', String(selected));
+      tab.tabIndex = selected ? 0 : -1;
+    }
+    events.setAttribute('aria-labelledby', `event-tab-${value}`);
+    run('Events', loadEvents);
+  }
+
+  function moveEventTab(e, value) {
+    const keys = Object.keys(EVENT_TYPES);
+    const at = keys.indexOf(value);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: keys.length - 1 }[e.key];
+    if (to === undefined) return;
+    e.preventDefault();
+    const next = keys[(to + keys.length) % keys.length];
+    selectEventType(next);
+    document.getElementById(`event-tab-${next}`).focus();
+  }
   const deadLetters = h('div', { id: 'dead-letters' });
   const configuration = h('div', {});
 
@@ -54,7 +83,7 @@ export async function detailsView(section, [id]) {
     h('section', { 'aria-labelledby': 'h-chart' }, h('h2', { id: 'h-chart' }, 'Deliveries, last 15 minutes'), chart),
     h('section', { 'aria-labelledby': 'h-config' }, h('h2', { id: 'h-config' }, 'Configuration'), configuration),
     h('section', { 'aria-labelledby': 'h-events' }, h('h2', { id: 'h-events' }, 'Events'),
-      h('div', { class: 'toolbar' }, h('label', { for: 'event-type' }, 'Type'), eventTypeSelect), events),
+      eventTabList, events),
     h('section', { 'aria-labelledby': 'h-dlq' }, h('h2', { id: 'h-dlq' }, 'Dead letters'), deadLetters));
 
   async function run(what, action) {
