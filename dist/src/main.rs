@@ -26,6 +26,7 @@ use trib_queue::{
     },
 };
 
+mod allocator;
 mod new_driver;
 mod plugin_check;
 
@@ -230,6 +231,8 @@ fn main() -> anyhow::Result<()> {
                 .parse()
                 .map_err(|_| anyhow::anyhow!("TB_MALLOC_TRIM_INTERVAL_MS is {trim_ms:?}, not a number of ms"))?;
             trib_ops::memory::start_trimmer(Duration::from_millis(trim_ms));
+            trib_ops::add_collector(Box::new(trib_ops::memory::render_heap));
+            allocator::start();
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(mode, &l))
         }
     }

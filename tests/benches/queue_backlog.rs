@@ -248,6 +248,7 @@ fn given_back(runtime: &tokio::runtime::Runtime, integrations: usize, messages: 
     }
     std::thread::sleep(SETTLE);
     let (ready_rss, ready_dir, ready_threads) = (rss_mib(pid), dir_bytes(&queue_dir), threads(pid));
+    let (ready_heap, ready_parts) = (heap_mib(&api), rss_parts_mib(pid));
     let total = integrations as u64 * messages;
     let started = Instant::now();
     runtime.block_on(publish_sized(mqtt_port, integrations, messages));
@@ -257,8 +258,10 @@ fn given_back(runtime: &tokio::runtime::Runtime, integrations: usize, messages: 
     let (after_rss, after_dir) = (rss_mib(pid), dir_bytes(&queue_dir));
     std::thread::sleep(Duration::from_secs(15));
     let (later_rss, later_dir, later_threads) = (rss_mib(pid), dir_bytes(&queue_dir), threads(pid));
+    let (later_heap, later_parts) = (heap_mib(&api), rss_parts_mib(pid));
     std::thread::sleep(Duration::from_secs(15));
     let (last_rss, last_dir, last_threads) = (rss_mib(pid), dir_bytes(&queue_dir), threads(pid));
+    let (last_heap, last_parts) = (heap_mib(&api), rss_parts_mib(pid));
     let seen = seen.lock().expect("seen");
     println!(
         "2. {integrations} integrations x {messages} messages of {SIZE} B ({:.0} MiB) through the shipped binary:",
@@ -286,15 +289,57 @@ fn given_back(runtime: &tokio::runtime::Runtime, integrations: usize, messages: 
         mib(after_dir),
         peak_rss_mib(pid)
     );
-    for (when, rss, dir, threads) in
-        [("15 s later", later_rss, later_dir, later_threads), ("30 s later", last_rss, last_dir, last_threads)]
-    {
+    for (when, rss, dir, threads, heap, parts) in [
+        ("15 s later", later_rss, later_dir, later_threads, later_heap, later_parts),
+        ("30 s later", last_rss, last_dir, last_threads, last_heap, last_parts),
+    ] {
         println!(
             "   {when:<36} RSS {rss:>7.1} MiB   data/queue {:>8.1} MiB   (RSS {:+.1} MiB vs before traffic; {threads} threads, {ready_threads} before)",
             mib(dir),
             rss - ready_rss
         );
+        for (name, value) in &heap {
+            let before = ready_heap.iter().find(|(n, _)| n == name).map_or(f64::NAN, |(_, v)| *v);
+            println!("   {:<36} {name} {value:.1} MiB ({before:.1} before traffic)", "");
+        }
+        println!(
+            "   {:<36} RSS anonymous {:>7.1} MiB ({:.1} before), of files {:.1} MiB ({:.1} before)",
+            "", parts.0, ready_parts.0, parts.1, ready_parts.1
+        );
     }
+}
+
+/// The process's memory as its allocators see it, in MiB: the `process_*_bytes` gauges of
+/// `/metrics` (`process_heap_allocated_bytes` and `process_heap_free_bytes`: glibc's heap, what
+/// the program holds and what the allocator keeps free).
+fn heap_mib(api: &str) -> Vec<(String, f64)> {
+    let text = ureq::get(&format!("{api}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("process_") && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            let value: f64 = value.trim().parse().ok()?;
+            name.ends_with("_bytes").then(|| (name.to_string(), value / (1024.0 * 1024.0)))
+        })
+        .collect()
+}
+
+/// `RssAnon` and `RssFile` of a process in MiB: its own memory, and pages of files it maps
+/// (libraries, mapped files) that the kernel may drop under pressure.
+fn rss_parts_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next().and_then(|kib| kib.parse::<f64>().ok()))
+            .map_or(f64::NAN, |kib| kib / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"))
 }
 
 /// Threads of a process now.

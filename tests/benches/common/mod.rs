@@ -59,9 +59,14 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The shipped binary the benchmarks run: this checkout's release build, or the one
+/// `TRIB_BENCH_BINARY` names (another revision's build, to compare two revisions with the same
+/// benchmark program; the drivers beside that binary are the ones it loads).
 pub fn binary() -> PathBuf {
-    let path = root().join("target/release/tributary");
-    assert!(path.exists(), "build it first: cargo build --release -p trib-dist");
+    let path = std::env::var_os("TRIB_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/release/tributary"));
+    assert!(path.exists(), "build it first: cargo build --release -p trib-dist ({} is missing)", path.display());
     path
 }
 
