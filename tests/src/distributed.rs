@@ -205,6 +205,8 @@ fn two_executor_pools_deliver_everything() {
         ("TB_KAFKA_PREFIX", prefix.as_str()),
         ("SPRING_DATASOURCE_URL", database.url.as_str()),
         ("TB_KAFKA_DEFAULT_CONSUMER_CONFIG", "session.timeout.ms:6000;heartbeat.interval.ms:1000"),
+        // Broker nodes' heartbeats: a killed node counts as down after three (3 s, not 30 s).
+        ("TB_SERVICE_INFO_INTERVAL_MS", "1000"),
     ];
     let broker = Node::start(Mode::Broker, &dir.path().join("broker"), &common);
     let mut http_only = common.to_vec();
@@ -368,6 +370,14 @@ fn two_executor_pools_deliver_everything() {
     // message reaches the integrations and a subscriber on node 1 (node 2 acknowledged a
     // message only once its integration copies and the record for node 1 were stored).
     let mut broker2 = broker2;
+    // A persistent session on node 2 whose client is away, with QoS 1 messages queued for it:
+    // node 2 acknowledged them once their kept copies were stored on its
+    // tbmq.msg.persisted.<serviceId>, so its kill below loses none of them.
+    let (keeper, kept_root) = (unique("keeper"), unique("kept"));
+    drop(Subscriber::start_persistent("127.0.0.1", broker2.mqtt_port, &keeper, &format!("{kept_root}/#")));
+    let kept: Vec<(String, Vec<u8>)> =
+        (1..=3).map(|n| (format!("{kept_root}/{n}"), format!("kept {n}").into_bytes())).collect();
+    publish_all(broker2.mqtt_port, &unique("dev-kept"), &kept);
     let watcher = Subscriber::start("127.0.0.1", broker_port, &unique("failover-sub"), &format!("{root}/#"));
     wait_for("node 2 to route to node 1's subscriber", || {
         publish_qos(broker2.mqtt_port, &unique("probe"), &[(format!("{root}/probe"), b"p".to_vec(), 1)]);
@@ -406,6 +416,18 @@ fn two_executor_pools_deliver_everything() {
         "distributed: node 2 killed with SIGKILL mid-burst, its device failed over to node 1 ({connections} connection(s)); node 1's subscriber got all {expected} messages ({} duplicate(s))",
         received - expected
     ));
+
+    // The persistent session's client comes back on node 1: it gets what node 2 kept for it
+    // (read from node 2's topic once node 2 is known to be down), and node 1 delivers to it.
+    let resumed = Subscriber::resume("127.0.0.1", broker_port, &keeper);
+    let got: Vec<(String, Vec<u8>)> = resumed.take(kept.len()).into_iter().map(|m| (m.topic, m.payload)).collect();
+    assert_eq!(got, kept, "what node 2 kept for the session, in order, on node 1");
+    publish_all(broker_port, &unique("dev-kept"), &[(format!("{kept_root}/4"), b"after".to_vec())]);
+    assert_eq!(resumed.take(1)[0].payload, b"after");
+    let again = resumed.drain(Duration::from_millis(500));
+    assert!(again.is_empty(), "each kept message once: {again:?}");
+    report("distributed: a persistent session of node 2 (client away, 3 QoS 1 messages queued) resumed on node 1 after node 2's SIGKILL with all 3");
+    drop(resumed);
 
     for (i, target) in targets.iter().enumerate() {
         let seen = numbers(&target.delivered());
