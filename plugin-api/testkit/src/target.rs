@@ -2,7 +2,7 @@
 //! listens on ([`closed_port`]) and a listener that accepts connections and never answers
 //! ([`BlackHole`]). Both bind `127.0.0.1:0`; nothing here ever reaches beyond this machine.
 //! And a target the host's policy denies ([`deny_local_port`]), for testing how a driver refuses
-//! one.
+//! one ([`expect_refused`]).
 
 use std::{
     io,
@@ -17,7 +17,7 @@ use std::{
 use trib_plugin_api::{
     abi::control_op,
     abi_stable::std_types::{RResult, RStr},
-    driver::Driver,
+    driver::{Driver, ErrorKind, Host, StartConfig},
     support::target_policy::{self, Rule},
 };
 
@@ -105,4 +105,57 @@ pub fn deny_local_port<D: Driver>(port: u16, source: &str) -> Result<(), String>
         RResult::ROk(_) => Ok(()),
         RResult::RErr(e) => Err(e.message.into_string()),
     }
+}
+
+/// Creates driver `D` (with [`Host::detached`]), then calls `start` and `check_connection` with
+/// `config` on it, expects both to fail with [`ErrorKind::Connection`] and returns their messages,
+/// `[start, check]`; panics otherwise, naming the call. For testing that a driver refuses a target
+/// before it connects: one the host's policy denies (see [`deny_local_port`]) or one its default
+/// policy refuses, such as the cloud metadata address; the test then looks for the rule in both
+/// messages.
+///
+/// `config` is what the executor would pass; a driver's tests usually build it with their own
+/// helper around the `clientConfiguration` text.
+///
+/// ```
+/// use std::time::Instant;
+///
+/// use trib_plugin_api::abi_stable::std_types::RStr;
+/// use trib_plugin_api::driver::{Driver, Error, ErrorKind, FieldError, Host, Message, Metadata, Outcome, StartConfig};
+/// use trib_plugin_testkit::target::expect_refused;
+///
+/// /// Refuses every target, naming the rule as a driver with a target policy does.
+/// struct Wary;
+///
+/// impl Driver for Wary {
+///     fn metadata() -> Metadata {
+///         Metadata { name: "wary", integration_type: "WARY", version: "0.1.0", description: "Refuses.", capabilities: 0 }
+///     }
+///     fn create(_host: Host) -> Result<Self, Error> { Ok(Wary) }
+///     fn validate(&self, _config: &str) -> Vec<FieldError> { Vec::new() }
+///     fn check_connection(&mut self, config: &StartConfig<'_>) -> Result<(), Error> { self.start(config) }
+///     fn start(&mut self, config: &StartConfig<'_>) -> Result<(), Error> {
+///         let target = config.client_configuration.as_str();
+///         Err(Error::new(ErrorKind::Connection, format!("{target} is denied by 169.254.0.0/16")))
+///     }
+///     fn process(&mut self, batch: &[Message<'_>], _deadline: Instant) -> Vec<Outcome> {
+///         batch.iter().map(|_| Outcome::Delivered).collect()
+///     }
+///     fn stop(&mut self) {}
+/// }
+///
+/// let text = RStr::from_str("169.254.169.254:80");
+/// let config = StartConfig { integration_id: text, integration_name: text, service_id: text, client_configuration: text, metadata: text };
+/// for message in expect_refused::<Wary>(&config) {
+///     assert!(message.contains("169.254.0.0/16"), "{message}");
+/// }
+/// ```
+pub fn expect_refused<D: Driver>(config: &StartConfig<'_>) -> [String; 2] {
+    let mut driver = D::create(Host::detached()).expect("create");
+    let start = driver.start(config).expect_err("start must be refused");
+    let check = driver.check_connection(config).expect_err("check must be refused");
+    for (call, e) in [("start", &start), ("check_connection", &check)] {
+        assert_eq!(e.kind, ErrorKind::Connection, "{call}: {}", e.message);
+    }
+    [start.message, check.message]
 }

@@ -4,23 +4,16 @@
 use rdkafka::mocking::MockCluster;
 use trib_plugin_api::{
     abi::capabilities,
-    driver::{Driver, ErrorKind, Host},
+    driver::{Driver, Host},
 };
-use trib_plugin_testkit::target::deny_local_port;
+use trib_plugin_testkit::target::{deny_local_port, expect_refused};
 
 use super::support::{config, start_config};
 use crate::driver::KafkaDriver;
 
 /// The errors of `start` and of a connection check with `bootstrap`, both CONNECTION.
 fn refused(bootstrap: &str) -> [String; 2] {
-    let text = config(bootstrap, "t", "");
-    let mut driver = KafkaDriver::create(Host::detached()).expect("create");
-    let start = driver.start(&start_config(&text)).expect_err("start must be refused");
-    let check = driver.check_connection(&start_config(&text)).expect_err("check must be refused");
-    for e in [&start, &check] {
-        assert_eq!(e.kind, ErrorKind::Connection, "{}", e.message);
-    }
-    [start.message, check.message]
+    expect_refused::<KafkaDriver>(&start_config(&config(bootstrap, "t", "")))
 }
 
 #[test]

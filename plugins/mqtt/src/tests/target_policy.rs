@@ -8,9 +8,12 @@ use std::{
 use serde_json::json;
 use trib_plugin_api::{
     abi::{capabilities, log_level},
-    driver::{Connectivity, Driver, ErrorKind, Host},
+    driver::{Connectivity, Driver, Host},
 };
-use trib_plugin_testkit::{target::deny_local_port, FakeHost};
+use trib_plugin_testkit::{
+    target::{deny_local_port, expect_refused},
+    FakeHost,
+};
 
 use super::{
     proxy::Proxy,
@@ -29,14 +32,7 @@ fn config(host: &str, port: u16) -> String {
 
 /// The errors of `start` and of a connection check against `host:port`, both CONNECTION.
 fn refused(host: &str, port: u16) -> [String; 2] {
-    let text = config(host, port);
-    let mut driver = MqttDriver::create(Host::detached()).expect("create");
-    let start = driver.start(&start_config(&text)).expect_err("start must be refused");
-    let check = driver.check_connection(&start_config(&text)).expect_err("check must be refused");
-    for e in [&start, &check] {
-        assert_eq!(e.kind, ErrorKind::Connection, "{}", e.message);
-    }
-    [start.message, check.message]
+    expect_refused::<MqttDriver>(&start_config(&config(host, port)))
 }
 
 #[test]
