@@ -3,8 +3,10 @@
 //! owns no thread of its own here. Each instance reaches the pool through its [`Pool`], which
 //! enforces the instance's `maxParallelRequestsCount` (TBMQ's limit): at most that many of its
 //! requests are queued to or held by the shared threads; the rest wait in the instance's own
-//! queue, in order, and move up as its requests finish. A request holds a thread only while it
-//! is being sent.
+//! queue, in order, and move up as its requests finish: the thread that finished one sends the
+//! instance's next waiting request itself, so a busy instance keeps `maxParallelRequestsCount`
+//! threads busy without a hand-over per request. A request holds a thread only while it is
+//! being sent.
 //!
 //! A thread that idles out first closes the kept-alive connections of every instance that sent
 //! nothing for as long ([`Service::close_idle`]), the last thread those of every instance (no
@@ -164,9 +166,18 @@ impl Threads {
             };
             let sweep = state.swept.is_none_or(|at| at.elapsed() >= self.idle);
             drop(state);
-            let lane = Arc::clone(&job.lane);
-            execute(job, &lane);
-            lane.release(&self);
+            // The lane's next waiting request takes the finished one's place on this thread: no
+            // hand-over to another thread (a wake-up and a context switch per request, and a new
+            // thread started whenever none was waiting at that instant).
+            let mut job = job;
+            loop {
+                let lane = Arc::clone(&job.lane);
+                execute(job, &lane);
+                match lane.release() {
+                    Some(next) => job = next,
+                    None => break,
+                }
+            }
             if sweep {
                 self.close_idle_connections(self.idle);
             }
@@ -223,22 +234,18 @@ impl Lane {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A thread is done with one of this lane's requests: the next waiting one takes its place.
-    fn release(&self, threads: &Arc<Threads>) {
+    /// A thread is done with one of this lane's requests: the next waiting one takes its place
+    /// (returned for the same thread to send), else the lane has one request fewer in flight.
+    fn release(&self) -> Option<Job> {
         let mut state = self.lock();
         let next = if state.closed { None } else { state.waiting.pop_front() };
-        match next {
-            Some(job) => {
-                drop(state);
-                threads.push(vec![job]);
-            }
-            None => {
-                state.in_flight -= 1;
-                if state.in_flight == 0 {
-                    self.drained.notify_all();
-                }
+        if next.is_none() {
+            state.in_flight -= 1;
+            if state.in_flight == 0 {
+                self.drained.notify_all();
             }
         }
+        next
     }
 }
 

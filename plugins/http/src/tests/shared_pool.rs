@@ -168,3 +168,20 @@ fn stopping_an_instance_takes_back_its_queued_requests() {
     drop(a);
     assert!(idle.requests().is_empty(), "{:?}", idle.requests());
 }
+
+/// A thread that finishes an instance's request sends that instance's next waiting one itself:
+/// a busy instance keeps as many threads as its limit, not one more per hand-over (before, the
+/// hand-over started a new thread whenever none was waiting at that instant: 40 threads for an
+/// instance limited to 16 in `cargo bench -p trib-core --bench plugin_boundary`).
+#[test]
+fn a_busy_instance_runs_on_as_many_threads_as_its_limit() {
+    const PREFIX: &str = "trib-ht-hand-";
+    let threads = Threads::new(PREFIX, 64, GENEROUS);
+    let target = TestServer::start(|_, _| Reply::Delayed(200, Duration::from_millis(2)));
+    let pool = instance(&threads, &config(&target.url("/a"), json!({"maxParallelRequestsCount": 4})));
+    let completions = pool.run(bodies(200), Instant::now() + GENEROUS);
+    assert_eq!(delivered(&completions), 200);
+    // Threads idle out only after GENEROUS: every thread the run started is still there.
+    let started = threads_named(PREFIX);
+    assert!((1..=4).contains(&started), "{started} threads for an instance limited to 4");
+}
