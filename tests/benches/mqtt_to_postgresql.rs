@@ -26,10 +26,10 @@ use common::{cpu_secs, peak_rss_mib, start_tributary, Proc};
 use serde_json::{json, Value};
 use tokio_postgres::{
     binary_copy::BinaryCopyInWriter,
-    config::Host,
     types::{ToSql, Type},
-    Client, NoTls,
+    NoTls,
 };
+use trib_test_support::postgres::{self, Postgres};
 
 /// No new row for this long ends the wait for the rest.
 const STALL: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ fn main() {
         .iter()
         .position(|a| a == "--url")
         .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var("TRIB_TEST_POSTGRES_URL").ok())
+        .or_else(|| std::env::var(postgres::URL_VAR).ok())
         .filter(|u| !u.trim().is_empty());
     let Some(url) = url else {
         println!("MQTT -> PostgreSQL: skipped, set TRIB_TEST_POSTGRES_URL (or pass --url <postgres://...>).");
@@ -63,10 +63,10 @@ fn main() {
     let total = numbers.first().copied().unwrap_or(50_000);
     let publishers = numbers.get(1).copied().unwrap_or(4).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let db = Db::connect(&runtime, &url);
+    let db = Postgres::connect_with(postgres::parse(&url), runtime, NoTls);
     println!(
         "MQTT QoS 1 -> PostgreSQL ({}), {total} messages from {publishers} publishers as fast as they go:",
-        db.value(&runtime, "SHOW server_version")
+        db.value("SHOW server_version")
     );
 
     let mut rows = Vec::new();
@@ -75,12 +75,12 @@ fn main() {
         ("tributary, insert + key", "insert", true),
         ("tributary, copy", "copy", false),
     ] {
-        let figures = through_tributary(&runtime, &db, name, mode, keyed, total, publishers);
+        let figures = through_tributary(&db, name, mode, keyed, total, publishers);
         print(&figures, total);
         rows.push(figures);
     }
     for (name, pack) in [("plain COPY, one statement", total), ("plain COPY, packs of 500", PACK)] {
-        let figures = plain_copy(&runtime, &db, name, total, pack);
+        let figures = plain_copy(&db, name, total, pack);
         print(&figures, total);
         rows.push(figures);
     }
@@ -92,16 +92,8 @@ fn main() {
 /// Publishes `total` numbered messages to a fresh all-in-one node whose POSTGRESQL integration
 /// writes them to a fresh table, and waits until every row is there (or nothing moves for
 /// [`STALL`]).
-fn through_tributary(
-    runtime: &tokio::runtime::Runtime,
-    db: &Db,
-    name: &str,
-    mode: &str,
-    keyed: bool,
-    total: usize,
-    publishers: usize,
-) -> Figures {
-    let table = db.create_table(runtime, "mqtt", keyed);
+fn through_tributary(db: &Postgres, name: &str, mode: &str, keyed: bool, total: usize, publishers: usize) -> Figures {
+    let table = create_table(db, "mqtt", keyed);
     let dir = tempfile::tempdir().expect("tempdir");
     let (node, mqtt_port, api, token) = start_tributary(dir.path(), &[]);
     let mut columns = json!({
@@ -119,14 +111,14 @@ fn through_tributary(
     client_configuration["columns"] = columns;
     client_configuration["writeMode"] = json!(mode);
     save_integration(&api, &token, &client_configuration);
-    wait_until_ready(runtime, db, &table, mqtt_port);
+    wait_until_ready(db, &table, mqtt_port);
     let cpu_before = cpu_secs(node.0.id());
     let start = Instant::now();
-    runtime.block_on(common::publish(mqtt_port, total, publishers));
+    db.runtime.block_on(common::publish(mqtt_port, total, publishers));
     let published = start.elapsed();
     let (mut last, mut progress_at, mut written_at) = (0u64, Instant::now(), Instant::now());
     loop {
-        let count = db.count(runtime, &table);
+        let count = count(db, &table);
         if count != last {
             (last, progress_at, written_at) = (count, Instant::now(), Instant::now());
         }
@@ -136,7 +128,7 @@ fn through_tributary(
         std::thread::sleep(Duration::from_millis(20));
     }
     let written_in = written_at.duration_since(start);
-    let (rows, distinct) = db.verify(runtime, &table, total);
+    let (rows, distinct) = verify(db, &table, total);
     let figures = Figures {
         name: name.to_string(),
         published: Some(published),
@@ -147,18 +139,18 @@ fn through_tributary(
         cpu_secs: Some(cpu_secs(node.0.id()) - cpu_before),
     };
     drop::<Proc>(node);
-    db.exec(runtime, &format!("DROP TABLE {table}"));
+    db.exec(&format!("DROP TABLE {table}"));
     figures
 }
 
 /// The same rows written straight to the server with a binary `COPY`, `pack` rows per
 /// statement, each in its own transaction.
-fn plain_copy(runtime: &tokio::runtime::Runtime, db: &Db, name: &str, total: usize, pack: usize) -> Figures {
-    let table = db.create_table(runtime, "copy", false);
+fn plain_copy(db: &Postgres, name: &str, total: usize, pack: usize) -> Figures {
+    let table = create_table(db, "copy", false);
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
     let types = [Type::INT8, Type::TEXT, Type::TEXT, Type::TIMESTAMPTZ];
     let start = Instant::now();
-    runtime.block_on(async {
+    db.runtime.block_on(async {
         for first in (0..total).step_by(pack.max(1)) {
             db.client.batch_execute("BEGIN").await.expect("BEGIN");
             let sink = db
@@ -180,8 +172,8 @@ fn plain_copy(runtime: &tokio::runtime::Runtime, db: &Db, name: &str, total: usi
         }
     });
     let written_in = start.elapsed();
-    let (rows, distinct) = db.verify(runtime, &table, total);
-    db.exec(runtime, &format!("DROP TABLE {table}"));
+    let (rows, distinct) = verify(db, &table, total);
+    db.exec(&format!("DROP TABLE {table}"));
     Figures { name: name.to_string(), published: None, written_in, rows, distinct, rss_mib: None, cpu_secs: None }
 }
 
@@ -206,23 +198,23 @@ fn save_integration(api: &str, token: &str, client_configuration: &Value) {
 }
 
 /// Publishes `-1` on `bench/probe` until its row arrives (the path is ready), then removes it.
-fn wait_until_ready(runtime: &tokio::runtime::Runtime, db: &Db, table: &str, mqtt_port: u16) {
+fn wait_until_ready(db: &Postgres, table: &str, mqtt_port: u16) {
     use rumqttc::{AsyncClient, MqttOptions, QoS};
     let mut opts = MqttOptions::new("bench-probe", "127.0.0.1", mqtt_port);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(opts, 100);
-    let poller = runtime.spawn(async move { while events.poll().await.is_ok() {} });
+    let poller = db.runtime.spawn(async move { while events.poll().await.is_ok() {} });
     let deadline = Instant::now() + Duration::from_secs(90);
-    while db.value(runtime, &format!("SELECT count(*) FROM {table} WHERE seq = -1")) == "0" {
+    while db.value(&format!("SELECT count(*) FROM {table} WHERE seq = -1")) == "0" {
         assert!(Instant::now() < deadline, "tributary did not write a probe within 90 s");
-        let _ = runtime.block_on(client.publish("bench/probe", QoS::AtLeastOnce, false, "-1"));
+        let _ = db.runtime.block_on(client.publish("bench/probe", QoS::AtLeastOnce, false, "-1"));
         std::thread::sleep(Duration::from_millis(300));
     }
-    let _ = runtime.block_on(client.disconnect());
+    let _ = db.runtime.block_on(client.disconnect());
     poller.abort();
     // Let probes still in flight land before the figures start.
     std::thread::sleep(Duration::from_millis(500));
-    db.exec(runtime, &format!("DELETE FROM {table} WHERE seq = -1"));
+    db.exec(&format!("DELETE FROM {table} WHERE seq = -1"));
 }
 
 fn print(f: &Figures, total: usize) {
@@ -243,78 +235,25 @@ fn print(f: &Figures, total: usize) {
     );
 }
 
-/// The benchmark's session to the server.
-struct Db {
-    client: Client,
-    config: tokio_postgres::Config,
+/// A fresh table `bench_<what>_<pid>_<time>`: the bench's four columns, plus a message key with
+/// its unique index when `keyed`.
+fn create_table(db: &Postgres, what: &str, keyed: bool) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let table = format!("public.bench_{what}_{}_{nanos:x}", std::process::id());
+    let key = if keyed { ", k uuid NOT NULL, UNIQUE (k, time)" } else { "" };
+    db.exec(&format!("CREATE TABLE {table} (seq bigint, topic text, device text, time timestamptz NOT NULL{key})"));
+    table
 }
 
-impl Db {
-    fn connect(runtime: &tokio::runtime::Runtime, url: &str) -> Db {
-        let config: tokio_postgres::Config = url.parse().expect("a PostgreSQL URL");
-        let client = runtime.block_on(async {
-            let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-            tokio::spawn(connection);
-            client
-        });
-        Db { client, config }
-    }
+/// (rows, distinct sequence numbers in `0..total`).
+fn verify(db: &Postgres, table: &str, total: usize) -> (u64, u64) {
+    let sql = format!(
+        "SELECT count(*), count(DISTINCT seq) FILTER (WHERE seq >= 0 AND seq < {total}) FROM {table} WHERE seq >= 0"
+    );
+    let row = db.runtime.block_on(db.client.query_one(&sql, &[])).expect("verify");
+    (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
+}
 
-    /// A fresh table `bench_<what>_<pid>_<time>`: the bench's four columns, plus a message key
-    /// with its unique index when `keyed`.
-    fn create_table(&self, runtime: &tokio::runtime::Runtime, what: &str, keyed: bool) -> String {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        let table = format!("public.bench_{what}_{}_{nanos:x}", std::process::id());
-        let key = if keyed { ", k uuid NOT NULL, UNIQUE (k, time)" } else { "" };
-        self.exec(
-            runtime,
-            &format!("CREATE TABLE {table} (seq bigint, topic text, device text, time timestamptz NOT NULL{key})"),
-        );
-        table
-    }
-
-    /// (rows, distinct sequence numbers in `0..total`).
-    fn verify(&self, runtime: &tokio::runtime::Runtime, table: &str, total: usize) -> (u64, u64) {
-        let sql = format!(
-            "SELECT count(*), count(DISTINCT seq) FILTER (WHERE seq >= 0 AND seq < {total}) FROM {table} WHERE seq >= 0"
-        );
-        let row = runtime.block_on(self.client.query_one(&sql, &[])).expect("verify");
-        (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64)
-    }
-
-    fn count(&self, runtime: &tokio::runtime::Runtime, table: &str) -> u64 {
-        self.value(runtime, &format!("SELECT count(*) FROM {table} WHERE seq >= 0")).parse().unwrap_or(0)
-    }
-
-    fn value(&self, runtime: &tokio::runtime::Runtime, sql: &str) -> String {
-        let messages = runtime.block_on(self.client.simple_query(sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
-        messages
-            .iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-                _ => None,
-            })
-            .unwrap_or_default()
-    }
-
-    fn exec(&self, runtime: &tokio::runtime::Runtime, sql: &str) {
-        runtime.block_on(self.client.batch_execute(sql)).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    /// The connection fields of the driver's configuration.
-    fn connection_fields(&self) -> Value {
-        let host = match self.config.get_hosts().first() {
-            Some(Host::Tcp(host)) => host.clone(),
-            Some(Host::Unix(path)) => path.display().to_string(),
-            None => "127.0.0.1".to_string(),
-        };
-        json!({
-            "sslMode": if host.starts_with('/') { "disable" } else { "prefer" },
-            "host": host,
-            "port": self.config.get_ports().first().copied().unwrap_or(5432),
-            "database": self.config.get_dbname().unwrap_or("postgres"),
-            "username": self.config.get_user().unwrap_or("postgres"),
-            "password": self.config.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default()
-        })
-    }
+fn count(db: &Postgres, table: &str) -> u64 {
+    db.value(&format!("SELECT count(*) FROM {table} WHERE seq >= 0")).parse().unwrap_or(0)
 }

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
-use tokio_postgres::{config::Host, Client, NoTls, SimpleQueryMessage};
+use serde_json::json;
+use trib_test_support::postgres::{self, Postgres};
 
 use crate::{
     devices::publish_all,
@@ -19,11 +19,11 @@ const COUNT: usize = 40;
 
 #[test]
 fn every_message_becomes_one_row() {
-    let Some(url) = std::env::var("TRIB_TEST_POSTGRES_URL").ok().filter(|u| !u.trim().is_empty()) else {
+    let Some(url) = postgres::url() else {
         crate::report("TRIB_TEST_POSTGRES_URL is not set: MQTT -> PostgreSQL skipped.");
         return;
     };
-    let db = Db::connect(&url);
+    let db = Postgres::connect(&url);
     let name = format!("e2e_readings_{}", unique("t").replace('-', "_"));
     let table = format!("public.{name}");
     db.exec(&format!(
@@ -71,7 +71,7 @@ fn every_message_becomes_one_row() {
     // Not matching the filter: must never arrive.
     messages.insert(5, (format!("{root}/1/humidity"), br#"{"seq": 999}"#.to_vec()));
     publish_all(node.mqtt_port, &device, &messages);
-    let count = |db: &Db| db.value(&format!("SELECT count(*) FROM {table}")).parse::<usize>().unwrap_or(0);
+    let count = |db: &Postgres| db.value(&format!("SELECT count(*) FROM {table}")).parse::<usize>().unwrap_or(0);
     wait_for(&format!("{COUNT} rows in {table}"), || (count(&db) >= COUNT).then_some(()));
     // A short look for rows that should not be there (a duplicate, the humidity reading).
     std::thread::sleep(Duration::from_millis(500));
@@ -96,65 +96,8 @@ fn every_message_becomes_one_row() {
     }
 }
 
-/// The tests' own session to the server.
-struct Db {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-    config: tokio_postgres::Config,
-}
-
-impl Db {
-    fn connect(url: &str) -> Db {
-        let config: tokio_postgres::Config = url.parse().expect("TRIB_TEST_POSTGRES_URL is a PostgreSQL URL");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let client = runtime.block_on(async {
-            let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-            tokio::spawn(connection);
-            client
-        });
-        Db { runtime, client, config }
-    }
-
-    /// `host`, `port`, `database`, `username`, `password` and `sslMode` of the server.
-    fn connection_fields(&self) -> Value {
-        let host = match self.config.get_hosts().first() {
-            Some(Host::Tcp(host)) => host.clone(),
-            Some(Host::Unix(path)) => path.display().to_string(),
-            None => "127.0.0.1".to_string(),
-        };
-        json!({
-            "sslMode": if host.starts_with('/') { "disable" } else { "prefer" },
-            "host": host,
-            "port": self.config.get_ports().first().copied().unwrap_or(5432),
-            "database": self.config.get_dbname().unwrap_or("postgres"),
-            "username": self.config.get_user().unwrap_or("postgres"),
-            "password": self.config.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default()
-        })
-    }
-
-    fn exec(&self, sql: &str) {
-        self.runtime.block_on(self.client.batch_execute(sql)).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    }
-
-    /// Every value as text (`None` for NULL).
-    fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let messages = self.runtime.block_on(self.client.simple_query(sql)).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn value(&self, sql: &str) -> String {
-        self.rows(sql).first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default()
-    }
-}
-
 /// Drops the test's table at the end, also when the test fails.
-struct DropTable<'a>(&'a Db, &'a str);
+struct DropTable<'a>(&'a Postgres, &'a str);
 
 impl Drop for DropTable<'_> {
     fn drop(&mut self) {

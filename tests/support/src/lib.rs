@@ -10,10 +10,14 @@
 //!   lives as long as the test process.
 //! * [`logs`]: the one `tracing` subscriber of a test process; [`logs::capture`] keeps what the
 //!   calling thread logs, for tests of log lines.
+//! * `postgres` (feature `postgres`): a session to the test PostgreSQL of
+//!   `TRIB_TEST_POSTGRES_URL` (`exec`, `rows`, `value`) and the driver's connection fields for it.
 //!
 //! Message builders for driver tests live in `trib-plugin-testkit`, next to the plugin API.
 
 pub mod logs;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::{
     future::Future,

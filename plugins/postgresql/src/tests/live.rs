@@ -3,8 +3,9 @@
 //! passes, so that plain `cargo test` passes on a bare machine. Every test creates its own
 //! uniquely named table and drops it at the end, so tests run in parallel and leave nothing.
 //!
-//! [`Pg`] is the tests' own session (to create tables and read rows back, as text); the driver
-//! under test gets a configuration pointing at the same server ([`Pg::config`]).
+//! [`Pg`] is the tests' own session (to create tables and read rows back, as text: a
+//! `trib_test_support::postgres` session over the driver's TLS connector); the driver under test
+//! gets a configuration pointing at the same server ([`Pg::config`]).
 
 mod checks;
 mod delivery;
@@ -12,37 +13,42 @@ mod failures;
 
 use std::{
     cell::RefCell,
+    ops::Deref,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use serde_json::{json, Value};
-use tokio_postgres::{config::Host as PgHost, Client, SimpleQueryMessage};
 use trib_plugin_api::{
     abi_stable::std_types::RStr,
     driver::{Driver, Host, Outcome, StartConfig},
 };
 use trib_plugin_testkit::{Batch, TestMessage};
+use trib_test_support::postgres::{self, Postgres, URL_VAR};
 
 use super::{report, start_config};
 use crate::{config::PostgresqlConfig, driver::PostgresqlDriver};
-
-/// The variable naming the server.
-const URL_VAR: &str = "TRIB_TEST_POSTGRES_URL";
 
 /// The deadline of packs expected to finish well before it.
 const GENEROUS: Duration = Duration::from_secs(20);
 
 /// The tests' own session to the server, and the tables to drop at the end.
 struct Pg {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-    server: tokio_postgres::Config,
+    db: Postgres,
     tables: RefCell<Vec<String>>,
+}
+
+/// `exec`, `rows` and `value` of the session.
+impl Deref for Pg {
+    type Target = Postgres;
+
+    fn deref(&self) -> &Postgres {
+        &self.db
+    }
 }
 
 /// The server of `TRIB_TEST_POSTGRES_URL`, or `None` after reporting that `test` is skipped.
 fn pg(test: &str) -> Option<Pg> {
-    let Some(url) = std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty()) else {
+    let Some(url) = postgres::url() else {
         report(&format!("{test}: skipped, {URL_VAR} is not set"));
         return None;
     };
@@ -50,12 +56,7 @@ fn pg(test: &str) -> Option<Pg> {
         url.parse().unwrap_or_else(|e| panic!("{URL_VAR} is not a PostgreSQL URL: {e}"));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let tls = crate::service::tls::connector(&driver_config(&server, json!({}))).expect("tls");
-    let client = runtime.block_on(async {
-        let (client, connection) = server.connect(tls).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-        tokio::spawn(connection);
-        client
-    });
-    let pg = Pg { runtime, client, server, tables: RefCell::new(Vec::new()) };
+    let pg = Pg { db: Postgres::connect_with(server, runtime, tls), tables: RefCell::new(Vec::new()) };
     pg.exec("SET TimeZone = 'UTC'");
     Some(pg)
 }
@@ -65,58 +66,20 @@ fn driver_config(server: &tokio_postgres::Config, extra: Value) -> PostgresqlCon
     PostgresqlConfig::parse(&connection_fields(server, extra).to_string()).expect("valid configuration")
 }
 
-/// The connection fields of `server` (host, port, database, user, password, sslMode) plus `extra`.
+/// The connection fields of `server` (host, port, database, user, password, sslMode), a
+/// placeholder table and columns (a valid configuration needs them), then `extra`.
 fn connection_fields(server: &tokio_postgres::Config, extra: Value) -> Value {
-    let host = match server.get_hosts().first() {
-        Some(PgHost::Tcp(host)) => host.clone(),
-        Some(PgHost::Unix(path)) => path.display().to_string(),
-        None => "127.0.0.1".to_string(),
-    };
-    let ssl_mode = match server.get_ssl_mode() {
-        tokio_postgres::config::SslMode::Disable => "disable",
-        tokio_postgres::config::SslMode::Require => "require",
-        _ => "prefer",
-    };
-    let mut config = json!({
-        "host": host,
-        "port": server.get_ports().first().copied().unwrap_or(5432),
-        "database": server.get_dbname().unwrap_or("postgres"),
-        "username": server.get_user().unwrap_or("postgres"),
-        "password": server.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
-        "sslMode": if host.starts_with('/') { "disable" } else { ssl_mode },
-        "table": "unset",
-        "columns": {"unset": {"source": "topic"}}
-    });
-    if let (Some(target), Value::Object(fields)) = (config.as_object_mut(), extra) {
-        target.extend(fields);
+    let mut config = postgres::connection_fields(server);
+    let placeholders = json!({"table": "unset", "columns": {"unset": {"source": "topic"}}});
+    for fields in [placeholders, extra] {
+        if let (Some(target), Value::Object(fields)) = (config.as_object_mut(), fields) {
+            target.extend(fields);
+        }
     }
     config
 }
 
 impl Pg {
-    /// Runs SQL (one or more statements); fails the test on an error.
-    fn exec(&self, sql: &str) {
-        self.runtime.block_on(self.client.batch_execute(sql)).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    }
-
-    /// The rows of a query, every value as text (`None` for NULL).
-    fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
-        let messages = self.runtime.block_on(self.client.simple_query(sql)).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-        messages
-            .into_iter()
-            .filter_map(|m| match m {
-                SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The single value of a query, as text.
-    fn value(&self, sql: &str) -> String {
-        let rows = self.rows(sql);
-        rows.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_else(|| panic!("{sql}: no value in {rows:?}"))
-    }
-
     /// Creates a table named after `test` with the column definitions `columns`; returns its
     /// name (plain lower case, so it needs no quoting). Dropped when `self` is.
     fn table(&self, test: &str, columns: &str) -> String {
@@ -129,7 +92,7 @@ impl Pg {
 
     /// A driver configuration for `table` and the `columns` mapping, plus `extra`.
     fn config(&self, table: &str, columns: Value, extra: Value) -> Value {
-        let mut config = connection_fields(&self.server, json!({"table": table, "columns": columns}));
+        let mut config = connection_fields(&self.db.config, json!({"table": table, "columns": columns}));
         if let (Some(target), Value::Object(fields)) = (config.as_object_mut(), extra) {
             target.extend(fields);
         }
