@@ -8,7 +8,6 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -18,10 +17,7 @@ use std::{
 };
 
 use rumqttc::v5::mqttbytes::QoS as Q5;
-use trib_queue::{
-    queue::{embedded::EmbeddedQueue, Queue},
-    topics::TopicNames,
-};
+use trib_queue::{queue::Queue, topics::TopicNames};
 
 use super::support::{self, within, C5};
 use crate::{
@@ -91,18 +87,6 @@ impl Process {
     }
 }
 
-/// Opens the queue directory, waiting until the previous process's handles are gone.
-fn open_queue(dir: &Path) -> Arc<dyn Queue> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match EmbeddedQueue::open(dir, 64 << 20) {
-            Ok(q) => return Arc::new(q),
-            Err(e) => assert!(Instant::now() < deadline, "queue directory still held: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn persistent(o: &mut rumqttc::v5::MqttOptions) {
     o.set_clean_start(false);
     o.set_session_expiry_interval(Some(300));
@@ -118,7 +102,7 @@ fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
 
-    let first = Process::start(open_queue(dir.path()));
+    let first = Process::start(support::open_queue(dir.path()));
     let addr = first.addr();
     clients.block_on(within("a session left with queued messages", async {
         let (mut keeper, _) = C5::connect(addr, "keeper", persistent).await;
@@ -134,7 +118,7 @@ fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
     }));
     first.kill();
 
-    let second = Process::start(open_queue(dir.path()));
+    let second = Process::start(support::open_queue(dir.path()));
     let addr = second.addr();
     clients.block_on(within("the session after the restart", async {
         let (mut keeper, ack) = C5::connect(addr, "keeper", persistent).await;
@@ -160,7 +144,7 @@ fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
     second.kill();
 
     // Delivered once: after another kill, the session is there with nothing old in it.
-    let third = Process::start(open_queue(dir.path()));
+    let third = Process::start(support::open_queue(dir.path()));
     let addr = third.addr();
     clients.block_on(within("the session after the second restart", async {
         let (mut keeper, ack) = C5::connect(addr, "keeper", persistent).await;
@@ -198,7 +182,7 @@ fn messages_in_flight_to_a_connected_persistent_session_survive_a_killed_broker_
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
 
-    let first = Process::start(open_queue(dir.path()));
+    let first = Process::start(support::open_queue(dir.path()));
     let addr = first.addr();
     clients.block_on(within("messages sent to a connected client that does not acknowledge", async {
         // The client is still connected when the broker dies.
@@ -206,7 +190,7 @@ fn messages_in_flight_to_a_connected_persistent_session_survive_a_killed_broker_
     }));
     first.kill();
 
-    let queue = open_queue(dir.path());
+    let queue = support::open_queue(dir.path());
     let second = Process::start(queue.clone());
     let addr = second.addr();
     clients.block_on(within("the messages after the restart", async {
@@ -246,7 +230,7 @@ fn what_a_killed_node_kept_for_a_session_goes_to_the_node_its_client_resumed_on_
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
     // One queue for both nodes, as Kafka outlives a broker process.
-    let queue = open_queue(dir.path());
+    let queue = support::open_queue(dir.path());
     let one = Process::start_node(queue.clone(), "node-1");
     let two = Process::start_node(queue.clone(), "node-2");
     let (one_addr, two_addr) = (one.addr(), two.addr());
@@ -302,7 +286,7 @@ fn killed_with_a_keeper() -> KilledWithAKeeper {
     trib_test_support::logs::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
-    let queue = open_queue(dir.path());
+    let queue = support::open_queue(dir.path());
     let one = Process::start_node(queue.clone(), "node-1");
     let (alive, reader) = liveness(&["node-1", "node-2"]);
     let two = Process::start_watching(queue.clone(), "node-2", Some(reader));

@@ -8,7 +8,6 @@
 
 use std::{
     net::SocketAddr,
-    path::Path,
     sync::{atomic::AtomicBool, Arc},
     time::{Duration, Instant},
 };
@@ -65,18 +64,6 @@ impl Process {
     }
 }
 
-/// Opens the queue directory, waiting until the previous process's handles are gone.
-fn open_queue(dir: &Path) -> Arc<dyn Queue> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match EmbeddedQueue::open(dir, 64 << 20) {
-            Ok(q) => return Arc::new(q),
-            Err(e) => assert!(Instant::now() < deadline, "queue directory still held: {e}"),
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn properties() -> PublishProperties {
     PublishProperties {
         content_type: Some("text/plain".into()),
@@ -120,7 +107,7 @@ fn retained_messages_survive_a_killed_broker_on_the_embedded_queue() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
 
-    let first = Process::start(open_queue(dir.path()));
+    let first = Process::start(support::open_queue(dir.path()));
     clients.block_on(within("retained messages set on the first broker", async {
         let (mut c, _) = C5::connect(first.addr(), "setter", |_| {}).await;
         c.publish_props("keep/a", Q5::AtLeastOnce, true, b"kept", properties()).await;
@@ -133,7 +120,7 @@ fn retained_messages_survive_a_killed_broker_on_the_embedded_queue() {
     }));
     first.kill();
 
-    let second = Process::start(open_queue(dir.path()));
+    let second = Process::start(support::open_queue(dir.path()));
     let expected = [("keep/a", "kept"), ("keep/c", "new")];
     clients.block_on(within("retained messages on the restarted broker", async {
         retained_for_new_subscriber(second.addr(), "#", &expected).await;

@@ -334,3 +334,16 @@ impl Rest {
         (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
     }
 }
+
+/// Opens an embedded queue directory for a broker "process" of a restart test, waiting (up to
+/// 20 s) until the previous process's handles on it are gone.
+pub fn open_queue(dir: &std::path::Path) -> std::sync::Arc<dyn trib_queue::queue::Queue> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match trib_queue::queue::embedded::EmbeddedQueue::open(dir, 64 << 20) {
+            Ok(q) => return std::sync::Arc::new(q),
+            Err(e) => assert!(std::time::Instant::now() < deadline, "queue directory still held: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
