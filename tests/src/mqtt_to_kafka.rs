@@ -4,15 +4,14 @@
 //! the topic back shows every message once, in order, with the templated key and the payload
 //! (or TBMQ's envelope).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
-    consumer::{BaseConsumer, Consumer},
     mocking::MockCluster,
-    ClientConfig, Message, Offset, TopicPartitionList,
+    ClientConfig,
 };
 use serde_json::json;
 use trib_test_support::block_on;
@@ -108,34 +107,7 @@ fn deliver(bootstrap: &str, topics: &[String; 2]) {
 }
 
 /// Reads partition 0 of `topic` from the beginning until `count` records arrived; more than
-/// `count` fails (a duplicate or a stray record).
+/// `count` fails (a duplicate or a stray record). Keys and values.
 pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&assignment).expect("assign");
-    let deadline = Instant::now() + PATIENCE;
-    let mut records = Vec::new();
-    // After `count`, a short extra poll catches records that should not be there.
-    let mut settle: Option<Instant> = None;
-    loop {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => records.push((m.key().map(<[u8]>::to_vec), m.payload().unwrap_or_default().to_vec())),
-            Some(Err(e)) => panic!("consumer error on {topic}: {e}"),
-            None => {}
-        }
-        if records.len() >= count
-            && *settle.get_or_insert_with(|| Instant::now() + Duration::from_millis(300)) < Instant::now()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{topic}: {} of {count} records arrived", records.len());
-    }
-    assert_eq!(records.len(), count, "{topic}: exactly {count} records: {records:?}");
-    records
+    trib_test_support::kafka::consume(bootstrap, topic, count, PATIENCE).into_iter().map(|r| (r.key, r.value)).collect()
 }

@@ -12,9 +12,12 @@
 //!   calling thread logs, for tests of log lines.
 //! * `postgres` (feature `postgres`): a session to the test PostgreSQL of
 //!   `TRIB_TEST_POSTGRES_URL` (`exec`, `rows`, `value`) and the driver's connection fields for it.
+//! * `kafka` (feature `kafka`): reading a topic's records back, exactly as many as expected.
 //!
 //! Message builders for driver tests live in `trib-plugin-testkit`, next to the plugin API.
 
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;

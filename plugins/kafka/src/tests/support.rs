@@ -7,11 +7,9 @@ use abi_stable::std_types::{RSlice, RStr};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
-    consumer::{BaseConsumer, Consumer},
-    message::{Headers, Message as _},
     mocking::MockCluster,
     producer::DefaultProducerContext,
-    ClientConfig, Offset, TopicPartitionList,
+    ClientConfig,
 };
 use trib_plugin_api::{
     abi::{Message, StartConfig, UserProperty},
@@ -84,44 +82,12 @@ pub fn unique_name(label: &str) -> String {
 
 pub use trib_test_support::block_on;
 
-/// A record as the consumer saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    pub key: Option<Vec<u8>>,
-    pub value: Vec<u8>,
-    pub headers: Vec<(String, Vec<u8>)>,
-}
+pub use trib_test_support::kafka::Received;
 
-/// Reads `count` records from partition 0 of `topic`, from the beginning. Panics if fewer arrive
-/// within 20 s (a safety bound against a hanging test, not a timing assertion).
+/// Reads exactly `count` records from partition 0 of `topic`, from the beginning (waiting up to
+/// 20 s for them).
 pub fn consume(bootstrap: &str, topic: &str, count: usize) -> Vec<Received> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique_name("group"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    assignment.add_partition_offset(topic, 0, Offset::Beginning).expect("partition");
-    consumer.assign(&assignment).expect("assign");
-    let give_up = Instant::now() + Duration::from_secs(20);
-    let mut received = Vec::new();
-    while received.len() < count && Instant::now() < give_up {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => received.push(Received {
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().unwrap_or_default().to_vec(),
-                headers: m
-                    .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec())).collect())
-                    .unwrap_or_default(),
-            }),
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            None => {}
-        }
-    }
-    assert_eq!(received.len(), count, "records read back from {topic}");
-    received
+    trib_test_support::kafka::consume(bootstrap, topic, count, Duration::from_secs(20))
 }
 
 pub const PROPS: [UserProperty<'static>; 1] = [UserProperty { key: RStr::from_str("k1"), value: RStr::from_str("v1") }];
