@@ -330,7 +330,7 @@ impl ClusterLink {
     /// [`ClusterLink::follow_broker`]; the others are answered with `session_ended`.
     pub async fn catch_up(&self) -> QueueResult<usize> {
         let marker = format!("{MARKER_KEY_PREFIX}{}", Uuid::new_v4());
-        let value = encode_client(&self.inner.service_id, true, 0, &[], None);
+        let value = encode_client(&self.inner.service_id, true, 0, &[], None, None);
         let topic = self.inner.subscriptions_topic.clone();
         let delivery = self.inner.producer.send(&topic, Partitioning::Fixed(0), Some(marker.as_bytes()), &value);
         let (_, offset) = delivery.await.unwrap_or(Err(QueueError::Closed))?;
@@ -414,13 +414,15 @@ impl ClusterLink {
         *self.inner.sessions.lock() = Some(Arc::downgrade(sessions));
         let restore = std::mem::take(&mut *self.restore.lock());
         let restored = restore.len();
+        let now = trib_queue::now_ms();
         for Restore { record, messages, .. } in restore {
             let messages = messages.into_iter().map(|(msg, qos)| (RoutedMessage::new(msg), qos)).collect();
+            let left = expiry_left(&record, now).unwrap_or(record.expiry).max(1);
             sessions.restore(
                 &router,
                 broker.limits(),
                 &record.client_id,
-                record.expiry,
+                (record.expiry, left),
                 &record.subscriptions,
                 messages,
             );
@@ -507,6 +509,22 @@ impl ClusterLink {
     }
 }
 
+/// The seconds a persistent session of an earlier run has left at `now_ms`: its expiry interval
+/// counted from its client's disconnection (from now when the client was connected when the
+/// node stopped: the record does not say when that was). `None` for a clean session.
+pub(crate) fn expiry_left(record: &ClientRecord, now_ms: i64) -> Option<u32> {
+    if record.expiry == 0 {
+        return None;
+    }
+    let Some(at) = record.disconnected_at else {
+        return Some(record.expiry);
+    };
+    let gone_ms = u64::try_from(now_ms.saturating_sub(at)).unwrap_or(0);
+    let left_ms = (u64::from(record.expiry) * 1000).saturating_sub(gone_ms);
+    // Rounded up: a session with 0.4 s left is still there.
+    Some(u32::try_from(left_ms.div_ceil(1000)).unwrap_or(u32::MAX))
+}
+
 /// Reads this node's persisted messages topic to its end: the messages kept since the last
 /// clearing record for each client, those of the persistent sessions among `stale` (this
 /// node's live records of an earlier run) to restore, and the others.
@@ -517,7 +535,9 @@ fn read_kept(
     poll: Duration,
     deadline: Instant,
 ) -> QueueResult<Kept> {
-    let (keep, ended): (Vec<ClientRecord>, Vec<ClientRecord>) = stale.into_values().partition(|r| r.expiry > 0);
+    let now = trib_queue::now_ms();
+    let (keep, ended): (Vec<ClientRecord>, Vec<ClientRecord>) =
+        stale.into_values().partition(|r| expiry_left(r, now).is_some_and(|left| left > 0));
     let ended = ended.into_iter().map(|r| r.client_id).collect();
     let (mut kept, end) = scan_kept(consumer, topic, poll, deadline, |_| true)?;
     let restore = keep
@@ -603,6 +623,8 @@ pub(crate) struct ClientRecord {
     pub subscriptions: Vec<ClientSubscription>,
     /// The writing node's sequence number of the record.
     pub seq: Option<u64>,
+    /// When the session's client disconnected (ms since the epoch); `None` while connected.
+    pub disconnected_at: Option<i64>,
 }
 
 /// Encodes an MQTT client's record.
@@ -612,6 +634,7 @@ pub(crate) fn encode_client(
     expiry: u32,
     subscriptions: &[ClientSubscription],
     seq: Option<u64>,
+    disconnected_at: Option<i64>,
 ) -> Vec<u8> {
     ClientSubscriptionsProto {
         subscriptions: subscriptions
@@ -631,6 +654,7 @@ pub(crate) fn encode_client(
         session_ended: ended,
         session_expiry_interval: Some(expiry),
         node_seq: seq,
+        disconnected_at,
     }
     .encode_to_vec()
 }
@@ -671,6 +695,7 @@ pub(crate) fn decode_client(key: Option<&[u8]>, value: &[u8]) -> Option<ClientRe
         expiry: proto.session_expiry_interval.unwrap_or(0),
         subscriptions,
         seq: proto.node_seq,
+        disconnected_at: proto.disconnected_at,
     })
 }
 
@@ -768,7 +793,7 @@ impl Inner {
     }
 
     /// Writes this node's record for a client; `connected`: the one a connection announced by
-    /// `connecting` writes.
+    /// `connecting` writes; `disconnected_at`: when the session's client left (it waits for it).
     fn write_client(
         &self,
         client_id: &str,
@@ -776,6 +801,7 @@ impl Inner {
         expiry: u32,
         subscriptions: &[ClientSubscription],
         connected: bool,
+        disconnected_at: Option<i64>,
     ) {
         let seq = {
             // Noted before the send (the reader may see the record before `send` returns), and
@@ -789,7 +815,7 @@ impl Inner {
             }
             seq
         };
-        let value = encode_client(&self.service_id, ended, expiry, subscriptions, Some(seq));
+        let value = encode_client(&self.service_id, ended, expiry, subscriptions, Some(seq), disconnected_at);
         self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
     }
 
@@ -1062,7 +1088,11 @@ impl Inner {
 
 impl SessionLog for Inner {
     fn changed(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>) {
-        self.write_client(client_id, false, expiry_interval, &subscriptions, false);
+        self.write_client(client_id, false, expiry_interval, &subscriptions, false, None);
+    }
+
+    fn detached(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>, at_ms: i64) {
+        self.write_client(client_id, false, expiry_interval, &subscriptions, false, Some(at_ms));
     }
 
     fn connecting(&self, client_id: &str) {
@@ -1072,7 +1102,7 @@ impl SessionLog for Inner {
     fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>) {
         match state {
             Some((expiry, subscriptions)) => {
-                self.write_client(client_id, false, expiry, &subscriptions, true);
+                self.write_client(client_id, false, expiry, &subscriptions, true, None);
                 if let Some(node) = resumed_from {
                     self.adopted.lock().insert(client_id.to_owned(), node.to_owned());
                     // A node that is down hands nothing over: what it kept is fetched.
@@ -1094,7 +1124,7 @@ impl SessionLog for Inner {
     }
 
     fn ended(&self, client_id: &str) {
-        self.write_client(client_id, true, 0, &[], false);
+        self.write_client(client_id, true, 0, &[], false, None);
         self.cleared(client_id);
     }
 

@@ -105,6 +105,13 @@ pub trait SessionLog: Send + Sync + 'static {
     /// `resumed_from`: the node that held the session the connection resumed (nothing was
     /// handed over yet).
     fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>);
+    /// A session of this node lost its client at `at_ms` (ms since the epoch) and waits for
+    /// it: what [`SessionLog::changed`] says, plus when, so that a restart counts the session's
+    /// expiry from the disconnection.
+    fn detached(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>, at_ms: i64) {
+        let _ = at_ms;
+        self.changed(client_id, expiry_interval, subscriptions);
+    }
     /// A session of this node ended (what was kept for it goes too).
     fn ended(&self, client_id: &str);
     /// Keeps a message a persistent session holds for its client (QoS 1 or 2); the
@@ -485,6 +492,10 @@ impl Router {
         let Some(log) = self.session_log.read().clone() else {
             return;
         };
+        if let Some((expiry, subscriptions)) = Self::session_state(session) {
+            let at = i64::try_from(crate::message::now_ms()).unwrap_or(i64::MAX);
+            log.detached(&session.client_id, expiry, subscriptions, at);
+        }
         let mut st = session.state.lock();
         log.cleared(&session.client_id);
         let held = st.held_for_keeping();

@@ -137,13 +137,14 @@ impl Sessions {
 
     /// Restores a persistent session of an earlier run of this node, without a connection:
     /// its subscriptions, the messages kept for it (in order, within the session's bounds), and
-    /// its expiry counted from now. Nothing if a client connected with that id meanwhile.
+    /// `expiry`: its interval and the seconds it has left (counted from its client's
+    /// disconnection). Nothing if a client connected with that id meanwhile.
     pub fn restore(
         self: &Arc<Self>,
         router: &Arc<Router>,
         limits: &QueueLimits,
         client_id: &str,
-        expiry: u32,
+        expiry: (u32, u32),
         subscriptions: &[crate::router::ClientSubscription],
         messages: Vec<(Arc<RoutedMessage>, crate::protocol::QoS)>,
     ) {
@@ -156,6 +157,7 @@ impl Sessions {
             map.insert(client_id.into(), Arc::clone(&session));
             session
         };
+        let (expiry, left) = expiry;
         session.state.lock().expiry_interval = expiry;
         router.restore_subscriptions(&session, subscriptions);
         let kept = !messages.is_empty();
@@ -163,7 +165,7 @@ impl Sessions {
             session.enqueue(crate::session::Delivery { msg, qos, retain: false, sub_ids: Vec::new() });
         }
         session.state.lock().persisted = kept;
-        self.schedule_expiry(router, &session, 0, expiry);
+        self.schedule_expiry(router, &session, 0, left);
     }
 
     /// The client ids of every session, connected or not.

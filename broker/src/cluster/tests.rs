@@ -15,7 +15,7 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             ..sub("$share/g/b/#", QoS::AtLeastOnce)
         },
     ];
-    let value = encode_client("node-1", false, 300, &subs, Some(7));
+    let value = encode_client("node-1", false, 300, &subs, Some(7), Some(1_700_000_000_000));
     let rec = decode_client(Some(b"client-1"), &value).expect("a client record");
     assert_eq!(
         rec,
@@ -26,16 +26,39 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             expiry: 300,
             subscriptions: subs,
             seq: Some(7),
+            disconnected_at: Some(1_700_000_000_000),
         }
     );
     let ended =
-        decode_client(Some(b"client-1"), &encode_client("node-1", true, 0, &[], None)).expect("a client record");
+        decode_client(Some(b"client-1"), &encode_client("node-1", true, 0, &[], None, None)).expect("a client record");
     assert!(ended.ended && ended.subscriptions.is_empty());
+}
+
+/// A restarted node counts a persistent session's expiry from its client's disconnection.
+#[test]
+fn expiry_left_counts_from_the_disconnection() {
+    let record = |expiry, disconnected_at| ClientRecord {
+        client_id: "c".into(),
+        node: "n".into(),
+        ended: false,
+        expiry,
+        subscriptions: Vec::new(),
+        seq: None,
+        disconnected_at,
+    };
+    let now = 1_700_000_100_000;
+    assert_eq!(expiry_left(&record(0, None), now), None, "a clean session");
+    assert_eq!(expiry_left(&record(60, None), now), Some(60), "connected when the node stopped");
+    assert_eq!(expiry_left(&record(60, Some(now - 15_000)), now), Some(45));
+    assert_eq!(expiry_left(&record(60, Some(now - 59_600)), now), Some(1), "0.4 s left");
+    assert_eq!(expiry_left(&record(60, Some(now - 60_000)), now), Some(0), "expired");
+    assert_eq!(expiry_left(&record(60, Some(now - 3_600_000)), now), Some(0), "long expired");
+    assert_eq!(expiry_left(&record(60, Some(now + 5_000)), now), Some(60), "a clock that went back");
 }
 
 #[test]
 fn markers_integrations_tbmq_records_without_a_node_and_garbage_are_not_client_records() {
-    let value = encode_client("node-1", false, 0, &[sub("t", QoS::AtMostOnce)], None);
+    let value = encode_client("node-1", false, 0, &[sub("t", QoS::AtMostOnce)], None, None);
     assert_eq!(decode_client(Some(format!("{MARKER_KEY_PREFIX}x").as_bytes()), &value), None);
     assert_eq!(decode_client(None, &value), None);
     assert_eq!(decode_client(Some(b"c"), &[]), None);

@@ -156,6 +156,44 @@ fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
     third.kill();
 }
 
+/// A restarted node counts a restored session's expiry from its client's disconnection, not
+/// from the restart: a session whose interval ran out while the node was down is gone, one with
+/// time left is there.
+#[test]
+fn a_session_that_expired_while_the_broker_was_down_is_not_restored() {
+    trib_test_support::logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clients = tokio::runtime::Runtime::new().expect("rt");
+    let short = |o: &mut rumqttc::v5::MqttOptions| {
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(2));
+    };
+
+    let first = Process::start(support::open_queue(dir.path()));
+    let addr = first.addr();
+    clients.block_on(within("two sessions left", async {
+        let (mut brief, _) = C5::connect(addr, "brief", short).await;
+        brief.subscribe("b/#", Q5::AtLeastOnce).await;
+        let (mut lasting, _) = C5::connect(addr, "lasting", persistent).await;
+        lasting.subscribe("l/#", Q5::AtLeastOnce).await;
+        drop((brief, lasting));
+        support::eventually("both connections gone", || first.broker.connection_count() == 0).await;
+    }));
+    first.kill();
+    // Longer than the brief session's 2 s: it expires while no broker runs.
+    std::thread::sleep(Duration::from_millis(2_500));
+
+    let second = Process::start(support::open_queue(dir.path()));
+    let addr = second.addr();
+    clients.block_on(within("the sessions after the restart", async {
+        let (_lasting, ack) = C5::connect(addr, "lasting", persistent).await;
+        assert!(ack.session_present, "300 s from the disconnection have not passed");
+        let (_brief, ack) = C5::connect(addr, "brief", short).await;
+        assert!(!ack.session_present, "2 s from the disconnection passed while the broker was down");
+    }));
+    second.kill();
+}
+
 /// Connects "keeper" (persistent, acknowledging nothing) subscribed to `p/#`, and publishes
 /// `p/1`..`p/3` with `payload` at QoS 1 (acknowledged to the publisher: the broker answers for
 /// them from here); returns the keeper once it received all three.

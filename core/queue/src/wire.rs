@@ -544,6 +544,11 @@ pub struct ClientSubscriptionsProto {
     /// earlier ones.
     #[prost(uint64, optional, tag = "19")]
     pub node_seq: Option<u64>,
+    /// When the session's client disconnected, ms since the epoch (ours): a node that restores
+    /// the session after a restart counts its expiry from here. Absent while a client is
+    /// connected.
+    #[prost(int64, optional, tag = "20")]
+    pub disconnected_at: Option<i64>,
 }
 
 /// A shared subscription group one node asks another to deliver a message to (ours).

@@ -211,5 +211,6 @@ fn subscriptions_proto(
         session_ended: false,
         session_expiry_interval: None,
         node_seq: None,
+        disconnected_at: None,
     }
 }
