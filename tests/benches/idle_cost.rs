@@ -29,7 +29,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, http_target, integration_state, publish, start_tributary, Proc};
+use common::{free_port, http_target, integration_state, proc_status, publish, start_tributary, Proc};
 
 /// Messages sent through the HTTP integrations after the idle figures.
 const MESSAGES: usize = 10_000;
@@ -40,15 +40,8 @@ const ACTIVE_WAIT: Duration = Duration::from_secs(600);
 
 /// Resident memory (MiB) and thread count of a process.
 fn rss_and_threads(pid: u32) -> (f64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:") as f64 / 1024.0, field("Threads:"))
+    let field = |name| proc_status(pid, name).unwrap_or(0.0);
+    (field("VmRSS:") / 1024.0, field("Threads:") as u64)
 }
 
 /// Threads grouped by name without trailing digits (`trib-http-3` -> `trib-http-`), largest first.

@@ -33,7 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{http_target, integration_state, peak_rss_mib, start_tributary};
+use common::{http_target, integration_state, peak_rss_mib, proc_status, start_tributary};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use trib_queue::queue::{embedded::EmbeddedQueue, wait_delivery, Partitioning, Queue, TopicSpec};
 
@@ -44,11 +44,7 @@ const SETTLE: Duration = Duration::from_secs(3);
 
 /// Resident memory of a process now, MiB.
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
+    proc_status(pid, "VmRSS:").map_or(0.0, |kib| kib / 1024.0)
 }
 
 /// Bytes of the files under `dir`.
@@ -331,15 +327,8 @@ fn heap_mib(api: &str) -> Vec<(String, f64)> {
 /// `RssAnon` and `RssFile` of a process in MiB: its own memory, and pages of files it maps
 /// (libraries, mapped files) that the kernel may drop under pressure.
 fn rss_parts_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next().and_then(|kib| kib.parse::<f64>().ok()))
-            .map_or(f64::NAN, |kib| kib / 1024.0)
-    };
-    (field("RssAnon:"), field("RssFile:"))
+    let mib = |field| proc_status(pid, field).map_or(f64::NAN, |kib| kib / 1024.0);
+    (mib("RssAnon:"), mib("RssFile:"))
 }
 
 /// Threads of a process now.

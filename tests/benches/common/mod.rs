@@ -81,11 +81,14 @@ impl Drop for Proc {
 }
 
 pub fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
+    proc_status(pid, "VmHWM:").map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The number after `field` (with its colon, e.g. `VmRSS:`; kB for sizes) in a process's
+/// `/proc/<pid>/status`; `None` when the process or the field is gone.
+pub fn proc_status(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// User + system CPU seconds of a process so far (clock ticks of 10 ms).
