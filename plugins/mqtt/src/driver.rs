@@ -37,6 +37,14 @@ struct Running {
     service: Service,
 }
 
+impl MqttDriver {
+    /// Whether the started instance's window is open (`None` when not started); see
+    /// [`crate::tracker`].
+    pub fn window_open(&self) -> Option<bool> {
+        self.running.as_ref().map(|r| r.service.window_open())
+    }
+}
+
 impl Driver for MqttDriver {
     fn metadata() -> Metadata {
         Metadata {

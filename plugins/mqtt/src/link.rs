@@ -30,13 +30,19 @@ pub struct ServerLimits {
     pub max_qos: u8,
     /// Whether the broker accepts retained messages.
     pub retain_available: bool,
+    /// How many QoS 1 and 2 PUBLISHes the broker takes unacknowledged (Receive Maximum).
+    pub receive_max: Option<u16>,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits { max_packet_size: None, max_qos: 2, retain_available: true }
+        ServerLimits { max_packet_size: None, max_qos: 2, retain_available: true, receive_max: None }
     }
 }
+
+/// rumqttc's in-flight bookkeeping while the window is closed (see [`Link::resize`]): one slot,
+/// as rumqttc needs at least one; nothing is sent while the window is closed.
+pub const CLOSED_SLOTS: u16 = 1;
 
 /// An event of the event loop, as delivery tracking sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +95,8 @@ pub enum Link {
 /// The longest [`Link::nudge`] waits for its PINGREQ to be written.
 const NUDGE_WRITE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// `window` bounds the requests queued or in flight, `connect_timeout` the wait for CONNACK.
+/// `window` bounds the requests queued; `connect_timeout` is the wait for CONNACK. The link
+/// starts with its in-flight bookkeeping closed ([`CLOSED_SLOTS`]): [`Link::resize`] opens it.
 pub fn open(
     config: &Config,
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -112,7 +119,7 @@ pub fn open(
             o.set_transport(transport)
                 .set_keep_alive(Duration::from_secs(u64::from(config.keep_alive_sec)))
                 .set_clean_session(true)
-                .set_inflight(window.saturating_mul(4))
+                .set_inflight(CLOSED_SLOTS)
                 .set_request_channel_capacity(capacity)
                 .set_max_packet_size(MAX_INCOMING_PACKET, MQTT_MAX_REMAINING_LENGTH + 5);
             if let Some((user, pass)) = login {
@@ -127,7 +134,7 @@ pub fn open(
             o.set_transport(transport)
                 .set_keep_alive(Duration::from_secs(v5_keep_alive(config.keep_alive_sec)))
                 .set_clean_start(true)
-                .set_outgoing_inflight_upper_limit(window.saturating_mul(4))
+                .set_outgoing_inflight_upper_limit(CLOSED_SLOTS)
                 .set_request_channel_capacity(capacity)
                 .set_connection_timeout(timeout_secs)
                 .set_network_options(network);
@@ -138,6 +145,13 @@ pub fn open(
             (Sender::V5(client), Link::V5(Box::new(eventloop)))
         }
     }
+}
+
+/// The packet ids an open window of `window` messages uses: four times the window, so that a
+/// packet id is seldom still unacknowledged when its turn comes again (rumqttc then stops
+/// sending until it is, a collision).
+pub fn slots_for(window: u16) -> u16 {
+    window.saturating_mul(4)
 }
 
 /// rumqttc's MQTT 5 client refuses keep alives under 5 s, and 0 would make it ping without
@@ -237,6 +251,47 @@ impl Link {
         }
     }
 
+    /// Replaces rumqttc's in-flight bookkeeping with one of `slots` packet ids, and returns
+    /// whether it did. Only a link with nothing in flight and no packet id collision can be
+    /// resized; the caller (the tracker) guarantees that nothing is queued meanwhile.
+    ///
+    /// rumqttc allocates one slot per packet id up front (`outgoing_pub`, about 64 bytes each),
+    /// so a link sized for [`slots_for`]`(window)` costs about 262 KiB whether it sends or not;
+    /// an idle link is shrunk to [`CLOSED_SLOTS`] and grown again before its next PUBLISH.
+    /// Buffered events, the unanswered ping and, with MQTT 5, the broker's Receive Maximum
+    /// carry over.
+    pub fn resize(&mut self, slots: u16, limits: ServerLimits) -> bool {
+        match self {
+            Link::V4(l) => {
+                if l.state.inflight() != 0 || l.state.collision.is_some() || !l.pending.is_empty() {
+                    return false;
+                }
+                let mut fresh = rumqttc::MqttState::new(slots, l.state.manual_acks);
+                fresh.await_pingresp = l.state.await_pingresp;
+                fresh.collision_ping_count = l.state.collision_ping_count;
+                fresh.events = std::mem::take(&mut l.state.events);
+                l.state = fresh;
+                l.mqtt_options.set_inflight(slots);
+            }
+            Link::V5(l) => {
+                if l.state.inflight() != 0 || l.state.collision.is_some() || !l.pending.is_empty() {
+                    return false;
+                }
+                // What rumqttc's CONNACK handling would have set: the broker's Receive Maximum
+                // bounds the window.
+                let slots = limits.receive_max.map_or(slots, |max| slots.min(max.max(1)));
+                let mut fresh = v5::MqttState::new(slots, l.state.manual_acks);
+                fresh.await_pingresp = l.state.await_pingresp;
+                fresh.collision_ping_count = l.state.collision_ping_count;
+                fresh.broker_topic_alias_max = l.state.broker_topic_alias_max;
+                fresh.events = std::mem::take(&mut l.state.events);
+                l.state = fresh;
+                l.options.set_outgoing_inflight_upper_limit(slots);
+            }
+        }
+        true
+    }
+
     /// Forgets everything of the broken connection: unsent requests (queued ones included),
     /// unacknowledged publishes and buffered events. With a clean session nothing of it may be
     /// sent again, and the tracker reports all of it as retry.
@@ -278,6 +333,7 @@ fn v5_event(event: v5::Event) -> LinkEvent {
                 max_packet_size: p.max_packet_size,
                 max_qos: p.max_qos.unwrap_or(2).min(2),
                 retain_available: p.retain_available != Some(0),
+                receive_max: p.receive_max,
             },
             None => ServerLimits::default(),
         }),

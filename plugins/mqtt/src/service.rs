@@ -142,6 +142,11 @@ impl Service {
         self.tracker.collect(until)
     }
 
+    /// Whether the window is open (rumqttc's in-flight bookkeeping sized for it).
+    pub fn window_open(&self) -> bool {
+        self.tracker.is_open()
+    }
+
     /// Whether the client is connected right now.
     pub fn is_connected(&self) -> bool {
         self.tracker.is_connected()
@@ -202,14 +207,46 @@ impl Task {
             }
         }
         self.host.info(format!("Connected to MQTT broker {}.", self.addr));
+        // The window is closed (see `tracker`): opened on a sender's request, closed when idle.
+        let mut limits = self.tracker.limits();
+        let mut open = false;
+        let idle_close = self.tracker.idle_close();
+        let idle = tokio::time::sleep(idle_close);
+        tokio::pin!(idle);
         loop {
+            // Giving up a `poll` in progress is safe in the two new branches: they run only
+            // while nothing is queued or in flight, so no write of a PUBLISH can be cut short.
             let event = tokio::select! {
                 event = self.link.poll() => event,
                 _ = self.stop.notified() => break,
+                _ = self.tracker.grow(), if !open => {
+                    // A link that cannot be resized (never seen: nothing is sent while the window
+                    // is closed) is opened as it is, with fewer packet ids, rather than stalled.
+                    if !self.link.resize(link::slots_for(WINDOW), limits) {
+                        self.host.debug(format!("MQTT client for {} opened without resizing.", self.addr));
+                    }
+                    open = true;
+                    self.tracker.opened();
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_close);
+                    continue;
+                }
+                () = &mut idle, if open => {
+                    match self.tracker.try_close(Instant::now()) {
+                        Ok(()) => open = !self.link.resize(link::CLOSED_SLOTS, limits),
+                        Err(at) => idle.as_mut().reset(at.into()),
+                    }
+                    if open {
+                        // rumqttc still held something (the tracker had settled it already).
+                        self.tracker.opened();
+                        idle.as_mut().reset(tokio::time::Instant::now() + idle_close);
+                    }
+                    continue;
+                }
             };
             match event {
-                Ok(LinkEvent::Connected(limits)) => {
-                    self.tracker.connected(limits);
+                Ok(LinkEvent::Connected(fresh)) => {
+                    limits = fresh;
+                    self.tracker.connected(fresh);
                     self.host.info(format!("Reconnected to MQTT broker {}.", self.addr));
                 }
                 // Only `close` queues a DISCONNECT: the broker is about to close the line, which

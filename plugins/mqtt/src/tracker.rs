@@ -8,12 +8,20 @@
 //! of [`Slot`]s here mirrors rumqttc's request queue, and `Sent(pkid)` pops its head. Pushing a
 //! request and its slot happens under the one lock, and so does [`Tracker::lost`], which clears
 //! rumqttc's queue, so the two queues never disagree.
+//!
+//! The window opens on demand. An idle connection keeps rumqttc's in-flight bookkeeping at one
+//! slot (`Link::resize`); the first message to send asks the connection task to open it
+//! ([`Tracker::grow`], answered by [`Tracker::opened`]) and waits, and the task closes it again
+//! once nothing was sent or awaited for [`IDLE_CLOSE`] ([`Tracker::try_close`]). Both happen
+//! while nothing is queued or in flight, so rumqttc's state can be replaced.
 
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Condvar, Mutex, MutexGuard},
-    time::Instant,
+    time::{Duration, Instant},
 };
+
+use tokio::sync::Notify;
 
 use trib_plugin_api::driver::Outcome;
 
@@ -36,12 +44,24 @@ struct Slot {
 /// (20 by default) when a client has more in flight; Mosquitto's own bridge sends 20 at most.
 pub const QOS2_WINDOW: usize = 20;
 
+/// How long a connection stays open for sending after its last batch was submitted (and
+/// everything was settled); then its window closes, giving rumqttc's in-flight bookkeeping
+/// (about 262 KiB) back.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+thread_local! {
+    /// [`IDLE_CLOSE`] for trackers created on this thread (tests).
+    pub static IDLE_CLOSE_FOR_TESTS: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
 /// What the `process` caller is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
     Nothing,
     Room,
     Qos2Room,
+    Open,
     Done,
 }
 
@@ -68,6 +88,10 @@ struct State {
     outstanding: usize,
     outstanding_qos2: usize,
     waiting: Wait,
+    /// Whether rumqttc's bookkeeping is sized for the window (see the module docs).
+    open: bool,
+    /// When the last batch was submitted.
+    last_submit: Instant,
 }
 
 /// Shared delivery state of one connection.
@@ -77,6 +101,10 @@ pub struct Tracker {
     window: usize,
     state: Mutex<State>,
     cond: Condvar,
+    /// Asks the connection task to open the window.
+    grow: Notify,
+    /// [`IDLE_CLOSE`], except in tests.
+    idle_close: Duration,
 }
 
 impl Tracker {
@@ -93,8 +121,63 @@ impl Tracker {
             outstanding: 0,
             outstanding_qos2: 0,
             waiting: Wait::Nothing,
+            open: false,
+            last_submit: Instant::now(),
         };
-        Tracker { addr, window: window.max(1), state: Mutex::new(state), cond: Condvar::new() }
+        #[cfg(test)]
+        let idle_close = IDLE_CLOSE_FOR_TESTS.get().unwrap_or(IDLE_CLOSE);
+        #[cfg(not(test))]
+        let idle_close = IDLE_CLOSE;
+        Tracker {
+            addr,
+            window: window.max(1),
+            state: Mutex::new(state),
+            cond: Condvar::new(),
+            grow: Notify::new(),
+            idle_close,
+        }
+    }
+
+    /// How long the window stays open once nothing is sent.
+    pub fn idle_close(&self) -> Duration {
+        self.idle_close
+    }
+
+    /// Resolves when a sender asked for the window to be opened (the connection task then
+    /// resizes rumqttc's state and calls [`Tracker::opened`]).
+    pub async fn grow(&self) {
+        self.grow.notified().await
+    }
+
+    /// The connection task opened the window.
+    pub fn opened(&self) {
+        let mut st = self.lock();
+        st.open = true;
+        self.wake(&st);
+    }
+
+    /// Closes the window when nothing was queued or awaited since [`Tracker::idle_close`] before `now`:
+    /// `Ok` then (the connection task shrinks rumqttc's state; a sender that comes meanwhile
+    /// waits for the window to open again), else `Err` with when to ask again.
+    pub fn try_close(&self, now: Instant) -> Result<(), Instant> {
+        let mut st = self.lock();
+        if !st.open {
+            return Ok(());
+        }
+        let quiet_until = st.last_submit + self.idle_close;
+        if st.outstanding > 0 || !st.queued.is_empty() || !st.inflight.is_empty() {
+            return Err(now + self.idle_close);
+        }
+        if now < quiet_until {
+            return Err(quiet_until);
+        }
+        st.open = false;
+        Ok(())
+    }
+
+    /// Whether the window is open.
+    pub fn is_open(&self) -> bool {
+        self.lock().open
     }
 
     /// Whether CONNACK was received and the connection has not dropped since.
@@ -139,6 +222,7 @@ impl Tracker {
     ) -> Option<Vec<Outcome>> {
         let mut st = self.lock();
         st.last_batch += 1;
+        st.last_submit = Instant::now();
         let batch = st.last_batch;
         let results: Vec<Option<Outcome>> = publishes.iter().map(|p| p.as_ref().err().cloned()).collect();
         let unresolved = results.iter().filter(|r| r.is_none()).count();
@@ -157,6 +241,9 @@ impl Tracker {
                     break Some(retry::not_connected(&self.addr));
                 } else if Instant::now() >= deadline {
                     break Some(retry::not_sent_by_deadline(&self.addr));
+                } else if !st.open {
+                    self.grow.notify_one();
+                    st = self.wait(st, Wait::Open, deadline);
                 } else if st.outstanding >= self.window {
                     st = self.wait(st, Wait::Room, deadline);
                 } else if publish.qos == 2 && st.outstanding_qos2 >= QOS2_WINDOW {
@@ -213,6 +300,11 @@ impl Tracker {
         let mut st = self.lock();
         st.connected = true;
         st.limits = limits;
+    }
+
+    /// What the broker announced in its last CONNACK.
+    pub fn limits(&self) -> ServerLimits {
+        self.lock().limits
     }
 
     /// The connection thread saw `event`.
@@ -289,6 +381,7 @@ impl Tracker {
             Wait::Nothing => false,
             Wait::Room => st.outstanding <= self.window / 2,
             Wait::Qos2Room => st.outstanding_qos2 < QOS2_WINDOW,
+            Wait::Open => st.open,
             Wait::Done => st.batches.front().is_none_or(|b| b.unresolved == 0),
         };
         if wake {
