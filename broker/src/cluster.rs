@@ -59,8 +59,8 @@ use crate::{
     message::{now_ms, PublishedMessage, RoutedMessage},
     protocol::QoS,
     router::{
-        topic::validate_topic_name, ClientSubscription, ClusterSink, Handover, Handovers, NodeTarget, NotStored,
-        SessionLog,
+        topic::validate_topic_name, ClientSubscription, ClusterSink, Detached, Handover, Handovers, NodeTarget,
+        NotStored, SessionLog,
     },
     session::Delivery as SessionDelivery,
     sessions::Sessions,
@@ -418,14 +418,12 @@ impl ClusterLink {
         for Restore { record, messages, .. } in restore {
             let messages = messages.into_iter().map(|(msg, qos)| (RoutedMessage::new(msg), qos)).collect();
             let left = expiry_left(&record, now).unwrap_or(record.expiry).max(1);
-            sessions.restore(
-                &router,
-                broker.limits(),
-                &record.client_id,
-                (record.expiry, left),
-                &record.subscriptions,
-                messages,
-            );
+            let saved = crate::sessions::Saved {
+                expiry: (record.expiry, left),
+                subscriptions: &record.subscriptions,
+                awaiting_pubrel: &record.awaiting_pubrel,
+            };
+            sessions.restore(&router, broker.limits(), &record.client_id, saved, messages);
         }
         if restored > 0 {
             tracing::info!(sessions = restored, "Persistent sessions restored from the queue.");
@@ -625,6 +623,8 @@ pub(crate) struct ClientRecord {
     pub seq: Option<u64>,
     /// When the session's client disconnected (ms since the epoch); `None` while connected.
     pub disconnected_at: Option<i64>,
+    /// The client's QoS 2 packet ids awaiting PUBREL when it disconnected.
+    pub awaiting_pubrel: Vec<u16>,
 }
 
 /// Encodes an MQTT client's record.
@@ -634,7 +634,7 @@ pub(crate) fn encode_client(
     expiry: u32,
     subscriptions: &[ClientSubscription],
     seq: Option<u64>,
-    disconnected_at: Option<i64>,
+    detached: Option<&Detached>,
 ) -> Vec<u8> {
     ClientSubscriptionsProto {
         subscriptions: subscriptions
@@ -654,7 +654,10 @@ pub(crate) fn encode_client(
         session_ended: ended,
         session_expiry_interval: Some(expiry),
         node_seq: seq,
-        disconnected_at,
+        disconnected_at: detached.map(|d| d.at_ms),
+        awaiting_pubrel: detached
+            .map(|d| d.awaiting_pubrel.iter().map(|&p| u32::from(p)).collect())
+            .unwrap_or_default(),
     }
     .encode_to_vec()
 }
@@ -696,6 +699,13 @@ pub(crate) fn decode_client(key: Option<&[u8]>, value: &[u8]) -> Option<ClientRe
         subscriptions,
         seq: proto.node_seq,
         disconnected_at: proto.disconnected_at,
+        // Packet ids are 1..=65535; anything else is not one.
+        awaiting_pubrel: proto
+            .awaiting_pubrel
+            .into_iter()
+            .filter_map(|p| u16::try_from(p).ok())
+            .filter(|&p| p != 0)
+            .collect(),
     })
 }
 
@@ -793,7 +803,7 @@ impl Inner {
     }
 
     /// Writes this node's record for a client; `connected`: the one a connection announced by
-    /// `connecting` writes; `disconnected_at`: when the session's client left (it waits for it).
+    /// `connecting` writes; `detached`: what the session's client left (it waits for it).
     fn write_client(
         &self,
         client_id: &str,
@@ -801,7 +811,7 @@ impl Inner {
         expiry: u32,
         subscriptions: &[ClientSubscription],
         connected: bool,
-        disconnected_at: Option<i64>,
+        detached: Option<&Detached>,
     ) {
         let seq = {
             // Noted before the send (the reader may see the record before `send` returns), and
@@ -815,7 +825,7 @@ impl Inner {
             }
             seq
         };
-        let value = encode_client(&self.service_id, ended, expiry, subscriptions, Some(seq), disconnected_at);
+        let value = encode_client(&self.service_id, ended, expiry, subscriptions, Some(seq), detached);
         self.send(&self.subscriptions_topic, client_id.as_bytes(), &value, None);
     }
 
@@ -865,7 +875,7 @@ impl Inner {
                 // Another node holds it now.
                 stale.remove(&rec.client_id);
             }
-            router.set_remote_client(&rec.client_id, &rec.node, rec.subscriptions);
+            router.set_remote_client(&rec.client_id, &rec.node, rec.subscriptions, rec.awaiting_pubrel);
             let Some(sessions) = self.sessions.lock().as_ref().and_then(Weak::upgrade) else { return };
             let Some(held) = sessions.hand_over(&router, &rec.client_id) else { return };
             held
@@ -1091,8 +1101,14 @@ impl SessionLog for Inner {
         self.write_client(client_id, false, expiry_interval, &subscriptions, false, None);
     }
 
-    fn detached(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>, at_ms: i64) {
-        self.write_client(client_id, false, expiry_interval, &subscriptions, false, Some(at_ms));
+    fn detached(
+        &self,
+        client_id: &str,
+        expiry_interval: u32,
+        subscriptions: Vec<ClientSubscription>,
+        detached: Detached,
+    ) {
+        self.write_client(client_id, false, expiry_interval, &subscriptions, false, Some(&detached));
     }
 
     fn connecting(&self, client_id: &str) {

@@ -43,8 +43,8 @@ pub use config::{BrokerConfig, ClientAuth, ConfigError};
 pub use message::PublishedMessage;
 pub use protocol::QoS;
 pub use router::{
-    ClientSubscription, ClusterSink, Handover, Handovers, IntegrationRoute, IntegrationSink, NodeTarget, NotStored,
-    RetainedLog, Router, RouterError, SessionLog,
+    ClientSubscription, ClusterSink, Detached, Handover, Handovers, IntegrationRoute, IntegrationSink, NodeTarget,
+    NotStored, RetainedLog, Router, RouterError, SessionLog,
 };
 pub use server::{Broker, BrokerHandle, BrokerHooks, StartError};
 pub use tls::TlsError;

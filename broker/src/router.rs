@@ -105,11 +105,18 @@ pub trait SessionLog: Send + Sync + 'static {
     /// `resumed_from`: the node that held the session the connection resumed (nothing was
     /// handed over yet).
     fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>);
-    /// A session of this node lost its client at `at_ms` (ms since the epoch) and waits for
-    /// it: what [`SessionLog::changed`] says, plus when, so that a restart counts the session's
-    /// expiry from the disconnection.
-    fn detached(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>, at_ms: i64) {
-        let _ = at_ms;
+    /// A session of this node lost its client at `detached.at_ms` (ms since the epoch) and
+    /// waits for it: what [`SessionLog::changed`] says, plus when (a restart counts the
+    /// session's expiry from the disconnection) and the QoS 2 packet ids awaiting PUBREL (the
+    /// node that resumes the session answers their PUBLISH and PUBREL as this one would).
+    fn detached(
+        &self,
+        client_id: &str,
+        expiry_interval: u32,
+        subscriptions: Vec<ClientSubscription>,
+        detached: Detached,
+    ) {
+        let _ = detached;
         self.changed(client_id, expiry_interval, subscriptions);
     }
     /// A session of this node ended (what was kept for it goes too).
@@ -119,6 +126,16 @@ pub trait SessionLog: Send + Sync + 'static {
     fn persist(&self, client_id: &str, msg: &PublishedMessage, qos: QoS) -> Handover;
     /// Forgets every message kept for the client so far.
     fn cleared(&self, client_id: &str);
+}
+
+/// What a session that lost its client records besides its subscriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detached {
+    /// When the client disconnected, ms since the epoch.
+    pub at_ms: i64,
+    /// Packet ids of the client's QoS 2 PUBLISHes acknowledged with PUBREC and not yet
+    /// released by PUBREL, in ascending order.
+    pub awaiting_pubrel: Vec<u16>,
 }
 
 /// One subscription of a client, as the cluster log carries it.
@@ -141,6 +158,8 @@ pub struct ClientSubscription {
 struct RemoteClient {
     node: Arc<str>,
     subscriptions: Vec<ClientSubscription>,
+    /// The QoS 2 packet ids its record says await PUBREL (written when its client left).
+    awaiting_pubrel: Vec<u16>,
 }
 
 /// An integration as the router holds it: its id and the destination its sink computed for it
@@ -493,8 +512,10 @@ impl Router {
             return;
         };
         if let Some((expiry, subscriptions)) = Self::session_state(session) {
-            let at = i64::try_from(crate::message::now_ms()).unwrap_or(i64::MAX);
-            log.detached(&session.client_id, expiry, subscriptions, at);
+            let at_ms = i64::try_from(crate::message::now_ms()).unwrap_or(i64::MAX);
+            let mut awaiting_pubrel: Vec<u16> = session.state.lock().incoming_qos2.iter().copied().collect();
+            awaiting_pubrel.sort_unstable();
+            log.detached(&session.client_id, expiry, subscriptions, Detached { at_ms, awaiting_pubrel });
         }
         let mut st = session.state.lock();
         log.cleared(&session.client_id);
@@ -540,12 +561,12 @@ impl Router {
     /// node's entries go either way, and the cluster is told the session lives here. Returns
     /// whether a session was resumed that way.
     pub(crate) fn attach_local(&self, session: &Arc<Session>, resume: bool) -> bool {
-        let remote = self.remote_client(&session.client_id);
-        self.remove_remote_client(&session.client_id, None);
+        let remote = self.take_remote_client(&session.client_id);
         let mut resumed_from = None;
-        if let (true, Some((node, subscriptions))) = (resume, remote) {
-            self.restore_subscriptions(session, &subscriptions);
-            resumed_from = Some(node);
+        if let (true, Some(remote)) = (resume, remote) {
+            self.restore_subscriptions(session, &remote.subscriptions);
+            session.state.lock().incoming_qos2.extend(remote.awaiting_pubrel);
+            resumed_from = Some(remote.node.to_string());
         }
         if let Some(log) = self.session_log.read().clone() {
             log.connected(&session.client_id, Self::session_state(session), resumed_from.as_deref());
@@ -564,8 +585,15 @@ impl Router {
     }
 
     /// Makes `subscriptions` the only ones of `client_id`, a client of node `node` (an empty
-    /// list keeps the client known with none). Invalid filters are skipped.
-    pub fn set_remote_client(&self, client_id: &str, node: &str, subscriptions: Vec<ClientSubscription>) {
+    /// list keeps the client known with none), whose record says `awaiting_pubrel`. Invalid
+    /// filters are skipped.
+    pub fn set_remote_client(
+        &self,
+        client_id: &str,
+        node: &str,
+        subscriptions: Vec<ClientSubscription>,
+        awaiting_pubrel: Vec<u16>,
+    ) {
         let mut clients = self.remote_clients.lock();
         let mut trie = self.trie.write();
         let id: Arc<str> = client_id.into();
@@ -578,7 +606,7 @@ impl Router {
                 trie.add_remote(&parsed, &node, &id);
             }
         }
-        clients.insert(id, RemoteClient { node, subscriptions });
+        clients.insert(id, RemoteClient { node, subscriptions, awaiting_pubrel });
     }
 
     /// Forgets a client of another node; with `node`, only while that node holds it.
@@ -590,6 +618,14 @@ impl Router {
         if let Some(old) = clients.remove(client_id) {
             remove_remote_entries(&mut self.trie.write(), client_id, &old.subscriptions);
         }
+    }
+
+    /// Forgets a client of another node and returns what was known of it.
+    fn take_remote_client(&self, client_id: &str) -> Option<RemoteClient> {
+        let mut clients = self.remote_clients.lock();
+        let old = clients.remove(client_id)?;
+        remove_remote_entries(&mut self.trie.write(), client_id, &old.subscriptions);
+        Some(old)
     }
 
     /// The node holding a client of another node, and its subscriptions.

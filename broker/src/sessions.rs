@@ -16,6 +16,17 @@ use crate::router::Router;
 use crate::session::queue::QueueLimits;
 use crate::session::{Kick, Session};
 
+/// What a restored session's record says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Saved<'a> {
+    /// The session's expiry interval and the seconds it has left (counted from its client's
+    /// disconnection).
+    pub expiry: (u32, u32),
+    pub subscriptions: &'a [crate::router::ClientSubscription],
+    /// QoS 2 packet ids of the client awaiting PUBREL when it left.
+    pub awaiting_pubrel: &'a [u16],
+}
+
 /// All sessions, connected or not.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
@@ -136,16 +147,14 @@ impl Sessions {
     }
 
     /// Restores a persistent session of an earlier run of this node, without a connection:
-    /// its subscriptions, the messages kept for it (in order, within the session's bounds), and
-    /// `expiry`: its interval and the seconds it has left (counted from its client's
-    /// disconnection). Nothing if a client connected with that id meanwhile.
+    /// what its record says (`saved`) and the messages kept for it (in order, within the
+    /// session's bounds). Nothing if a client connected with that id meanwhile.
     pub fn restore(
         self: &Arc<Self>,
         router: &Arc<Router>,
         limits: &QueueLimits,
         client_id: &str,
-        expiry: (u32, u32),
-        subscriptions: &[crate::router::ClientSubscription],
+        saved: Saved<'_>,
         messages: Vec<(Arc<RoutedMessage>, crate::protocol::QoS)>,
     ) {
         let session = {
@@ -157,9 +166,13 @@ impl Sessions {
             map.insert(client_id.into(), Arc::clone(&session));
             session
         };
-        let (expiry, left) = expiry;
-        session.state.lock().expiry_interval = expiry;
-        router.restore_subscriptions(&session, subscriptions);
+        let (expiry, left) = saved.expiry;
+        {
+            let mut st = session.state.lock();
+            st.expiry_interval = expiry;
+            st.incoming_qos2.extend(saved.awaiting_pubrel);
+        }
+        router.restore_subscriptions(&session, saved.subscriptions);
         let kept = !messages.is_empty();
         for (msg, qos) in messages {
             session.enqueue(crate::session::Delivery { msg, qos, retain: false, sub_ids: Vec::new() });

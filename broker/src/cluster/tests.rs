@@ -15,7 +15,8 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             ..sub("$share/g/b/#", QoS::AtLeastOnce)
         },
     ];
-    let value = encode_client("node-1", false, 300, &subs, Some(7), Some(1_700_000_000_000));
+    let detached = Detached { at_ms: 1_700_000_000_000, awaiting_pubrel: vec![3, 65535] };
+    let value = encode_client("node-1", false, 300, &subs, Some(7), Some(&detached));
     let rec = decode_client(Some(b"client-1"), &value).expect("a client record");
     assert_eq!(
         rec,
@@ -27,6 +28,7 @@ fn a_client_record_round_trips_with_its_node_and_options() {
             subscriptions: subs,
             seq: Some(7),
             disconnected_at: Some(1_700_000_000_000),
+            awaiting_pubrel: vec![3, 65535],
         }
     );
     let ended =
@@ -45,6 +47,7 @@ fn expiry_left_counts_from_the_disconnection() {
         subscriptions: Vec::new(),
         seq: None,
         disconnected_at,
+        awaiting_pubrel: Vec::new(),
     };
     let now = 1_700_000_100_000;
     assert_eq!(expiry_left(&record(0, None), now), None, "a clean session");

@@ -387,3 +387,102 @@ fn when_a_node_goes_down_the_node_holding_a_session_it_had_gets_what_it_kept() {
     }));
     two.kill();
 }
+
+/// A raw MQTT 5 client resuming (or starting) the persistent session of `client_id`; returns
+/// it and whether the CONNACK says a session was present.
+async fn raw_persistent(addr: SocketAddr, client_id: &str) -> (super::raw::Raw, bool) {
+    use crate::protocol::packets;
+    let mut props = super::raw::connect_props();
+    props.session_expiry_interval = Some(300);
+    let connect = packets::Connect {
+        keep_alive: 60,
+        client_id: client_id.to_owned(),
+        clean_start: false,
+        properties: Some(props),
+    };
+    let mut raw = super::raw::Raw::connect(addr).await;
+    raw.send(&super::raw::encode_v5(&packets::Packet::Connect(connect, None, None))).await;
+    let connack = raw.read().await.expect("connack");
+    assert_eq!((connack.kind(), connack.body[1]), (2, 0), "a successful CONNACK: {connack:?}");
+    (raw, connack.body[0] & 1 == 1)
+}
+
+/// A QoS 2 PUBLISH of `payload` on `q2/once` with packet id 7.
+fn qos2_publish(payload: &[u8], dup: bool) -> Vec<u8> {
+    use crate::protocol::packets;
+    let mut p = packets::Publish::new("q2/once", Q5::ExactlyOnce, payload.to_vec(), None);
+    p.pkid = 7;
+    p.dup = dup;
+    super::raw::encode_v5(&packets::Packet::Publish(p))
+}
+
+/// Sends packet id 7's QoS 2 PUBLISH (as a re-send) and its PUBREL on a resumed session and
+/// returns the PUBREC's and the PUBCOMP's reason codes (0 when the packet omits it).
+async fn finish_qos2(raw: &mut super::raw::Raw) -> (u8, u8) {
+    use crate::protocol::packets;
+    raw.send(&qos2_publish(b"exactly once", true)).await;
+    let rec = raw.read().await.expect("pubrec");
+    assert_eq!((rec.kind(), &rec.body[..2]), (5, &[0, 7][..]), "PUBREC for packet id 7");
+    raw.send(&super::raw::encode_v5(&packets::Packet::PubRel(packets::PubRel::new(7, None)))).await;
+    let comp = raw.read().await.expect("pubcomp");
+    assert_eq!((comp.kind(), &comp.body[..2]), (7, &[0, 7][..]), "PUBCOMP for packet id 7");
+    (rec.body.get(2).copied().unwrap_or(0), comp.body.get(2).copied().unwrap_or(0))
+}
+
+/// QoS 2 receive state outlives the connection, the node and the move to another node, as
+/// TBMQ's does (it keeps it when the client disconnects): a client whose QoS 2 PUBLISH got its
+/// PUBREC, and which left before sending PUBREL, resumes its session on the restarted node, and
+/// another such client on the other node. The PUBLISH sent again (DUP, as MQTT 4.4 has the
+/// client do) is acknowledged and not delivered a second time, and the PUBREL gets PUBCOMP
+/// success. Without the kept state the re-sent PUBLISH was taken for a new message and reached
+/// the subscriber a second time.
+#[test]
+fn qos2_packet_ids_awaiting_pubrel_survive_a_restart_and_a_move_to_another_node() {
+    trib_test_support::logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clients = tokio::runtime::Runtime::new().expect("rt");
+    let queue = support::open_queue(dir.path());
+    let one = Process::start_node(queue.clone(), "node-1");
+    let two = Process::start_node(queue.clone(), "node-2");
+    let (one_addr, two_addr) = (one.addr(), two.addr());
+    clients.block_on(within("two QoS 2 exchanges left halfway", async {
+        let (mut watcher, _) = C5::connect(one_addr, "watcher", persistent).await;
+        watcher.subscribe("q2/#", Q5::AtLeastOnce).await;
+        drop(watcher);
+        for client_id in ["stays", "moves"] {
+            let (mut raw, _) = raw_persistent(one_addr, client_id).await;
+            raw.send(&qos2_publish(client_id.as_bytes(), false)).await;
+            let rec = raw.read().await.expect("pubrec");
+            assert_eq!((rec.kind(), &rec.body[..2]), (5, &[0, 7][..]), "PUBREC for packet id 7");
+            // Gone without PUBREL: the broker sees the connection close.
+            drop(raw);
+        }
+        support::eventually("the connections gone", || one.broker.connection_count() == 0).await;
+        support::eventually("node 2 knows the client that moves", || two.router.remote_client("moves").is_some()).await;
+    }));
+
+    // "moves" resumes on node 2 while node 1 runs.
+    clients.block_on(within("the session resumed on node 2", async {
+        let (mut raw, present) = raw_persistent(two_addr, "moves").await;
+        assert!(present, "node 2 resumed the session from node 1's record");
+        assert_eq!(finish_qos2(&mut raw).await, (0, 0), "PUBREC and PUBCOMP success on node 2");
+    }));
+    one.kill();
+    // "stays" resumes on node 1 after its restart.
+    let one = Process::start_node(queue.clone(), "node-1");
+    clients.block_on(within("the session resumed on the restarted node", async {
+        let (mut raw, present) = raw_persistent(one.addr(), "stays").await;
+        assert!(present, "the restarted node restored the session");
+        assert_eq!(finish_qos2(&mut raw).await, (0, 0), "PUBREC and PUBCOMP success after the restart");
+        let (mut watcher, present) = C5::connect(one.addr(), "watcher", persistent).await;
+        assert!(present.session_present);
+        let mut got = vec![text(&watcher.message().await).1, text(&watcher.message().await).1];
+        got.sort();
+        assert_eq!(got, ["moves", "stays"], "each message once");
+        // A second copy of either would have been queued before the first ones were sent.
+        let extra = tokio::time::timeout(Duration::from_millis(500), watcher.message()).await;
+        assert!(extra.is_err(), "a message was delivered twice: {:?}", extra.map(|m| text(&m)));
+    }));
+    one.kill();
+    two.kill();
+}

@@ -549,6 +549,13 @@ pub struct ClientSubscriptionsProto {
     /// connected.
     #[prost(int64, optional, tag = "20")]
     pub disconnected_at: Option<i64>,
+    /// Packet ids of QoS 2 PUBLISHes the client sent and the broker acknowledged with PUBREC,
+    /// whose PUBREL had not come when the client disconnected (ours; TBMQ keeps them in its
+    /// generic client session context). Written with `disconnected_at`: the node that resumes
+    /// the session answers a re-sent PUBLISH with one of these ids with PUBREC only (no second
+    /// delivery).
+    #[prost(uint32, repeated, tag = "21")]
+    pub awaiting_pubrel: Vec<u32>,
 }
 
 /// A shared subscription group one node asks another to deliver a message to (ours).

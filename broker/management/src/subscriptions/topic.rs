@@ -212,5 +212,6 @@ fn subscriptions_proto(
         session_expiry_interval: None,
         node_seq: None,
         disconnected_at: None,
+        awaiting_pubrel: Vec::new(),
     }
 }
