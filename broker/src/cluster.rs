@@ -1101,14 +1101,8 @@ impl SessionLog for Inner {
         self.write_client(client_id, false, expiry_interval, &subscriptions, false, None);
     }
 
-    fn detached(
-        &self,
-        client_id: &str,
-        expiry_interval: u32,
-        subscriptions: Vec<ClientSubscription>,
-        detached: Detached,
-    ) {
-        self.write_client(client_id, false, expiry_interval, &subscriptions, false, Some(&detached));
+    fn detached(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>, left: Detached) {
+        self.write_client(client_id, false, expiry_interval, &subscriptions, false, Some(&left));
     }
 
     fn connecting(&self, client_id: &str) {

@@ -105,18 +105,12 @@ pub trait SessionLog: Send + Sync + 'static {
     /// `resumed_from`: the node that held the session the connection resumed (nothing was
     /// handed over yet).
     fn connected(&self, client_id: &str, state: Option<(u32, Vec<ClientSubscription>)>, resumed_from: Option<&str>);
-    /// A session of this node lost its client at `detached.at_ms` (ms since the epoch) and
+    /// A session of this node lost its client at `left.at_ms` (ms since the epoch) and
     /// waits for it: what [`SessionLog::changed`] says, plus when (a restart counts the
     /// session's expiry from the disconnection) and the QoS 2 packet ids awaiting PUBREL (the
     /// node that resumes the session answers their PUBLISH and PUBREL as this one would).
-    fn detached(
-        &self,
-        client_id: &str,
-        expiry_interval: u32,
-        subscriptions: Vec<ClientSubscription>,
-        detached: Detached,
-    ) {
-        let _ = detached;
+    fn detached(&self, client_id: &str, expiry_interval: u32, subscriptions: Vec<ClientSubscription>, left: Detached) {
+        let _ = left;
         self.changed(client_id, expiry_interval, subscriptions);
     }
     /// A session of this node ended (what was kept for it goes too).

@@ -262,8 +262,16 @@ fn messages_in_flight_to_a_connected_persistent_session_survive_a_killed_broker_
     second.kill();
 }
 
-#[test]
-fn what_a_killed_node_kept_for_a_session_goes_to_the_node_its_client_resumed_on_when_it_restarts() {
+/// Two nodes on one queue directory, and a runtime for clients.
+struct TwoNodes {
+    _dir: tempfile::TempDir,
+    clients: tokio::runtime::Runtime,
+    queue: Arc<dyn Queue>,
+    one: Process,
+    two: Process,
+}
+
+fn two_nodes() -> TwoNodes {
     trib_test_support::logs::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
@@ -271,6 +279,12 @@ fn what_a_killed_node_kept_for_a_session_goes_to_the_node_its_client_resumed_on_
     let queue = support::open_queue(dir.path());
     let one = Process::start_node(queue.clone(), "node-1");
     let two = Process::start_node(queue.clone(), "node-2");
+    TwoNodes { _dir: dir, clients, queue, one, two }
+}
+
+#[test]
+fn what_a_killed_node_kept_for_a_session_goes_to_the_node_its_client_resumed_on_when_it_restarts() {
+    let TwoNodes { _dir, clients, queue, one, two } = two_nodes();
     let (one_addr, two_addr) = (one.addr(), two.addr());
     clients.block_on(within("messages in flight on node 1", async {
         let keeper = three_unacknowledged(one_addr, b"kept on node 1").await;
@@ -438,12 +452,7 @@ async fn finish_qos2(raw: &mut super::raw::Raw) -> (u8, u8) {
 /// the subscriber a second time.
 #[test]
 fn qos2_packet_ids_awaiting_pubrel_survive_a_restart_and_a_move_to_another_node() {
-    trib_test_support::logs::init();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clients = tokio::runtime::Runtime::new().expect("rt");
-    let queue = support::open_queue(dir.path());
-    let one = Process::start_node(queue.clone(), "node-1");
-    let two = Process::start_node(queue.clone(), "node-2");
+    let TwoNodes { _dir, clients, queue, one, two } = two_nodes();
     let (one_addr, two_addr) = (one.addr(), two.addr());
     clients.block_on(within("two QoS 2 exchanges left halfway", async {
         let (mut watcher, _) = C5::connect(one_addr, "watcher", persistent).await;
