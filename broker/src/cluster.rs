@@ -213,6 +213,8 @@ struct Inner {
     /// Sessions resumed here from another node: client id, that node (forgotten once that
     /// node's messages for them were fetched, or the session is gone).
     adopted: Mutex<HashMap<String, String>>,
+    /// How often this node writes its liveness record, and when it last did.
+    alive_beat: Mutex<(Duration, Option<Instant>)>,
 }
 
 /// This node's word on a client that the subscriptions topic does not carry back yet: while
@@ -237,6 +239,8 @@ pub type AliveNodes = Arc<dyn Fn() -> Option<HashSet<String>> + Send + Sync>;
 
 /// How often the cluster link looks for nodes that went down.
 const NODE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a node writes its liveness record (see [`ClusterLink::set_alive_interval`]).
+pub const ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// The poll timeout while fetching what a node that is down kept.
 const FETCH_POLL: Duration = Duration::from_millis(100);
 /// How long after a session moved here from a node that is down the messages other nodes sent
@@ -313,6 +317,7 @@ impl ClusterLink {
             alive: Mutex::new(None),
             alive_before: Mutex::new((HashSet::new(), Instant::now())),
             adopted: Mutex::new(HashMap::new()),
+            alive_beat: Mutex::new((ALIVE_INTERVAL, None)),
         });
         Ok(ClusterLink {
             inner,
@@ -337,9 +342,11 @@ impl ClusterLink {
         let (mut subs, downlink, mut persisted) = self.readers.lock().take().ok_or(QueueError::Closed)?;
         let (inner, poll) = (self.inner.clone(), self.poll);
         let mut next = *self.next.lock();
+        let alive_key = self.inner.alive_key();
         let (subs, persisted, next, result) = tokio::task::spawn_blocking(move || {
             let deadline = Instant::now() + CATCH_UP_TIMEOUT;
             let mut stale = HashMap::new();
+            let mut last_alive = None;
             let result = (|| {
                 while next <= offset {
                     if Instant::now() >= deadline {
@@ -348,8 +355,25 @@ impl ClusterLink {
                         )));
                     }
                     for record in poll_records(subs.as_mut(), poll)? {
-                        inner.apply(&record, Some(&mut stale));
+                        if record.key.as_deref() == Some(alive_key.as_bytes()) {
+                            last_alive = ClientSubscriptionsProto::decode(&record.value[..])
+                                .ok()
+                                .and_then(|p| p.disconnected_at)
+                                .or(last_alive);
+                        } else {
+                            inner.apply(&record, Some(&mut stale));
+                        }
                         next = record.offset + 1;
+                    }
+                }
+                // Sessions whose clients were connected when this node stopped: their clients
+                // were gone once the node was, at the latest one liveness interval after its
+                // last liveness record (kept longer rather than ended early).
+                if let Some(alive_at) = last_alive {
+                    let interval = i64::try_from(inner.alive_beat.lock().0.as_millis()).unwrap_or(i64::MAX);
+                    let gone_at = alive_at.saturating_add(interval).min(trib_queue::now_ms());
+                    for record in stale.values_mut().filter(|r| r.disconnected_at.is_none()) {
+                        record.disconnected_at = Some(gone_at);
                     }
                 }
                 read_kept(persisted.as_mut(), &inner.persisted_topic, stale, poll, deadline)
@@ -395,6 +419,7 @@ impl ClusterLink {
             self.inner.take_over(&client_id, &node, held);
         }
         *self.restore.lock() = restore;
+        self.inner.beat_alive();
         // From here on the router tells the cluster about its sessions and sends other nodes'
         // clients their messages (before the listeners open: no connection goes unrecorded).
         router.set_session_log(Some(self.inner.clone()));
@@ -452,6 +477,7 @@ impl ClusterLink {
                     inner.apply(&record, None);
                 }
                 inner.check_nodes();
+                inner.beat_alive();
                 Ok(())
             }),
         )?;
@@ -494,6 +520,15 @@ impl ClusterLink {
         let now = alive().unwrap_or_default();
         *self.inner.alive_before.lock() = (now, Instant::now());
         *self.inner.alive.lock() = Some(alive);
+    }
+
+    /// How often this node writes its liveness record ([`ALIVE_INTERVAL`] unless set before
+    /// [`ClusterLink::catch_up`]): a record keyed `tbmq_system_dummy_client_id_alive-<serviceId>`
+    /// on the subscriptions topic (TBMQ skips keys with that prefix) whose `disconnected_at`
+    /// says when the node was last alive. After a SIGKILL, the restarted node counts the expiry
+    /// of the sessions whose clients were still connected from one interval after that time.
+    pub fn set_alive_interval(&self, interval: Duration) {
+        self.inner.alive_beat.lock().0 = interval;
     }
 
     /// [`ClusterLink::follow`] for a broker started on this link's router (what the broker
@@ -896,6 +931,25 @@ impl Inner {
         }
         // After the hand-over records: a node that dies in between keeps them still.
         self.cleared(client_id);
+    }
+
+    /// The key of this node's liveness record on the subscriptions topic.
+    fn alive_key(&self) -> String {
+        format!("{MARKER_KEY_PREFIX}alive-{}", self.service_id)
+    }
+
+    /// Writes this node's liveness record when the interval has passed since the last one.
+    fn beat_alive(&self) {
+        {
+            let mut beat = self.alive_beat.lock();
+            if beat.1.is_some_and(|last| last.elapsed() < beat.0) {
+                return;
+            }
+            beat.1 = Some(Instant::now());
+        }
+        let left = Detached { at_ms: trib_queue::now_ms(), awaiting_pubrel: Vec::new() };
+        let value = encode_client(&self.service_id, true, 0, &[], None, Some(&left));
+        self.send(&self.subscriptions_topic, self.alive_key().as_bytes(), &value, None);
     }
 
     /// Whether `node` is alive (as far as this node knows; without a liveness source, yes).

@@ -27,6 +27,8 @@ use crate::{
 
 /// A bound against a hanging test, not a timing assertion.
 const WAIT: Duration = Duration::from_secs(20);
+/// How often the nodes of these tests write their liveness records.
+const ALIVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A broker "process" with its session log on the queue.
 struct Process {
@@ -57,6 +59,7 @@ impl Process {
                 let link = ClusterLink::open(queue, &TopicNames::default(), id, &router, Duration::from_millis(20))
                     .await
                     .expect("cluster topics open");
+                link.set_alive_interval(ALIVE_INTERVAL);
                 link.catch_up().await.expect("catch-up");
                 if let Some(alive) = alive {
                     link.set_alive_nodes(alive);
@@ -161,6 +164,21 @@ fn a_persistent_session_and_its_queued_messages_survive_a_killed_broker() {
 /// time left is there.
 #[test]
 fn a_session_that_expired_while_the_broker_was_down_is_not_restored() {
+    expiry_across_a_kill(true);
+}
+
+/// A session whose client was still connected when its node was killed counts its expiry from
+/// the node's death (one liveness interval after its last liveness record), not from the
+/// restart. Without the liveness record the 2 s session was restored with 2 s to live.
+#[test]
+fn a_session_whose_client_was_connected_when_the_broker_died_expires_from_then() {
+    expiry_across_a_kill(false);
+}
+
+/// Two persistent sessions, with expiry intervals of 2 s and 300 s, whose clients disconnect
+/// before the node is killed (`disconnect_first`) or are still connected then; restarted 2.5 s
+/// later, the node has the 300 s one and not the 2 s one.
+fn expiry_across_a_kill(disconnect_first: bool) {
     trib_test_support::logs::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let clients = tokio::runtime::Runtime::new().expect("rt");
@@ -171,15 +189,22 @@ fn a_session_that_expired_while_the_broker_was_down_is_not_restored() {
 
     let first = Process::start(support::open_queue(dir.path()));
     let addr = first.addr();
-    clients.block_on(within("two sessions left", async {
+    let connected = clients.block_on(within("two sessions", async {
         let (mut brief, _) = C5::connect(addr, "brief", short).await;
         brief.subscribe("b/#", Q5::AtLeastOnce).await;
         let (mut lasting, _) = C5::connect(addr, "lasting", persistent).await;
         lasting.subscribe("l/#", Q5::AtLeastOnce).await;
-        drop((brief, lasting));
-        support::eventually("both connections gone", || first.broker.connection_count() == 0).await;
+        if disconnect_first {
+            drop((brief, lasting));
+            support::eventually("both connections gone", || first.broker.connection_count() == 0).await;
+            return None;
+        }
+        // A liveness record after the connections, as a running node writes them.
+        tokio::time::sleep(ALIVE_INTERVAL * 3).await;
+        Some((brief, lasting))
     }));
     first.kill();
+    drop(connected);
     // Longer than the brief session's 2 s: it expires while no broker runs.
     std::thread::sleep(Duration::from_millis(2_500));
 
@@ -187,9 +212,9 @@ fn a_session_that_expired_while_the_broker_was_down_is_not_restored() {
     let addr = second.addr();
     clients.block_on(within("the sessions after the restart", async {
         let (_lasting, ack) = C5::connect(addr, "lasting", persistent).await;
-        assert!(ack.session_present, "300 s from the disconnection have not passed");
+        assert!(ack.session_present, "300 s have not passed (disconnected first: {disconnect_first})");
         let (_brief, ack) = C5::connect(addr, "brief", short).await;
-        assert!(!ack.session_present, "2 s from the disconnection passed while the broker was down");
+        assert!(!ack.session_present, "2 s passed while the broker was down (disconnected first: {disconnect_first})");
     }));
     second.kill();
 }
