@@ -259,7 +259,7 @@ impl Link {
     /// so a link sized for [`slots_for`]`(window)` costs about 262 KiB whether it sends or not;
     /// an idle link is shrunk to [`CLOSED_SLOTS`] and grown again before its next PUBLISH.
     /// Buffered events, the unanswered ping and, with MQTT 5, the broker's Receive Maximum
-    /// carry over.
+    /// carry over; closing also gives back the event buffer's preallocated room.
     pub fn resize(&mut self, slots: u16, limits: ServerLimits) -> bool {
         match self {
             Link::V4(l) => {
@@ -270,6 +270,10 @@ impl Link {
                 fresh.await_pingresp = l.state.await_pingresp;
                 fresh.collision_ping_count = l.state.collision_ping_count;
                 fresh.events = std::mem::take(&mut l.state.events);
+                if slots == CLOSED_SLOTS {
+                    // rumqttc's 100 events of about 170 bytes, allocated again on demand.
+                    fresh.events.shrink_to_fit();
+                }
                 l.state = fresh;
                 l.mqtt_options.set_inflight(slots);
             }
@@ -285,6 +289,9 @@ impl Link {
                 fresh.collision_ping_count = l.state.collision_ping_count;
                 fresh.broker_topic_alias_max = l.state.broker_topic_alias_max;
                 fresh.events = std::mem::take(&mut l.state.events);
+                if slots == CLOSED_SLOTS {
+                    fresh.events.shrink_to_fit();
+                }
                 l.state = fresh;
                 l.options.set_outgoing_inflight_upper_limit(slots);
             }

@@ -208,7 +208,9 @@ impl Task {
         }
         self.host.info(format!("Connected to MQTT broker {}.", self.addr));
         // The window is closed (see `tracker`): opened on a sender's request, closed when idle.
+        // The state rumqttc built is replaced by a closed one now, to give back its event buffer.
         let mut limits = self.tracker.limits();
+        self.link.resize(link::CLOSED_SLOTS, limits);
         let mut open = false;
         let idle_close = self.tracker.idle_close();
         let idle = tokio::time::sleep(idle_close);
