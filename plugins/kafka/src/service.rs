@@ -1,5 +1,10 @@
-//! The IO: one librdkafka producer per started integration, sending a batch and waiting for
-//! its delivery reports until the deadline; and the connection check.
+//! The IO: the librdkafka producer of a started integration, sending a batch and waiting for
+//! its delivery reports until the deadline; what the producer learnt about its connection
+//! ([`Link`]); and the connection check.
+//!
+//! The driver creates a [`Producer`] with the first batch and closes it after [`IDLE_CLOSE`]
+//! with nothing to do (see [`crate::driver`]), so an idle integration holds no librdkafka
+//! threads. The [`Link`] outlives the producers, so the last known state stays available.
 //!
 //! A [`ThreadedProducer`] polls librdkafka on its own thread; its [`ProducerContext`] forwards
 //! each delivery report, tagged with the message id carried in the delivery opaque, over a
@@ -9,7 +14,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicBool, AtomicU8, Ordering},
+        mpsc, Arc, Mutex, PoisonError,
+    },
     time::{Duration, Instant},
 };
 
@@ -22,7 +30,7 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 use trib_plugin_api::{
-    driver::{Host, Outcome},
+    driver::{Connectivity, Host, Outcome},
     support::target_policy::{self, Refused},
 };
 
@@ -32,13 +40,67 @@ use crate::{error::KafkaError, properties::Property, request::Record, retry};
 pub const STOP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// TBMQ's check-connection timeout for listing topics.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a producer may have nothing to do (no batch pending, nothing in librdkafka's queue,
+/// no driver call) before the driver closes it. Long enough that an integration receiving
+/// messages every few seconds keeps its connections (a new producer pays a TCP, TLS and SASL
+/// handshake and a metadata request before its first record goes out), and equal to the
+/// executor's default pack-processing timeout and the default `message.timeout.ms`, so a
+/// producer is never closed sooner than a batch may take. Short enough that a thousand quiet
+/// integrations hold no librdkafka threads most of the time.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(30);
+/// How long an idle close flushes (nothing is queued then; this only bounds the call).
+pub const IDLE_FLUSH_TIMEOUT: Duration = Duration::from_millis(100);
 
 type Report = (usize, Result<(), RDKafkaErrorCode>);
 
-/// The producer context: forwards delivery reports and routes librdkafka's logs to the host.
+/// What the integration's producers learnt about the connection to the cluster: unknown until
+/// the first delivery report or client error, Connected after a successful delivery,
+/// Disconnected with librdkafka's reason after it reported every broker down or a fatal error.
+/// Shared by the driver and the contexts of its producers; reading it takes no lock unless the
+/// state is Disconnected.
+#[derive(Default)]
+pub struct Link {
+    state: AtomicU8,
+    reason: Mutex<String>,
+}
+
+// `Link::state` values; 0 (the default) is unknown.
+const CONNECTED: u8 = 1;
+const DISCONNECTED: u8 = 2;
+
+impl Link {
+    /// The last known state; `None` before anything is known.
+    pub fn get(&self) -> Option<Connectivity> {
+        match self.state.load(Ordering::Acquire) {
+            CONNECTED => Some(Connectivity::Connected),
+            DISCONNECTED => {
+                Some(Connectivity::Disconnected(self.reason.lock().unwrap_or_else(PoisonError::into_inner).clone()))
+            }
+            _ => None,
+        }
+    }
+
+    fn connected(&self) {
+        if self.state.load(Ordering::Relaxed) != CONNECTED {
+            self.state.store(CONNECTED, Ordering::Release);
+        }
+    }
+
+    fn disconnected(&self, reason: String) {
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) = reason;
+        self.state.store(DISCONNECTED, Ordering::Release);
+    }
+}
+
+/// The producer context: forwards delivery reports, routes librdkafka's logs to the host and
+/// keeps the [`Link`] up to date.
 pub struct DeliveryContext {
     host: Host,
     reports: mpsc::Sender<Report>,
+    link: Arc<Link>,
+    /// Set when the producer is being closed or replaced: what it reports then (purged records,
+    /// brokers going away) says nothing about the cluster.
+    retired: AtomicBool,
 }
 
 impl ClientContext for DeliveryContext {
@@ -58,6 +120,14 @@ impl ClientContext for DeliveryContext {
 
     fn error(&self, error: RdError, reason: &str) {
         self.host.warn(format_args!("Kafka client error: {error}: {reason}"));
+        let what = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => "no broker reachable",
+            Some(RDKafkaErrorCode::Fatal) => "fatal producer error",
+            _ => return,
+        };
+        if !self.retired.load(Ordering::Relaxed) {
+            self.link.disconnected(format!("{what}: {reason}"));
+        }
     }
 }
 
@@ -66,6 +136,9 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
         let result = result.as_ref().map(|_| ()).map_err(|(e, _)| retry::code_of(e));
+        if result.is_ok() && !self.retired.load(Ordering::Relaxed) {
+            self.link.connected();
+        }
         // A closed channel means the producer is being dropped; the report has no reader then.
         let _ = self.reports.send((id, result));
     }
@@ -94,16 +167,18 @@ pub struct Producer {
 
 impl Producer {
     /// Creates the producer (librdkafka connects in the background), once the host's target
-    /// policy allows every address of every bootstrap server.
+    /// policy allows every address of every bootstrap server. It reports what it learns about
+    /// the connection to `link`.
     pub fn create(
         props: &[Property],
         topic: &str,
         headers: &[(String, Vec<u8>)],
         host: Host,
+        link: Arc<Link>,
     ) -> Result<Self, KafkaError> {
         check_bootstrap_servers(props)?;
         let (tx, rx) = mpsc::channel();
-        let context = DeliveryContext { host, reports: tx };
+        let context = DeliveryContext { host, reports: tx, link, retired: AtomicBool::new(false) };
         let inner = crate::properties::client_config(props)
             .create_with_context(context)
             .map_err(|e| KafkaError::Create(crate::properties::describe(&e)))?;
@@ -121,6 +196,12 @@ impl Producer {
             pending: VecDeque::new(),
             host,
         })
+    }
+
+    /// Whether the producer has nothing to do: no batch waiting to be collected and nothing in
+    /// librdkafka's queues (records, delivery reports or events not served yet). Cheap.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.inner.in_flight_count() == 0
     }
 
     /// Whether librdkafka hit a fatal error (idempotent producer); the producer must be replaced.
@@ -205,10 +286,14 @@ impl Producer {
         batch.outcomes.into_iter().map(|o| o.unwrap_or_else(retry::timed_out)).collect()
     }
 
-    /// Flushes for at most `timeout`, then drops the producer.
+    /// Flushes for at most `timeout`, then drops the producer. Dropping joins the producer's
+    /// polling thread (which polls every 100 ms) and librdkafka's threads, so this takes up to
+    /// about 100 ms even with nothing queued. What the producer reports meanwhile no longer
+    /// changes the [`Link`].
     pub fn close(self, timeout: Duration) {
+        self.inner.context().retired.store(true, Ordering::Relaxed);
         if let Err(e) = self.inner.flush(timeout) {
-            self.host.warn(format_args!("Kafka producer flush on stop failed: {e}."));
+            self.host.warn(format_args!("Kafka producer flush on close failed: {e}."));
         }
     }
 
@@ -258,7 +343,7 @@ impl Producer {
 
 /// TBMQ's connection check: list the cluster's topics within 10 s; Ok only when `topic` is among them.
 pub fn check_connection(props: &[Property], topic: &str, host: Host) -> Result<(), KafkaError> {
-    let producer = Producer::create(props, topic, &[], host)?;
+    let producer = Producer::create(props, topic, &[], host, Arc::default())?;
     let metadata =
         producer.inner.client().fetch_metadata(None, CHECK_TIMEOUT).map_err(|e| KafkaError::Metadata(e.to_string()))?;
     if metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none()) {
@@ -273,7 +358,7 @@ pub fn check_connection(props: &[Property], topic: &str, host: Host) -> Result<(
 /// hook on the addresses librdkafka connects to later, so the brokers a cluster advertises in
 /// its metadata are not checked (see the README). A name that does not resolve is left to
 /// librdkafka, which reports it as it always did.
-fn check_bootstrap_servers(props: &[Property]) -> Result<(), KafkaError> {
+pub fn check_bootstrap_servers(props: &[Property]) -> Result<(), KafkaError> {
     let servers = props.iter().filter(|p| p.key == "bootstrap.servers" || p.key == "metadata.broker.list");
     for server in servers.flat_map(|p| p.value.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
         // `PLAINTEXT://host:port` is accepted by librdkafka; the scheme names no address.

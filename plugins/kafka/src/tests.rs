@@ -5,6 +5,7 @@
 mod conformance;
 mod delivery;
 mod errors;
+mod idle;
 mod pure;
 mod support;
 mod target_policy;
