@@ -88,6 +88,8 @@ pub struct BrokerService {
     retained: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     /// The cluster readers.
     cluster: (Arc<AtomicBool>, Vec<JoinHandle<()>>),
+    /// True while the MQTT listeners accept connections (a readiness check).
+    listening: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for BrokerService {
@@ -119,10 +121,22 @@ impl BrokerService {
         let cluster = open_cluster(queue.clone(), &management_config.topics, &service_id, &router).await?;
         let subscriptions = Arc::new(RouterSubscriptions(router.clone()));
         let management = Management::start(management_config, queue, subscriptions).await?;
+        // The REST port answers before the MQTT listeners open: readiness waits for them, so a
+        // load balancer or a script never sends a device to a port that is not listening yet.
+        let listening = Arc::new(AtomicBool::new(false));
+        let open = listening.clone();
+        management.readiness().add(
+            "mqtt",
+            Arc::new(move || match open.load(std::sync::atomic::Ordering::Acquire) {
+                true => Ok(()),
+                false => Err("the MQTT listeners are not open".into()),
+            }),
+        );
         cluster.set_alive_nodes(Arc::new(management.alive_nodes()));
         let authenticator = crate::auth::stored::from_lookup(lookup, &broker_config, management.credential_store())?;
         let hooks = BrokerHooks { router: Some(router), authenticator: Some(authenticator), ..Default::default() };
         let broker = Broker::start_with(broker_config, hooks).await?;
+        listening.store(true, std::sync::atomic::Ordering::Release);
         let stop = Arc::new(AtomicBool::new(false));
         let readers = cluster.follow_broker(&broker, stop.clone()).map_err(ServiceError::Cluster)?;
         let cluster = (stop, readers);
@@ -134,7 +148,7 @@ impl BrokerService {
             http = %management.local_addr(),
             "Broker service started."
         );
-        Ok(BrokerService { broker, management, forwarder, retained, cluster })
+        Ok(BrokerService { broker, management, forwarder, retained, cluster, listening })
     }
 
     /// The MQTT TCP listener's address.
@@ -170,6 +184,7 @@ impl BrokerService {
     /// Stops accepting MQTT connections, hands what the forwarder still holds to the queue and
     /// waits (up to 30 s) until the queue stored it, then stops the management plane.
     pub async fn shutdown(self) {
+        self.listening.store(false, std::sync::atomic::Ordering::Release);
         self.broker.shutdown().await;
         let forwarder = self.forwarder.clone();
         match tokio::task::spawn_blocking(move || forwarder.flush(SHUTDOWN_FLUSH_TIMEOUT)).await {

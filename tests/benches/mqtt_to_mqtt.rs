@@ -13,6 +13,10 @@
 //! loopback ports in their stock configuration (only a listener, anonymous access and quiet logs);
 //! `--tuned` gives both the settings earlier runs used: no queue limit, 1,000 messages in flight
 //! per client, `set_tcp_nodelay true`.
+//!
+//! A stock target keeps at most 1,000 messages queued for its counting subscriber and drops the
+//! rest, so "lost" can be the target's doing: after each row the bench prints how many the target
+//! dropped by its own `$SYS/broker/publish/messages/dropped` count, and what was lost before it.
 
 // A benchmark program: printing its figures is its job.
 #![allow(clippy::print_stdout)]
@@ -24,6 +28,7 @@ mod common;
 use std::{
     path::Path,
     process::{Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -77,6 +82,62 @@ async fn subscribe(port: u16, sink: Shared) {
     rx.await.expect("SUBACK from the target");
 }
 
+/// The target's own count of the messages it dropped (`$SYS/broker/publish/messages/dropped`:
+/// a stock Mosquitto keeps at most 1,000 messages queued per client and drops the rest) and when
+/// that count last arrived. Mosquitto publishes it every `sys_interval` (10 s in stock).
+type Dropped = Arc<Mutex<(u64, Instant)>>;
+
+async fn watch_dropped(port: u16) -> Dropped {
+    let dropped: Dropped = Arc::new(Mutex::new((0, Instant::now())));
+    let mut opts = MqttOptions::new("bench-target-sys", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30)).set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(opts, 10);
+    client.subscribe("$SYS/broker/publish/messages/dropped", QoS::AtMostOnce).await.expect("subscribe to $SYS");
+    let store = dropped.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if let Some(n) = std::str::from_utf8(&p.payload).ok().and_then(|t| t.trim().parse().ok()) {
+                        *store.lock().expect("lock") = (n, Instant::now());
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    dropped
+}
+
+/// How many messages the target dropped since `before`: waits (up to 15 s) for a count
+/// published after `since`.
+fn dropped_since(dropped: &Dropped, before: u64, since: Instant) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let (n, at) = *dropped.lock().expect("lock");
+        if at > since {
+            return Some(n.saturating_sub(before));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// Prints how many of the run's lost messages the target itself dropped.
+fn print_target_drops(dropped: &Dropped, before: u64, since: Instant, row: &Row, total: usize) {
+    let lost = total - row.unique;
+    match dropped_since(dropped, before, since) {
+        Some(d) => println!(
+            "  {:<28} the target dropped {d} for its subscriber (its own $SYS count); lost on the way to it: {}",
+            "",
+            lost.saturating_sub(d as usize)
+        ),
+        None => println!("  {:<28} the target published no $SYS drop count in 15 s", ""),
+    }
+}
+
 /// Saves the MQTT integration that forwards `bench/#` to the target under the same topics.
 fn save_integration(api: &str, token: &str, target_port: u16) {
     let integration = serde_json::json!({
@@ -116,6 +177,7 @@ fn main() {
     let target = mosquitto(dir.path(), "target", target_port, tuning, "");
     let sink = Shared::default();
     runtime.block_on(subscribe(target_port, sink.clone()));
+    let dropped = runtime.block_on(watch_dropped(target_port));
 
     println!(
         "MQTT QoS 1 -> integration/bridge -> MQTT QoS 1 to a target {version} ({}), {total} messages from {publishers} publishers as fast as they go:",
@@ -139,9 +201,11 @@ fn main() {
         let (node, mqtt_port, api, token) = start_tributary(&node_dir, &extra);
         save_integration(&api, &token, target_port);
         runtime.block_on(wait_until_ready(mqtt_port, &sink, "tributary"));
+        let before = dropped.lock().expect("lock").0;
         let row =
             run(&runtime, "tributary all-in-one", &sink, mqtt_port, total, publishers, &[("tributary", node.0.id())]);
         print_row(&row, total);
+        print_target_drops(&dropped, before, Instant::now(), &row, total);
         rows.push(row);
         latency_run(&runtime, "tributary all-in-one", &sink, mqtt_port, 1_000, 5);
     }
@@ -159,9 +223,11 @@ fn main() {
             ),
         );
         runtime.block_on(wait_until_ready(bridge_port, &sink, "the Mosquitto bridge"));
+        let before = dropped.lock().expect("lock").0;
         let row =
             run(&runtime, "Mosquitto bridge", &sink, bridge_port, total, publishers, &[("bridge", bridge.0.id())]);
         print_row(&row, total);
+        print_target_drops(&dropped, before, Instant::now(), &row, total);
         rows.push(row);
         latency_run(&runtime, "Mosquitto bridge", &sink, bridge_port, 1_000, 5);
     }

@@ -38,7 +38,6 @@ pub struct Node {
     pub mqtt_port: u16,
     pub http_port: u16,
     pub dir: PathBuf,
-    mode: Mode,
     env: Vec<(String, String)>,
     child: Option<Child>,
     log: PathBuf,
@@ -91,7 +90,6 @@ impl Node {
             mqtt_port,
             http_port,
             dir: dir.to_path_buf(),
-            mode,
             env,
             child: None,
             log: dir.join(format!("{}.log", unique("node"))),
@@ -159,8 +157,9 @@ impl Node {
     }
 
     fn wait_answering(&mut self) {
-        let path = if self.mode == Mode::Executor { "/health/ready" } else { "/api/openapi.json" };
-        let url = format!("{}{path}", self.api());
+        // Ready, not merely answering: a broker's REST port answers before its MQTT listeners
+        // open, and a client connecting in between is refused.
+        let url = format!("{}/health/ready", self.api());
         let agent: ureq::Agent =
             ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
         let deadline = Instant::now() + PATIENCE;

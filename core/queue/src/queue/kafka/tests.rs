@@ -12,7 +12,10 @@ use std::{
 };
 
 use parking_lot::Mutex;
-use rdkafka::mocking::MockCluster;
+use rdkafka::{
+    config::ClientConfig,
+    producer::{BaseProducer, Producer as _},
+};
 
 use super::{KafkaConfig, KafkaQueue};
 use crate::queue::{
@@ -25,6 +28,10 @@ const REAL_BOOTSTRAP_ENV: &str = "TRIB_TEST_KAFKA_BOOTSTRAP";
 
 /// A safety bound against a hanging test, not a timing assertion.
 const WAIT: Duration = Duration::from_secs(20);
+
+/// The mock coordinator's wait for more members before the first assignment of a group (a real
+/// broker's `group.initial.rebalance.delay.ms`; the mock's default is 3 s).
+const FIRST_JOIN_DELAY_MS: i32 = 300;
 
 /// TBMQ's defaults, with faster group liveness and metadata refresh so that tests are quick.
 fn test_config(bootstrap: &str) -> KafkaConfig {
@@ -67,8 +74,11 @@ impl MockQueue {
     fn new() -> Self {
         // The mock coordinator waits `session.timeout.ms` - 1 s for members to rejoin before it
         // completes a rebalance (a real one completes once all have rejoined); 4 s keeps the
-        // cooperative two-round rebalances short, and less would expire members during the mock's
-        // fixed 3 s first-join delay. Real brokers refuse less than 6 s by default.
+        // cooperative two-round rebalances short. A member waiting in its first JoinGroup sends no
+        // heartbeat: the first-join delay (FIRST_JOIN_DELAY_MS) must stay well below 4 s, or a
+        // stalled mock thread expires the member it is about to assign to (with the mock's default
+        // 3 s delay only 1 s was left, and a loaded CI machine saw "no assignment arrived").
+        // Real brokers refuse less than 6 s by default.
         Self::with(|c| c.extra_consumer_properties.extend(super::config::pairs(&[("session.timeout.ms", "4000")])))
     }
 
@@ -77,7 +87,17 @@ impl MockQueue {
         let (create, requests) = mpsc::channel::<(TopicSpec, mpsc::Sender<QueueResult<()>>)>();
         let (bootstrap_tx, bootstrap_rx) = mpsc::channel();
         std::thread::spawn(move || {
-            let cluster = MockCluster::new(3).expect("mock cluster");
+            // A client whose own mock cluster this is (`test.mock.num.brokers`): its handle gives
+            // the raw cluster, whose first-join delay rdkafka's `MockCluster` does not expose.
+            let owner: BaseProducer =
+                ClientConfig::new().set("test.mock.num.brokers", "3").create().expect("mock cluster");
+            // SAFETY: the pointer is the cluster `owner` holds, alive for this whole closure.
+            unsafe {
+                let raw = rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
+                assert!(!raw.is_null(), "the client has a mock cluster");
+                rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(raw, FIRST_JOIN_DELAY_MS);
+            }
+            let cluster = owner.client().mock_cluster().expect("mock cluster");
             bootstrap_tx.send(cluster.bootstrap_servers()).expect("test waits for the mock");
             for (spec, reply) in requests {
                 let result = match cluster.create_topic(&spec.name, spec.partitions, 1) {
