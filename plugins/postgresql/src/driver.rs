@@ -13,14 +13,23 @@
 //! Host counters: `postgresql_rows_written_total`, `postgresql_rows_rejected_total`,
 //! `postgresql_rows_not_written_total` (retry or timeout), `postgresql_packs_isolated_total`
 //! (packs written row by row) and `postgresql_sessions_opened_total`.
+//!
+//! An idle integration holds no session: once the instance has written nothing for
+//! [`IDLE_CLOSE`], the next connectivity question (the executor asks about once a second, also
+//! while the integration is parked) closes its session, and the next pack opens one again. A
+//! database serves a limited number of sessions (`max_connections`, 100 by default), each a
+//! server process: 1,000 integrations that mostly wait must not hold 1,000 of them.
 
-use std::time::Instant;
+use std::{
+    cell::RefCell,
+    time::{Duration, Instant},
+};
 
 use trib_plugin_api::{
     abi::capabilities,
     driver::{
-        config_errors_to_result, Driver, Error as DriverError, FieldError, Host, Message, Metadata, Outcome,
-        StartConfig,
+        config_errors_to_result, Connectivity, Driver, Error as DriverError, FieldError, Host, Message, Metadata,
+        Outcome, StartConfig,
     },
 };
 
@@ -33,19 +42,41 @@ use crate::{
     service::{OpenError, Service},
 };
 
+/// How long a session may go unused before it is closed.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+thread_local! {
+    /// [`IDLE_CLOSE`] for drivers created on this thread (tests).
+    pub static IDLE_CLOSE_FOR_TESTS: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+}
+
 /// The PostgreSQL integration driver (type `POSTGRESQL`).
 #[derive(Debug)]
 pub struct PostgresqlDriver {
     host: Host,
-    running: Option<Running>,
+    /// In a cell: [`Driver::connectivity`] (`&self`) closes an idle session.
+    running: RefCell<Option<Running>>,
+    /// How long a session may go unused before it is closed ([`IDLE_CLOSE`]).
+    idle_close: Duration,
 }
 
 /// A started instance.
 #[derive(Debug)]
 struct Running {
     service: Service,
-    /// The last reason a session could not be opened, so that it is logged once, not per pack.
+    /// The last reason a session could not be opened or broke, so that it is logged once, not
+    /// per pack, and reported as the connectivity until a session opens again.
     open_problem: Option<String>,
+    /// When the instance last started or processed a pack.
+    last_used: Instant,
+}
+
+impl PostgresqlDriver {
+    /// Whether the started instance holds a session to the server right now.
+    pub fn has_session(&self) -> bool {
+        self.running.borrow().as_ref().is_some_and(|r| r.service.is_open())
+    }
 }
 
 impl Driver for PostgresqlDriver {
@@ -55,12 +86,16 @@ impl Driver for PostgresqlDriver {
             integration_type: "POSTGRESQL",
             version: env!("CARGO_PKG_VERSION"),
             description: "Inserts each message as a row of a PostgreSQL or TimescaleDB table.",
-            capabilities: capabilities::CHECK_CONNECTION | capabilities::TARGET_POLICY,
+            capabilities: capabilities::CHECK_CONNECTION | capabilities::TARGET_POLICY | capabilities::CONNECTIVITY,
         }
     }
 
     fn create(host: Host) -> Result<Self, DriverError> {
-        Ok(PostgresqlDriver { host, running: None })
+        #[cfg(test)]
+        let idle_close = IDLE_CLOSE_FOR_TESTS.get().unwrap_or(IDLE_CLOSE);
+        #[cfg(not(test))]
+        let idle_close = IDLE_CLOSE;
+        Ok(PostgresqlDriver { host, running: RefCell::new(None), idle_close })
     }
 
     fn validate(&self, client_configuration: &str) -> Vec<FieldError> {
@@ -104,12 +139,12 @@ impl Driver for PostgresqlDriver {
             Err(table_problem) => return Err(table_problem.into_error(&service.config().target()).into()),
         }
         self.host.info(format!("PostgreSQL integration '{}' started: {summary}.", start.integration_name.as_str()));
-        self.running = Some(Running { service, open_problem });
+        *self.running.get_mut() = Some(Running { service, open_problem, last_used: Instant::now() });
         Ok(())
     }
 
     fn process(&mut self, batch: &[Message<'_>], deadline: Instant) -> Vec<Outcome> {
-        let Some(running) = self.running.as_mut() else {
+        let Some(running) = self.running.get_mut().as_mut() else {
             let reason = Error::State("PostgreSQL driver is not started").to_string();
             return batch.iter().map(|_| Outcome::Retry(reason.clone())).collect();
         };
@@ -117,12 +152,33 @@ impl Driver for PostgresqlDriver {
             return Vec::new();
         }
         let outcomes = running.process(&self.host, batch, deadline);
+        running.last_used = Instant::now();
         report(&self.host, &outcomes);
         outcomes
     }
 
+    /// Disconnected while sessions cannot be opened (or the last one broke), with the reason;
+    /// connected once one opened. A session closed for idleness leaves the last state as it
+    /// was. Also closes a session unused for the idle period.
+    fn connectivity(&self) -> Option<Connectivity> {
+        let mut slot = self.running.try_borrow_mut().ok()?;
+        let running = slot.as_mut()?;
+        if running.service.is_open() && running.last_used.elapsed() >= self.idle_close {
+            running.service.close();
+            self.host.debug(format!(
+                "PostgreSQL session to {} unused for {} s; closed it.",
+                running.service.config().target(),
+                self.idle_close.as_secs_f32()
+            ));
+        }
+        Some(match &running.open_problem {
+            Some(reason) => Connectivity::Disconnected(reason.clone()),
+            None => Connectivity::Connected,
+        })
+    }
+
     fn stop(&mut self) {
-        if let Some(mut running) = self.running.take() {
+        if let Some(mut running) = self.running.get_mut().take() {
             running.service.close();
             self.host.info(format!("PostgreSQL integration stopped: {}.", running.service.config().target()));
         }
@@ -182,7 +238,13 @@ impl Running {
                         Err(e) => fill(&mut outcomes, &slots, || e.failure().outcome()),
                     }
                 }
-                other => fill(&mut outcomes, &slots, || other.outcome()),
+                other => {
+                    if let Failure::Connection(reason) = other {
+                        // Reported as the connectivity until a session opens again.
+                        self.open_problem = Some(reason.clone());
+                    }
+                    fill(&mut outcomes, &slots, || other.outcome())
+                }
             }
             return finish(outcomes);
         }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use serde_json::json;
-use trib_plugin_api::driver::{Driver, ErrorKind, Outcome};
+use trib_plugin_api::driver::{Connectivity, Driver, ErrorKind, Outcome};
 use trib_plugin_testkit::{target::BlackHole, Batch, FakeHost, TestMessage};
 
 use super::{config, start_config};
@@ -25,6 +25,23 @@ fn closed_port() -> u16 {
 
 fn messages() -> Vec<TestMessage> {
     (0..3).map(|n| TestMessage::new(format!("t/{n}"), "{}")).collect()
+}
+
+#[test]
+fn connectivity_says_why_no_session_opens() {
+    let port = closed_port();
+    let fake = FakeHost::new();
+    let mut driver = PostgresqlDriver::create(fake.host()).expect("create");
+    assert_eq!(driver.connectivity(), None, "not started");
+    driver.start(&start_config(&target(port))).expect("start does not need the server");
+    match driver.connectivity() {
+        Some(Connectivity::Disconnected(reason)) => {
+            assert!(reason.contains(&format!("cannot connect to PostgreSQL at 127.0.0.1:{port}")), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    driver.stop();
+    assert_eq!(driver.connectivity(), None, "stopped");
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Delivery against the server: one transaction per pack, order and one outcome per message,
-//! redelivery under an idempotency key, `COPY`, every column type read back, and a session
-//! that went stale while idle.
+//! redelivery under an idempotency key, `COPY`, every column type read back, a session that
+//! went stale while idle, and one closed for idleness.
+
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use trib_plugin_api::driver::{Driver, Host, Outcome};
+use trib_plugin_api::driver::{Connectivity, Driver, Host, Outcome};
 use trib_plugin_testkit::{FakeHost, TestMessage};
 
 use super::{all_delivered, numbered, pg, process, started, GENEROUS};
@@ -206,6 +208,32 @@ fn a_stale_session_is_reopened_without_losing_the_pack() {
     all_delivered(&process(&mut driver, &numbered(0..5, json!({})), GENEROUS).0, 5);
     assert_eq!(pg.terminate_driver_sessions(&table), "1", "the driver's session");
     all_delivered(&process(&mut driver, &numbered(5..10, json!({})), GENEROUS).0, 5);
+    assert_eq!(pg.value(&format!("SELECT count(DISTINCT seq) FROM {table}")), "10");
+    assert_eq!(fake.counter("postgresql_sessions_opened_total"), 2);
+}
+
+#[test]
+fn an_unused_session_is_closed_and_the_next_pack_opens_one() {
+    let Some(pg) = pg("an_unused_session_is_closed_and_the_next_pack_opens_one") else { return };
+    let table = pg.table("idle", "seq int");
+    crate::driver::IDLE_CLOSE_FOR_TESTS.set(Some(Duration::from_millis(300)));
+    let fake = FakeHost::new();
+    let config = pg.config(&table, json!({"seq": {"source": "jsonPath", "path": "$.seq"}}), json!({}));
+    let mut driver = started(&config, fake.host());
+    all_delivered(&process(&mut driver, &numbered(0..5, json!({})), GENEROUS).0, 5);
+    assert_eq!(driver.connectivity(), Some(Connectivity::Connected));
+    assert!(driver.has_session(), "used a moment ago");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(driver.connectivity(), Some(Connectivity::Connected), "closing an unused session is no disconnection");
+    assert!(!driver.has_session(), "unused for longer than the idle period");
+    let sessions = format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tributary: {table}'");
+    let deadline = Instant::now() + GENEROUS;
+    while pg.value(&sessions) != "0" {
+        assert!(Instant::now() < deadline, "the server still lists the driver's session");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    all_delivered(&process(&mut driver, &numbered(5..10, json!({})), GENEROUS).0, 5);
+    assert!(driver.has_session());
     assert_eq!(pg.value(&format!("SELECT count(DISTINCT seq) FROM {table}")), "10");
     assert_eq!(fake.counter("postgresql_sessions_opened_total"), 2);
 }
