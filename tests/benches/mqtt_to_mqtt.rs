@@ -85,10 +85,10 @@ async fn subscribe(port: u16, sink: Shared) {
 /// The target's own count of the messages it dropped (`$SYS/broker/publish/messages/dropped`:
 /// a stock Mosquitto keeps at most 1,000 messages queued per client and drops the rest) and when
 /// that count last arrived. Mosquitto publishes it every `sys_interval` (10 s in stock).
-type Dropped = Arc<Mutex<(u64, Instant)>>;
+type Dropped = Arc<Mutex<(u64, Option<Instant>)>>;
 
 async fn watch_dropped(port: u16) -> Dropped {
-    let dropped: Dropped = Arc::new(Mutex::new((0, Instant::now())));
+    let dropped: Dropped = Arc::new(Mutex::new((0, None)));
     let mut opts = MqttOptions::new("bench-target-sys", "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30)).set_clean_session(true);
     let (client, mut events) = AsyncClient::new(opts, 10);
@@ -100,7 +100,7 @@ async fn watch_dropped(port: u16) -> Dropped {
             match events.poll().await {
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Some(n) = std::str::from_utf8(&p.payload).ok().and_then(|t| t.trim().parse().ok()) {
-                        *store.lock().expect("lock") = (n, Instant::now());
+                        *store.lock().expect("lock") = (n, Some(Instant::now()));
                     }
                 }
                 Ok(_) => {}
@@ -111,31 +111,23 @@ async fn watch_dropped(port: u16) -> Dropped {
     dropped
 }
 
-/// How many messages the target dropped since `before`: waits (up to 15 s) for a count
-/// published after `since`.
-fn dropped_since(dropped: &Dropped, before: u64, since: Instant) -> Option<u64> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let (n, at) = *dropped.lock().expect("lock");
-        if at > since {
-            return Some(n.saturating_sub(before));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// Prints how many of the run's lost messages the target itself dropped. Mosquitto publishes the
+/// count only when it changed (and not at all while it is 0), so the value is read once a full
+/// `sys_interval` has passed since the last message arrived (`started` + the row's times).
+fn print_target_drops(dropped: &Dropped, before: u64, started: Instant, row: &Row, total: usize) {
+    let settled = started + row.delivered_in.max(row.published) + Duration::from_secs(11);
+    if let Some(wait) = settled.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
     }
-    None
-}
-
-/// Prints how many of the run's lost messages the target itself dropped.
-fn print_target_drops(dropped: &Dropped, before: u64, since: Instant, row: &Row, total: usize) {
+    let (count, seen) = *dropped.lock().expect("lock");
+    let d = count.saturating_sub(before);
     let lost = total - row.unique;
-    match dropped_since(dropped, before, since) {
-        Some(d) => println!(
-            "  {:<28} the target dropped {d} for its subscriber (its own $SYS count); lost on the way to it: {}",
-            "",
-            lost.saturating_sub(d as usize)
-        ),
-        None => println!("  {:<28} the target published no $SYS drop count in 15 s", ""),
-    }
+    let source = if seen.is_some() { "its $SYS count" } else { "it never published a $SYS drop count: none so far" };
+    println!(
+        "  {:<28} the target dropped {d} for its subscriber ({source}); lost before reaching it: {}",
+        "",
+        lost.saturating_sub(d as usize)
+    );
 }
 
 /// Saves the MQTT integration that forwards `bench/#` to the target under the same topics.
@@ -201,11 +193,11 @@ fn main() {
         let (node, mqtt_port, api, token) = start_tributary(&node_dir, &extra);
         save_integration(&api, &token, target_port);
         runtime.block_on(wait_until_ready(mqtt_port, &sink, "tributary"));
-        let before = dropped.lock().expect("lock").0;
+        let (before, started) = (dropped.lock().expect("lock").0, Instant::now());
         let row =
             run(&runtime, "tributary all-in-one", &sink, mqtt_port, total, publishers, &[("tributary", node.0.id())]);
         print_row(&row, total);
-        print_target_drops(&dropped, before, Instant::now(), &row, total);
+        print_target_drops(&dropped, before, started, &row, total);
         rows.push(row);
         latency_run(&runtime, "tributary all-in-one", &sink, mqtt_port, 1_000, 5);
     }
@@ -223,11 +215,11 @@ fn main() {
             ),
         );
         runtime.block_on(wait_until_ready(bridge_port, &sink, "the Mosquitto bridge"));
-        let before = dropped.lock().expect("lock").0;
+        let (before, started) = (dropped.lock().expect("lock").0, Instant::now());
         let row =
             run(&runtime, "Mosquitto bridge", &sink, bridge_port, total, publishers, &[("bridge", bridge.0.id())]);
         print_row(&row, total);
-        print_target_drops(&dropped, before, Instant::now(), &row, total);
+        print_target_drops(&dropped, before, started, &row, total);
         rows.push(row);
         latency_run(&runtime, "Mosquitto bridge", &sink, bridge_port, 1_000, 5);
     }
