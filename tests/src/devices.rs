@@ -150,6 +150,22 @@ impl Subscriber {
         Subscriber::subscribed(client, notes, client_id, filter, QoS::AtLeastOnce)
     }
 
+    /// Disconnects and waits until the connection is gone. A message the broker routes to the
+    /// session after this is kept for it: with a plain drop, one routed while the DISCONNECT was
+    /// still queued in the client reached it and was acknowledged (delivered, so not kept).
+    pub fn leave(self) {
+        self.client.disconnect().expect("queue a disconnect");
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self.notes.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                // The broker closed the connection (or the event loop ended): the client is gone.
+                Ok(Note::Failed(_)) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("the connection did not close after DISCONNECT"),
+            }
+        }
+    }
+
     /// Connects to `host:port` again with the persistent session of `client_id`, subscribing to
     /// nothing: what it gets comes from the session.
     pub fn resume(host: &str, port: u16, client_id: &str) -> Subscriber {

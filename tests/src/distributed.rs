@@ -134,7 +134,7 @@ fn two_nodes_act_as_one(node1: &Node, node2: &Node) {
         (rests[1].metric("broker_cluster_remote_clients")? == 0.0).then_some(())
     });
     let mover = unique("mover");
-    drop(Subscriber::start_persistent("127.0.0.1", node1.mqtt_port, &mover, &format!("{root}/moved/#")));
+    Subscriber::start_persistent("127.0.0.1", node1.mqtt_port, &mover, &format!("{root}/moved/#")).leave();
     wait_for("node 2 to know the persistent session on node 1", || {
         (rests[1].metric("broker_cluster_remote_clients")? == 1.0).then_some(())
     });
@@ -374,7 +374,7 @@ fn two_executor_pools_deliver_everything() {
     // node 2 acknowledged them once their kept copies were stored on its
     // tbmq.msg.persisted.<serviceId>, so its kill below loses none of them.
     let (keeper, kept_root) = (unique("keeper"), unique("kept"));
-    drop(Subscriber::start_persistent("127.0.0.1", broker2.mqtt_port, &keeper, &format!("{kept_root}/#")));
+    Subscriber::start_persistent("127.0.0.1", broker2.mqtt_port, &keeper, &format!("{kept_root}/#")).leave();
     let kept: Vec<(String, Vec<u8>)> =
         (1..=3).map(|n| (format!("{kept_root}/{n}"), format!("kept {n}").into_bytes())).collect();
     publish_all(broker2.mqtt_port, &unique("dev-kept"), &kept);

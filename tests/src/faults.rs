@@ -191,7 +191,7 @@ fn a_persistent_session_and_retained_messages_survive_sigkill() {
     let (root, keeper) = (unique("kept"), unique("keeper"));
     // The keeper subscribes with a persistent session and goes away; three QoS 1 messages wait
     // for it, and a retained message is set.
-    drop(Subscriber::start_persistent("127.0.0.1", node.mqtt_port, &keeper, &format!("{root}/#")));
+    Subscriber::start_persistent("127.0.0.1", node.mqtt_port, &keeper, &format!("{root}/#")).leave();
     let messages: Vec<(String, Vec<u8>)> =
         (1..=3).map(|n| (format!("{root}/m"), format!("{{\"n\":{n}}}").into_bytes())).collect();
     publish_all(node.mqtt_port, &unique("dev"), &messages);
