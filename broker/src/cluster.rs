@@ -96,10 +96,18 @@ enum Track {
 
 /// Where each client's kept messages start on this node's persisted messages topic, and the
 /// reader whose committed offset tells the queue what no session needs any more.
+///
+/// The queue's answers arrive in the order records were handed to the ack thread, which is not
+/// always their offset order: a session's clearing record and the kept copy of a message
+/// published to it at the same moment come from two client tasks. So the bookkeeping goes by
+/// offsets: a clearing record removes only what it follows, and a kept copy it follows stays.
 #[derive(Default)]
 struct KeptOffsets {
-    /// Per client with kept messages: the offset of the first one since its last clearing record.
-    first: HashMap<String, i64>,
+    /// Per client with kept messages: the offsets of the first and the last one since its last
+    /// clearing record.
+    first: HashMap<String, (i64, i64)>,
+    /// Per client: the offset of its last clearing record (dropped once committed past).
+    cleared_at: HashMap<String, i64>,
     /// The offset after the last record of the topic stored.
     next: i64,
     committed: i64,
@@ -109,12 +117,28 @@ struct KeptOffsets {
 impl KeptOffsets {
     fn stored(&mut self, track: Track, offset: i64) {
         match track {
+            // Not a record of the persisted messages topic: its offset means nothing here.
             Track::Other => return,
             Track::Kept(client) => {
-                self.first.entry(client).or_insert(offset);
+                // Before a clearing record already seen, or before what was committed: moved.
+                let superseded = self.cleared_at.get(&client).is_some_and(|&c| c > offset);
+                if !superseded && offset >= self.committed {
+                    let range = self.first.entry(client).or_insert((offset, offset));
+                    *range = (range.0.min(offset), range.1.max(offset));
+                }
             }
             Track::Cleared(client) => {
-                self.first.remove(&client);
+                let at = self.cleared_at.entry(client.clone()).or_insert(offset);
+                *at = (*at).max(offset);
+                if let Some(range) = self.first.get_mut(&client) {
+                    if range.1 < offset {
+                        self.first.remove(&client);
+                    } else if range.0 < offset {
+                        // Kept copies after the clearing record were seen first: they start
+                        // after it (the clearing record itself is a safe place to start).
+                        range.0 = offset;
+                    }
+                }
             }
         }
         self.next = self.next.max(offset + 1);
@@ -122,13 +146,16 @@ impl KeptOffsets {
 
     /// Commits the offset before which nothing is needed, if it moved.
     fn commit(&mut self) {
-        let needed = self.first.values().copied().min().unwrap_or(self.next);
+        let needed = self.first.values().map(|r| r.0).min().unwrap_or(self.next);
         let Some((consumer, tp)) = self.committer.as_mut() else { return };
         if needed <= self.committed {
             return;
         }
         match consumer.commit(tp, needed) {
-            Ok(()) => self.committed = needed,
+            Ok(()) => {
+                self.committed = needed;
+                self.cleared_at.retain(|_, at| *at >= needed);
+            }
             Err(e) => {
                 if let Some(suppressed) = LINES.admit("kept commit") {
                     tracing::warn!(error = %e, suppressed, "Could not commit the persisted messages' offset.");
@@ -391,7 +418,7 @@ impl ClusterLink {
             kept.next = kept_end;
             for r in &restore {
                 if let Some(offset) = r.first_offset {
-                    kept.first.insert(r.record.client_id.clone(), offset);
+                    kept.first.insert(r.record.client_id.clone(), (offset, offset));
                 }
             }
         }

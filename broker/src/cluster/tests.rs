@@ -128,3 +128,35 @@ fn a_message_for_another_node_round_trips_and_its_expiry_counts_from_reception()
     assert_eq!(decode_publish(&value, 6).expect("decodes").target, Some(("x".into(), QoS::ExactlyOnce)));
     assert!(decode_publish(&[0xff, 0x01], 0).is_err());
 }
+
+/// The queue's answers for a session's clearing record and for a message kept for it right
+/// after can be handled in either order; what the message needs stays needed either way.
+#[test]
+fn a_kept_copy_answered_before_the_clearing_record_it_follows_stays_needed() {
+    let needed = |k: &KeptOffsets| k.first.values().map(|r| r.0).min().unwrap_or(k.next);
+    let c = || "keeper".to_string();
+    // In offset order: kept 5, cleared 10, kept 11.
+    let mut k = KeptOffsets::default();
+    k.stored(Track::Kept(c()), 5);
+    k.stored(Track::Cleared(c()), 10);
+    k.stored(Track::Kept(c()), 11);
+    assert_eq!(needed(&k), 11);
+    // The kept copy at 11 answered before the clearing record at 10.
+    let mut k = KeptOffsets::default();
+    k.stored(Track::Kept(c()), 5);
+    k.stored(Track::Kept(c()), 11);
+    k.stored(Track::Cleared(c()), 10);
+    assert_eq!(needed(&k), 10, "from the clearing record on, not past the copy at 11");
+    let mut k = KeptOffsets::default();
+    k.stored(Track::Kept(c()), 11);
+    k.stored(Track::Cleared(c()), 10);
+    assert_eq!(needed(&k), 11);
+    // A copy answered after a later clearing record is not needed.
+    let mut k = KeptOffsets::default();
+    k.stored(Track::Cleared(c()), 10);
+    k.stored(Track::Kept(c()), 5);
+    assert_eq!(needed(&k), 11);
+    // Records of other topics do not count.
+    k.stored(Track::Other, 200);
+    assert_eq!(needed(&k), 11);
+}
